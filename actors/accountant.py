@@ -1,0 +1,673 @@
+"""The accountant process: users, cash, positions, pre-trade checks and the ledger.
+
+The gateway pushes client requests here; the matcher pushes fills and cancel answers.
+`Accountant` (an actor over the plain `Accounts`) checks, reserves and settles; the
+`Ledger` actor commits each burst and only then releases replies, events and the orders
+forwarded to the matcher; the `Reader` actor answers history queries from the database.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import secrets
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import pykka
+from sqlalchemy import Engine
+
+from actors import process
+from actors.accounts import Account, Accounts, Fill, Order, Rejection, User
+from actors.bus import Bus, Message
+from actors.clock import Clock, LiveClock
+from actors.ledger import (
+    AccountRow,
+    EquitySnapshotRow,
+    FillRow,
+    Ledger,
+    OperationRow,
+    OrderRow,
+    PositionRow,
+    UserRow,
+    Work,
+    _die,
+    make_engine,
+)
+from actors.queries import Reader, load_accounts
+from actors.rules import Profile, symbol_table
+from actors.views import account_view, fill_view, order_view, position_view
+from protocol import topics
+from protocol.errors import ErrorCode, RejectError, error_body
+from protocol.messages import ADMIN_REQUESTS, CONTROLLER_REQUESTS
+from protocol.settings import Settings
+from protocol.values import money, parse_decimal
+
+log = logging.getLogger("accountant")
+
+GATEWAYS = "gateways"  # the accountant's PUB socket, read by every gateway
+MAX_CASH = Decimal("10000000000")  # 1e10 per user: far beyond paper needs, far inside NUMERIC
+
+
+def hash_token(token: str) -> str:
+    """Tokens are random 256-bit strings, so one SHA-256 is enough to store them safely."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def new_token() -> str:
+    return secrets.token_urlsafe(32)
+
+
+@dataclass(frozen=True, slots=True)
+class Inbox:
+    """A burst of messages from the accountant's PULL socket (gateways and the matcher)."""
+
+    messages: list[Message]
+
+
+@dataclass(frozen=True, slots=True)
+class Broadcast:
+    """A burst of controller broadcasts on one topic (ctl or md.<symbol>)."""
+
+    topic: str
+    messages: list[Message]
+
+
+class SnapshotTick:
+    """Timer: take the interval equity snapshot of every account."""
+
+
+# ROW BUILDERS --------------------------------------------------------------------------
+
+
+def order_row(o: Order) -> dict[str, Any]:
+    return {
+        "id": o.id,
+        "user_id": o.user_id,
+        "client_order_id": o.client_order_id,
+        "symbol": o.symbol,
+        "side": o.side,
+        "type": "limit",
+        "qty": o.qty,
+        "price": o.price,
+        "status": o.status,
+        "filled_qty": o.filled_qty,
+        "filled_value": o.filled_value,
+        "commission": o.commission,
+        "tax": o.tax,
+        "reserved_cash": o.reserved_cash,
+        "ts_created": o.ts_created,
+        "ts_updated": o.ts_updated,
+    }
+
+
+def account_row(a: Account, now_ns: int) -> dict[str, Any]:
+    return {
+        "user_id": a.user_id,
+        "initial_cash": a.initial_cash,
+        "cash": a.cash,
+        "reserved_cash": a.reserved_cash,
+        "commission_paid": a.commission_paid,
+        "tax_paid": a.tax_paid,
+        "realized_pnl": a.realized_pnl,
+        "bought_value": a.bought_value,
+        "sold_value": a.sold_value,
+        "ts_updated": now_ns,
+    }
+
+
+def fill_row(f: Fill) -> dict[str, Any]:
+    return {
+        "id": f.id,
+        "order_id": f.order_id,
+        "user_id": f.user_id,
+        "symbol": f.symbol,
+        "side": f.side,
+        "qty": f.qty,
+        "price": f.price,
+        "value": f.value,
+        "commission": f.commission,
+        "tax": f.tax,
+        "realized_pnl": f.realized_pnl,
+        "ts_event": f.ts_event,
+    }
+
+
+class Accountant(pykka.ThreadingActor):
+    """Checks, reserves and settles; every outcome leaves through the Ledger after commit."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        clock: Clock,
+        bus: Bus,
+        accounts: Accounts,
+        user_seqs: dict[int, int],
+        ledger: pykka.ActorRef[Any],
+        reader: pykka.ActorRef[Any],
+    ) -> None:
+        super().__init__()
+        self.settings = settings
+        self.clock = clock
+        self.bus = bus
+        self.accounts = accounts
+        self.profile = accounts.profile
+        self.symbols = symbol_table(settings)
+        self.user_seqs = user_seqs
+        self.ledger = ledger
+        self.reader = reader
+        self.last_prices: dict[str, Decimal] = {}
+        self.epoch = 0
+        self.cancel_waiters: dict[int, list[Message]] = {}
+        self.control: tuple[str, bool] | None = None
+        self.handlers: dict[str, Callable[[Work, Message], None]] = {
+            "exec": self.on_exec,
+            "book.canceled": self.on_book_canceled,
+            "book.cancel_rejected": self.on_cancel_rejected,
+            "book.sync": self.on_book_sync,
+        }
+        self.user_handlers: dict[str, Callable[[Work, Message, User], None]] = {
+            "session.login": self.on_login,
+            "order.new": self.on_new_order,
+            "order.cancel": self.on_cancel_order,
+            "account.get": self.on_get_account,
+            "positions.list": self.on_list_positions,
+            "user.create": self.on_create_user,
+            "user.list": self.on_list_users,
+            "order.get": self.to_reader,
+            "orders.list": self.to_reader,
+            "fills.list": self.to_reader,
+            "history.list": self.to_reader,
+            "stats.get": self.on_get_stats,
+            **{t: self.to_controller for t in CONTROLLER_REQUESTS},
+        }
+
+    def on_start(self) -> None:
+        work = Work()
+        self.send_book_snapshot(work)
+        self.ledger.tell(work)
+
+    def on_failure(self, *_exc: object) -> None:
+        _die("accountant actor failed")
+
+    def on_receive(self, message: Any) -> None:
+        work = Work()
+        if isinstance(message, Inbox):
+            for msg in message.messages:
+                self.dispatch(work, msg)
+        elif isinstance(message, Broadcast):
+            self.on_broadcast(work, message)
+        elif isinstance(message, SnapshotTick):
+            self.take_snapshots(work, "interval")
+        if work:
+            self.ledger.tell(work)
+
+    def dispatch(self, work: Work, msg: Message) -> None:
+        kind = msg.get("type")
+        handler = self.handlers.get(kind)  # type: ignore[arg-type]
+        if handler is not None:
+            handler(work, msg)
+            return
+        user_handler = self.user_handlers.get(kind)  # type: ignore[arg-type]
+        if user_handler is None:
+            log.error("unknown message type %r; ignored", kind)
+            if "gw" in msg:
+                self.reply_error(
+                    work, msg, ErrorCode.REQUEST_UNKNOWN_TYPE, f"unknown type {kind!r}"
+                )
+            return
+        user = self.accounts.user_for_token(msg.get("auth", ""))
+        if user is None:
+            self.reply_error(work, msg, ErrorCode.AUTH_INVALID_TOKEN, "no user has this token")
+        elif kind in ADMIN_REQUESTS and not user.is_admin:
+            self.reply_error(work, msg, ErrorCode.AUTH_NOT_ADMIN, f"{kind} needs the admin token")
+        else:
+            try:
+                user_handler(work, msg, user)
+            except RejectError as rej:
+                self.reply_error(work, msg, rej.code, rej.message)
+
+    # REPLIES AND EVENTS ----------------------------------------------------------------
+
+    def reply(self, work: Work, request: Message, body: Message) -> None:
+        body["rid"] = request["rid"]
+        work.outbound.append((GATEWAYS, topics.reply(request["gw"]), body))
+
+    def reply_error(self, work: Work, request: Message, code: ErrorCode, message: str) -> None:
+        self.reply(work, request, dict(error_body(code, message)))
+
+    def event(
+        self, work: Work, user_id: int, kind: str, order: Order, fill: Fill | None = None
+    ) -> None:
+        """One private event for the user and one operation-log row, with the same seq."""
+        seq = self.user_seqs.get(user_id, 0) + 1
+        self.user_seqs[user_id] = seq
+        account = self.accounts.accounts[user_id]
+        now = order.ts_updated
+        work.inserts.append(
+            (
+                OperationRow,
+                {
+                    "user_id": user_id,
+                    "seq": seq,
+                    "ts_event": now,
+                    "kind": kind,
+                    "order_id": order.id,
+                    "symbol": order.symbol,
+                    "side": order.side,
+                    "qty": fill.qty if fill else order.qty,
+                    "price": fill.price if fill else order.price,
+                    "status": order.status,
+                    "cash": account.cash,
+                    "detail": None,
+                },
+            )
+        )
+        body: Message = {
+            "type": "event",
+            "event": kind,
+            "user_id": user_id,
+            "seq": seq,
+            "order": order_view(order),
+            "account": {
+                "cash": money(account.cash),
+                "reserved_cash": money(account.reserved_cash),
+                "available_cash": money(account.available_cash),
+            },
+        }
+        if fill is not None:
+            body["fill"] = fill_view(fill)
+        work.outbound.append((GATEWAYS, topics.EVENTS, body))
+        log.info("%s order=%d user=%d status=%s", kind, order.id, user_id, order.status)
+
+    def system_entry(self, work: Work, kind: str, detail: str) -> None:
+        work.inserts.append(
+            (
+                OperationRow,
+                {
+                    "user_id": None,
+                    "seq": 0,
+                    "ts_event": self.clock.now_ns(),
+                    "kind": kind,
+                    "detail": detail,
+                },
+            )
+        )
+        log.info("%s %s", kind, detail)
+
+    def store_order(self, work: Work, order: Order, new: bool = False) -> None:
+        (work.inserts if new else work.updates).append((OrderRow, order_row(order)))
+        account = self.accounts.accounts[order.user_id]
+        work.updates.append((AccountRow, account_row(account, order.ts_updated)))
+
+    def store_position(self, work: Work, user_id: int, symbol: str) -> None:
+        pos = self.accounts.position(user_id, symbol)
+        row = {
+            "user_id": user_id,
+            "symbol": symbol,
+            "qty": pos.qty,
+            "reserved_qty": pos.reserved_qty,
+            "cost_basis": pos.cost_basis,
+            "realized_pnl": pos.realized_pnl,
+        }
+        (work.updates if pos.stored else work.inserts).append((PositionRow, row))
+        pos.stored = True
+
+    # ORDER COMMANDS --------------------------------------------------------------------
+
+    def on_new_order(self, work: Work, msg: Message, user: User) -> None:
+        coid = msg.get("client_order_id")
+        if coid is not None and (user.id, coid) in self.accounts.client_ids:
+            self.reply_existing_order(work, msg, user, self.accounts.client_ids[(user.id, coid)])
+            return
+        qty, price = self.profile.check_order(
+            self.symbols, msg["symbol"], msg["side"], msg["qty"], msg["price"]
+        )
+        now = self.clock.now_ns()
+        placed = self.accounts.place(user.id, msg["symbol"], msg["side"], qty, price, coid, now)
+        if isinstance(placed, Rejection):
+            self.reply_error(work, msg, placed.code, placed.message)
+            return
+        self.store_order(work, placed, new=True)
+        if placed.side == "sell":
+            self.store_position(work, user.id, placed.symbol)
+        self.event(work, user.id, "order.accepted", placed)
+        self.reply(work, msg, {"type": "order.accepted", "order": order_view(placed)})
+        work.outbound.append((topics.MATCHER, None, self.book_add(placed)))
+
+    def reply_existing_order(self, work: Work, msg: Message, user: User, order_id: int) -> None:
+        """A retried client_order_id: answer with the order it already created."""
+        order = self.accounts.open_orders.get(order_id)
+        if order is not None:
+            self.reply(work, msg, {"type": "order.accepted", "order": order_view(order)})
+        else:
+            query = {**msg, "type": "order.get", "order_id": order_id, "as": "order.accepted"}
+            self.to_reader(work, query, user)
+
+    def book_add(self, order: Order) -> Message:
+        return {"type": "book.add", "epoch": self.epoch, "order": self.book_order(order)}
+
+    @staticmethod
+    def book_order(order: Order) -> Message:
+        return {
+            "order_id": order.id,
+            "symbol": order.symbol,
+            "side": order.side,
+            "price": str(order.price),
+            "leaves_qty": str(order.leaves_qty),
+            "cum_qty": str(order.filled_qty),
+            "seq": order.id,
+        }
+
+    def on_cancel_order(self, work: Work, msg: Message, user: User) -> None:
+        order = self.accounts.open_orders.get(msg["order_id"])
+        if order is None or order.user_id != user.id:
+            self.to_reader(work, {**msg, "type": "order.cancel_closed"}, user)
+            return
+        if order.cancel_pending:
+            self.reply_error(
+                work, msg, ErrorCode.REQUEST_CANCEL_PENDING, f"order {order.id} is being canceled"
+            )
+            return
+        order.cancel_pending = True
+        self.cancel_waiters.setdefault(order.id, []).append(msg)
+        work.outbound.append(
+            (
+                topics.MATCHER,
+                None,
+                {
+                    "type": "book.cancel",
+                    "epoch": self.epoch,
+                    "order_id": order.id,
+                    "symbol": order.symbol,
+                },
+            )
+        )
+
+    # MATCHER MESSAGES ------------------------------------------------------------------
+
+    def on_exec(self, work: Work, msg: Message) -> None:
+        if msg["epoch"] != self.epoch:
+            return  # decided on a book the last snapshot replaced; that snapshot reopened it
+        order = self.accounts.open_orders.get(msg["order_id"])
+        qty, price = Decimal(msg["qty"]), Decimal(msg["price"])
+        if order is None or Decimal(msg["cum_qty"]) != order.filled_qty + qty:
+            log.warning("stale fill for order %s ignored; resyncing the book", msg["order_id"])
+            self.send_book_snapshot(work)
+            return
+        fill = self.accounts.fill(order, qty, price, msg["ts"])
+        work.inserts.append((FillRow, fill_row(fill)))
+        self.store_order(work, order)
+        self.store_position(work, order.user_id, order.symbol)
+        kind = "order.filled" if order.status == "filled" else "order.partially_filled"
+        self.event(work, order.user_id, kind, order, fill)
+
+    def on_book_canceled(self, work: Work, msg: Message) -> None:
+        if msg["epoch"] != self.epoch:
+            return
+        order = self.accounts.open_orders.get(msg["order_id"])
+        waiters = self.cancel_waiters.pop(msg["order_id"], [])
+        if order is None:
+            return
+        self.cancel(work, order, waiters)
+
+    def cancel(self, work: Work, order: Order, waiters: list[Message]) -> None:
+        self.accounts.cancel(order, self.clock.now_ns())
+        self.store_order(work, order)
+        if order.side == "sell":
+            self.store_position(work, order.user_id, order.symbol)
+        self.event(work, order.user_id, "order.canceled", order)
+        for request in waiters:
+            self.reply(work, request, {"type": "order.canceled", "order": order_view(order)})
+
+    def on_cancel_rejected(self, work: Work, msg: Message) -> None:
+        """The matcher no longer holds the order: it filled, or the book lost it."""
+        if msg["epoch"] != self.epoch:
+            return
+        waiters = self.cancel_waiters.pop(msg["order_id"], [])
+        order = self.accounts.open_orders.get(msg["order_id"])
+        if order is not None:
+            # Open here but not in the book: nothing can fill it, so the cancel stands.
+            log.warning("order %d open in the ledger but not in the book; canceled", order.id)
+            self.cancel(work, order, waiters)
+            return
+        for request in waiters:
+            self.reply_error(
+                work,
+                request,
+                ErrorCode.REQUEST_ORDER_NOT_OPEN,
+                f"order {msg['order_id']} filled before it could be canceled",
+            )
+
+    def on_book_sync(self, work: Work, _msg: Message) -> None:
+        self.send_book_snapshot(work)
+
+    def send_book_snapshot(self, work: Work) -> None:
+        """Give the matcher every open order under a new epoch; fills from older epochs are void."""
+        self.epoch = max(self.epoch + 1, self.clock.now_ns())
+        orders = sorted(self.accounts.open_orders.values(), key=lambda o: o.id)
+        work.outbound.append(
+            (
+                topics.MATCHER,
+                None,
+                {
+                    "type": "book.snapshot",
+                    "epoch": self.epoch,
+                    "orders": [self.book_order(o) for o in orders],
+                    "cancels": [o.id for o in orders if o.cancel_pending],
+                },
+            )
+        )
+
+    # QUERIES ---------------------------------------------------------------------------
+
+    def on_login(self, work: Work, msg: Message, user: User) -> None:
+        self.reply(
+            work,
+            msg,
+            {
+                "type": "session.ready",
+                "user_id": user.id,
+                "name": user.name,
+                "is_admin": user.is_admin,
+            },
+        )
+
+    def current_account(self, user: User) -> Message:
+        positions = self.accounts.user_positions(user.id)
+        market_value = self.accounts.market_value(user.id, self.last_prices)
+        cost = sum((p.cost_basis for p in positions), Decimal(0))
+        return dict(account_view(user, self.accounts.accounts[user.id], market_value, cost))
+
+    def on_get_account(self, work: Work, msg: Message, user: User) -> None:
+        self.reply(work, msg, {"type": "account", "account": self.current_account(user)})
+
+    def on_list_positions(self, work: Work, msg: Message, user: User) -> None:
+        views = [
+            position_view(p, self.last_prices.get(p.symbol))
+            for p in self.accounts.user_positions(user.id)
+        ]
+        self.reply(work, msg, {"type": "positions", "positions": views})
+
+    def on_get_stats(self, work: Work, msg: Message, user: User) -> None:
+        self.to_reader(
+            work, {**msg, "account": self.current_account(user), "now": self.clock.now_ns()}, user
+        )
+
+    def to_reader(self, work: Work, msg: Message, user: User) -> None:
+        """Database queries run after the current batch commits, so they see its effects."""
+        request = {**msg, "user_id": user.id}
+        work.after.append(lambda: self.reader.tell(request))
+
+    def to_controller(self, work: Work, msg: Message, user: User) -> None:
+        work.outbound.append((topics.CONTROLLER, None, {**msg, "auth": None, "user_id": user.id}))
+
+    # ADMIN -----------------------------------------------------------------------------
+
+    def on_create_user(self, work: Work, msg: Message, _admin: User) -> None:
+        cash = parse_decimal(msg["cash"], "cash", ErrorCode.REQUEST_INVALID_AMOUNT)
+        if cash <= 0 or cash > MAX_CASH or cash != cash.quantize(Decimal("0.01")):
+            raise RejectError(
+                ErrorCode.REQUEST_INVALID_AMOUNT,
+                f"cash must be above 0, at most {MAX_CASH}, in whole cents; got {msg['cash']}",
+            )
+        if msg["name"] in self.accounts.by_name:
+            raise RejectError(ErrorCode.REQUEST_NAME_TAKEN, f"a user named {msg['name']!r} exists")
+        token = new_token()
+        user, rows = new_user_rows(
+            max(self.accounts.users, default=0) + 1,
+            msg["name"],
+            token,
+            cash,
+            False,
+            self.clock.now_ns(),
+        )
+        self.accounts.add_user(user, _account(user.id, cash))
+        work.inserts.extend(rows)
+        self.reply(
+            work,
+            msg,
+            {
+                "type": "user.created",
+                "user_id": user.id,
+                "name": user.name,
+                "token": token,
+                "cash": str(cash),
+            },
+        )
+        log.info("user.created id=%d name=%s", user.id, user.name)
+
+    def on_list_users(self, work: Work, msg: Message, _admin: User) -> None:
+        users = []
+        for user in sorted(self.accounts.users.values(), key=lambda u: u.id):
+            view = self.current_account(user)
+            users.append(
+                {
+                    "user_id": user.id,
+                    "name": user.name,
+                    "is_admin": user.is_admin,
+                    "initial_cash": view["initial_cash"],
+                    "cash": view["cash"],
+                    "equity": view["equity"],
+                }
+            )
+        self.reply(work, msg, {"type": "users", "users": users})
+
+    # BROADCASTS AND TIMERS -------------------------------------------------------------
+
+    def on_broadcast(self, work: Work, message: Broadcast) -> None:
+        if message.topic == topics.CONTROL:
+            for state in message.messages:
+                self.on_control(work, state)
+        elif message.topic.startswith(topics.MARKET_PREFIX):
+            last = message.messages[-1]
+            self.last_prices[last["symbol"]] = Decimal(last["last"])
+
+    def on_control(self, work: Work, state: Message) -> None:
+        current = (state["state"], state["session_open"])
+        previous, self.control = self.control, current
+        if previous is None or previous == current:
+            return
+        if previous[0] != current[0]:
+            self.system_entry(
+                work, f"control.{current[0]}", f"run state {previous[0]} -> {current[0]}"
+            )
+        if previous[1] != current[1]:
+            self.system_entry(work, "session.open" if current[1] else "session.close", "")
+            if not current[1]:
+                self.take_snapshots(work, "session_close")
+
+    def take_snapshots(self, work: Work, reason: str) -> None:
+        now = self.clock.now_ns()
+        for user_id, account in self.accounts.accounts.items():
+            market_value = self.accounts.market_value(user_id, self.last_prices)
+            work.inserts.append(
+                (
+                    EquitySnapshotRow,
+                    {
+                        "user_id": user_id,
+                        "ts_event": now,
+                        "cash": account.cash,
+                        "market_value": market_value,
+                        "equity": account.cash + market_value,
+                        "reason": reason,
+                    },
+                )
+            )
+
+
+def _account(user_id: int, cash: Decimal) -> Account:
+    return Account(user_id=user_id, initial_cash=cash, cash=cash)
+
+
+def new_user_rows(
+    user_id: int, name: str, token: str, cash: Decimal, is_admin: bool, now_ns: int
+) -> tuple[User, list[tuple[type, dict[str, Any]]]]:
+    """A user, and the ledger rows that create it with its account."""
+    user = User(id=user_id, name=name, token_hash=hash_token(token), is_admin=is_admin)
+    rows: list[tuple[type, dict[str, Any]]] = [
+        (
+            UserRow,
+            {
+                "id": user_id,
+                "name": name,
+                "token_hash": user.token_hash,
+                "is_admin": is_admin,
+                "ts_created": now_ns,
+            },
+        ),
+        (AccountRow, account_row(_account(user_id, cash), now_ns)),
+        (
+            OperationRow,
+            {
+                "user_id": None,
+                "seq": 0,
+                "ts_event": now_ns,
+                "kind": "user.created",
+                "detail": f"user {user_id} {name} with {cash}",
+            },
+        ),
+    ]
+    return user, rows
+
+
+# WIRING --------------------------------------------------------------------------------
+
+
+def main(settings: Settings) -> None:
+    """Build the accountant in flow order: inbox, state from the ledger, actors, sockets."""
+    process.setup_logging(settings, "accountant")
+    clock = LiveClock()
+    engine: Engine = make_engine(settings.database_url, settings.ledger.sqlite_synchronous)
+    accounts, user_seqs = load_accounts(engine, Profile.from_settings(settings))
+    bus = Bus("accountant")
+    # 1. requests from gateways and answers from the matcher arrive on one inbox
+    # 2. checked, reserved and recorded orders go to the matcher
+    # 3. replies and private events go back to the gateways, after commit
+    bus.push_to(topics.MATCHER, settings.endpoints.matcher_in)
+    bus.push_to(topics.CONTROLLER, settings.endpoints.controller_in)
+    bus.publish_as(GATEWAYS, settings.endpoints.accountant_pub)
+    reader = Reader.start(engine, bus, settings)
+    ledger = Ledger.start(engine, bus.send_many)
+    accountant = Accountant.start(settings, clock, bus, accounts, user_seqs, ledger, reader)
+    bus.pull(settings.endpoints.accountant_in, lambda msgs: accountant.tell(Inbox(msgs)))
+    bus.subscribe(
+        settings.endpoints.control_pub,
+        (topics.CONTROL, topics.MARKET_PREFIX),
+        lambda topic, msgs: accountant.tell(Broadcast(topic, msgs)),
+    )
+    bus.every(settings.stats.snapshot_interval, lambda: accountant.tell(SnapshotTick()))
+    log.info(
+        "accountant up: %d users, %d open orders, ledger %s",
+        len(accounts.users),
+        len(accounts.open_orders),
+        engine.url.render_as_string(),
+    )
+    process.run(bus, [accountant, ledger, reader])
+
+
+if __name__ == "__main__":
+    main(process.settings_from_argv(sys.argv))

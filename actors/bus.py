@@ -1,0 +1,217 @@
+"""The I/O loop of one process: owns its ZeroMQ sockets, feeds actors, batches what they send.
+
+Only the thread that calls `run()` touches sockets. Actors hand outgoing messages to
+`send()` from any thread; the loop wakes, groups them by peer and topic, and sends each
+group as one msgpack list per frame. Incoming frames are drained in bursts and given to
+the handler of their socket as one list, so actors receive batches, not single messages.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import heapq
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import zmq
+
+from protocol import codec
+
+log = logging.getLogger(__name__)
+
+Message = dict[str, Any]
+BatchHandler = Callable[[list[Message]], None]
+TopicHandler = Callable[[str, list[Message]], None]
+
+_DRAIN_LIMIT = 2000  # frames read from one socket before looking at the others
+_HWM = 1_000_000  # internal links: deep queues rather than silent drops
+
+
+class Bus:
+    """Sockets and timers of one process, driven by `run()` in one thread."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._ctx = zmq.Context()
+        self._poller = zmq.Poller()
+        self._pull: dict[zmq.Socket, BatchHandler] = {}
+        self._subs: dict[zmq.Socket, tuple[tuple[str, ...], TopicHandler]] = {}
+        self._out: dict[str, tuple[zmq.Socket, bool]] = {}  # peer -> (socket, is_pub)
+        self._timers: list[tuple[float, int, float, Callable[[], None]]] = []
+        self._timer_ids = 0
+        self._lock = threading.Lock()
+        self._outbox: list[tuple[str, str | None, Message]] = []
+        self._woken = False
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        self._poller.register(self._wake_r, zmq.POLLIN)
+        self._stopping = False
+
+    # WIRING (before run) -------------------------------------------------------------
+
+    def _socket(self, kind: int) -> zmq.Socket:
+        sock = self._ctx.socket(kind)
+        sock.setsockopt(zmq.LINGER, 2000)
+        sock.setsockopt(zmq.SNDHWM, _HWM)
+        sock.setsockopt(zmq.RCVHWM, _HWM)
+        return sock
+
+    def pull(self, endpoint: str, handler: BatchHandler) -> None:
+        """Bind this process's inbox; `handler` gets each burst of messages as one list."""
+        sock = self._socket(zmq.PULL)
+        sock.bind(endpoint)
+        self._pull[sock] = handler
+        self._poller.register(sock, zmq.POLLIN)
+
+    def subscribe(self, endpoint: str, topics: tuple[str, ...], handler: TopicHandler) -> None:
+        """Connect a SUB socket; `handler(topic, messages)` is called per topic per burst."""
+        sock = self._socket(zmq.SUB)
+        for topic in topics:
+            sock.setsockopt(zmq.SUBSCRIBE, topic.encode())
+        sock.connect(endpoint)
+        self._subs[sock] = (topics, handler)
+        self._poller.register(sock, zmq.POLLIN)
+
+    def push_to(self, peer: str, endpoint: str) -> None:
+        """Connect a PUSH socket to a peer's inbox; `send(peer, msg)` then reaches it."""
+        sock = self._socket(zmq.PUSH)
+        sock.connect(endpoint)
+        self._out[peer] = (sock, False)
+
+    def publish_as(self, peer: str, endpoint: str) -> None:
+        """Bind a PUB socket; `send(peer, msg, topic)` broadcasts on it."""
+        sock = self._socket(zmq.PUB)
+        sock.bind(endpoint)
+        self._out[peer] = (sock, True)
+
+    def every(self, seconds: float, callback: Callable[[], None]) -> None:
+        """Call `callback` in the loop thread every `seconds` (first call after one period)."""
+        self._timer_ids += 1
+        heapq.heappush(
+            self._timers, (time.monotonic() + seconds, self._timer_ids, seconds, callback)
+        )
+
+    # ANY THREAD ----------------------------------------------------------------------
+
+    def send(self, peer: str, message: Message, topic: str | None = None) -> None:
+        """Queue a message for a peer (thread-safe); the loop sends it in the next batch."""
+        with self._lock:
+            self._outbox.append((peer, topic, message))
+            if self._woken:
+                return
+            self._woken = True
+        os.write(self._wake_w, b"!")
+
+    def send_many(self, items: list[tuple[str, str | None, Message]]) -> None:
+        """Queue several (peer, topic, message) at once, keeping their order."""
+        if not items:
+            return
+        with self._lock:
+            self._outbox.extend(items)
+            if self._woken:
+                return
+            self._woken = True
+        os.write(self._wake_w, b"!")
+
+    def stop(self) -> None:
+        """Ask the loop to flush what is queued and return (thread- and signal-safe)."""
+        self._stopping = True
+        with contextlib.suppress(OSError):
+            os.write(self._wake_w, b"!")
+
+    # LOOP ----------------------------------------------------------------------------
+
+    def run(self, on_stop: Callable[[], None] | None = None) -> None:
+        """Poll until stop(); call `on_stop` (actors flush), send what is queued, close."""
+        try:
+            while not self._stopping:
+                timeout = self._run_due_timers()
+                for sock, _ in self._poller.poll(timeout):
+                    if sock == self._wake_r:
+                        self._drain_wake()
+                    elif sock in self._pull:
+                        self._read_pull(sock)
+                    else:
+                        self._read_sub(sock)
+                self._flush()
+            if on_stop is not None:
+                on_stop()
+            self._flush()
+        finally:
+            self._close()
+
+    def _run_due_timers(self) -> int:
+        now = time.monotonic()
+        while self._timers and self._timers[0][0] <= now:
+            due, ident, period, callback = heapq.heappop(self._timers)
+            callback()
+            heapq.heappush(self._timers, (max(due + period, now), ident, period, callback))
+        if not self._timers:
+            return 1000
+        return max(0, int((self._timers[0][0] - time.monotonic()) * 1000) + 1)
+
+    def _drain_wake(self) -> None:
+        try:
+            while os.read(self._wake_r, 4096):
+                pass
+        except BlockingIOError:
+            pass
+
+    def _read_pull(self, sock: zmq.Socket) -> None:
+        batch: list[Message] = []
+        for _ in range(_DRAIN_LIMIT):
+            try:
+                frame = sock.recv(zmq.NOBLOCK, copy=True)
+            except zmq.Again:
+                break
+            _extend(batch, codec.decode_internal(frame))
+        if batch:
+            self._pull[sock](batch)
+
+    def _read_sub(self, sock: zmq.Socket) -> None:
+        _topics, handler = self._subs[sock]
+        by_topic: dict[str, list[Message]] = {}
+        for _ in range(_DRAIN_LIMIT):
+            try:
+                topic_frame, payload = sock.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                break
+            topic = topic_frame.decode()
+            _extend(by_topic.setdefault(topic, []), codec.decode_internal(payload))
+        for topic, batch in by_topic.items():
+            handler(topic, batch)
+
+    def _flush(self) -> None:
+        with self._lock:
+            pending, self._outbox = self._outbox, []
+            self._woken = False
+        if not pending:
+            return
+        groups: dict[tuple[str, str | None], list[Message]] = {}
+        for peer, topic, message in pending:
+            groups.setdefault((peer, topic), []).append(message)
+        for (peer, topic), messages in groups.items():
+            sock, is_pub = self._out[peer]
+            payload = codec.encode(messages)
+            if is_pub:
+                sock.send_multipart([(topic or "").encode(), payload])
+            else:
+                sock.send(payload)
+
+    def _close(self) -> None:
+        for sock in [*self._pull, *self._subs, *(s for s, _ in self._out.values())]:
+            sock.close()
+        self._ctx.term()
+        os.close(self._wake_r)
+        os.close(self._wake_w)
+
+
+def _extend(batch: list[Message], decoded: Any) -> None:
+    if isinstance(decoded, list):
+        batch.extend(decoded)
+    else:
+        batch.append(decoded)

@@ -1,0 +1,55 @@
+"""Market data sources for the controller. Today: the built-in synthetic feed.
+
+The synthetic feed is a seeded random walk per symbol, kept in whole ticks so every
+published price is an exact multiple of the tick: each step moves the price by a normal
+draw with `volatility_bp` basis points of standard deviation, never below one tick.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from decimal import Decimal
+
+from protocol.settings import Settings
+
+
+@dataclass(slots=True)
+class _Walk:
+    symbol: str
+    ticks: int
+    rng: random.Random
+
+
+@dataclass(frozen=True, slots=True)
+class Tick:
+    symbol: str
+    last: Decimal
+    volume: int
+
+
+class SyntheticFeed:
+    """Deterministic for a given seed: the same Settings give the same price paths."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.tick_size = settings.trading.tick_size
+        self.lot = settings.trading.lot_size
+        self.sigma = settings.market.volatility_bp / 10_000
+        self._walks = [
+            _Walk(
+                s.symbol,
+                int(s.prev_close / self.tick_size),
+                random.Random(f"{settings.market.seed}:{s.symbol}"),
+            )
+            for s in settings.market.symbols
+        ]
+
+    def step(self) -> list[Tick]:
+        """Advance every symbol by one step and return the new trades."""
+        ticks = []
+        for walk in self._walks:
+            move = round(walk.ticks * walk.rng.gauss(0.0, self.sigma))
+            walk.ticks = max(1, walk.ticks + move)
+            volume = walk.rng.randint(1, 50) * self.lot
+            ticks.append(Tick(walk.symbol, walk.ticks * self.tick_size, volume))
+        return ticks

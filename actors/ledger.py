@@ -1,0 +1,346 @@
+"""The ledger: tables, the database engine, and the batched Ledger writer actor.
+
+Only the accountant process opens the ledger (and run.py before the processes start,
+to migrate and seed it). The Ledger actor owns the writing session: each batch of work
+becomes one transaction (group commit), and the messages that acknowledge that work are
+released to the bus only after the commit, so an acknowledged order is a durable order.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated, Any, ClassVar
+
+import pykka
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Dialect,
+    Engine,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    create_engine,
+    event,
+    insert,
+    update,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+from sqlalchemy.types import Numeric, TypeDecorator
+
+log = logging.getLogger(__name__)
+
+
+class ExactDecimal(TypeDecorator[Decimal]):
+    """A Decimal stored exactly: NUMERIC on PostgreSQL, decimal text on SQLite (which has
+    no exact numeric type). Sums are done in Python, never in SQL."""
+
+    impl = String(48)
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> Any:
+        if dialect.name == "postgresql":
+            return dialect.type_descriptor(Numeric(38, 12, asdecimal=True))
+        return dialect.type_descriptor(String(48))
+
+    def process_bind_param(self, value: Decimal | None, dialect: Dialect) -> Any:
+        if value is None or dialect.name == "postgresql":
+            return value
+        if not isinstance(value, Decimal):
+            raise TypeError(f"ledger amounts must be Decimal, got {type(value).__name__}")
+        return format(value, "f")
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
+        if value is None:
+            return None
+        return value if isinstance(value, Decimal) else Decimal(value)
+
+
+Amount = Annotated[Decimal, "amount"]
+TsNs = Annotated[int, "ts_ns"]
+
+
+class Base(DeclarativeBase):
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        Amount: ExactDecimal(),
+        TsNs: BigInteger(),
+        int: BigInteger(),
+    }
+
+
+class UserRow(Base):
+    __tablename__ = "users"
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    is_admin: Mapped[bool] = mapped_column(Boolean)
+    ts_created: Mapped[TsNs]
+
+
+class AccountRow(Base):
+    __tablename__ = "accounts"
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), primary_key=True)
+    initial_cash: Mapped[Amount]
+    cash: Mapped[Amount]
+    reserved_cash: Mapped[Amount]
+    commission_paid: Mapped[Amount]
+    tax_paid: Mapped[Amount]
+    realized_pnl: Mapped[Amount]
+    bought_value: Mapped[Amount]
+    sold_value: Mapped[Amount]
+    ts_updated: Mapped[TsNs]
+
+
+class PositionRow(Base):
+    __tablename__ = "positions"
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), primary_key=True)
+    symbol: Mapped[str] = mapped_column(String(32), primary_key=True)
+    qty: Mapped[Amount]
+    reserved_qty: Mapped[Amount]
+    cost_basis: Mapped[Amount]
+    realized_pnl: Mapped[Amount]
+
+
+class OrderRow(Base):
+    """Current state of each order; its history is in `operations`."""
+
+    __tablename__ = "orders"
+    __table_args__ = (
+        UniqueConstraint("user_id", "client_order_id"),
+        Index("ix_orders_user_status", "user_id", "status"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    client_order_id: Mapped[str | None] = mapped_column(String(64))
+    symbol: Mapped[str] = mapped_column(String(32))
+    side: Mapped[str] = mapped_column(String(4))
+    type: Mapped[str] = mapped_column(String(16))
+    qty: Mapped[Amount]
+    price: Mapped[Amount]
+    status: Mapped[str] = mapped_column(String(20))
+    filled_qty: Mapped[Amount]
+    filled_value: Mapped[Amount]
+    commission: Mapped[Amount]
+    tax: Mapped[Amount]
+    reserved_cash: Mapped[Amount]
+    ts_created: Mapped[TsNs]
+    ts_updated: Mapped[TsNs]
+
+
+class FillRow(Base):
+    __tablename__ = "fills"
+    __table_args__ = (Index("ix_fills_user", "user_id", "id"),)
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    symbol: Mapped[str] = mapped_column(String(32))
+    side: Mapped[str] = mapped_column(String(4))
+    qty: Mapped[Amount]
+    price: Mapped[Amount]
+    value: Mapped[Amount]
+    commission: Mapped[Amount]
+    tax: Mapped[Amount]
+    realized_pnl: Mapped[Amount]
+    ts_event: Mapped[TsNs]
+
+
+class OperationRow(Base):
+    """The operation log: every order state change, fill, cancel, user and control change.
+
+    `seq` counts per user from 1 (0 for system entries, whose user_id is NULL), the same
+    number the user's private event carries.
+    """
+
+    __tablename__ = "operations"
+    __table_args__ = (Index("ix_operations_user_seq", "user_id", "seq"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    seq: Mapped[int]
+    ts_event: Mapped[TsNs]
+    kind: Mapped[str] = mapped_column(String(32))
+    order_id: Mapped[int | None]
+    symbol: Mapped[str | None] = mapped_column(String(32))
+    side: Mapped[str | None] = mapped_column(String(4))
+    qty: Mapped[Amount | None]
+    price: Mapped[Amount | None]
+    status: Mapped[str | None] = mapped_column(String(20))
+    cash: Mapped[Amount | None]  # account cash after the operation
+    detail: Mapped[str | None] = mapped_column(Text)
+
+
+class EquitySnapshotRow(Base):
+    __tablename__ = "equity_snapshots"
+    __table_args__ = (Index("ix_snapshots_user_ts", "user_id", "ts_event"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    ts_event: Mapped[TsNs]
+    cash: Mapped[Amount]
+    market_value: Mapped[Amount]
+    equity: Mapped[Amount]
+    reason: Mapped[str] = mapped_column(String(16))  # interval | session_close
+
+
+# ENGINE AND MIGRATIONS ------------------------------------------------------------------
+
+
+def make_engine(url: str, synchronous: str = "FULL") -> Engine:
+    """An engine; for SQLite, WAL journal so readers never block the writer."""
+    if url.startswith("sqlite:///"):
+        Path(url[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url)
+    if engine.dialect.name == "sqlite":
+
+        @event.listens_for(engine, "connect")
+        def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute(f"PRAGMA synchronous={synchronous}")
+            cur.execute("PRAGMA busy_timeout=10000")
+            cur.close()
+
+    return engine
+
+
+def migrate(engine: Engine) -> None:
+    """Bring the schema to the newest migration (actors/migrations, Alembic)."""
+    from alembic import command
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "head")
+
+
+# THE WRITER -----------------------------------------------------------------------------
+
+Outbound = tuple[str, str | None, dict[str, Any]]  # (peer, topic, message) for Bus.send_many
+
+
+@dataclass
+class Work:
+    """Rows to write and what to release once they are committed, in order."""
+
+    inserts: list[tuple[type[Base], dict[str, Any]]] = field(default_factory=list)
+    updates: list[tuple[type[Base], dict[str, Any]]] = field(default_factory=list)
+    outbound: list[Outbound] = field(default_factory=list)
+    after: list[Callable[[], None]] = field(default_factory=list)  # run after commit, in order
+
+    def __bool__(self) -> bool:
+        return bool(self.inserts or self.updates or self.outbound or self.after)
+
+
+class _Flush:
+    """Sent by the Ledger to itself: write everything received before it."""
+
+
+_PRIMARY_KEYS: dict[type[Base], tuple[str, ...]] = {}
+
+
+def _pk(model: type[Base], row: dict[str, Any]) -> tuple[Any, ...]:
+    names = _PRIMARY_KEYS.get(model)
+    if names is None:
+        names = _PRIMARY_KEYS[model] = tuple(c.key for c in model.__table__.primary_key.columns)
+    return tuple(row[n] for n in names)
+
+
+def write_batch(session: Session, works: Iterable[Work]) -> None:
+    """Write the rows of several Work items in one transaction; updates coalesce by key.
+
+    Rows are full-state dicts, so for one key the last update wins, and an update of a row
+    inserted in the same batch folds into the insert.
+    """
+    inserts: dict[type[Base], dict[tuple[Any, ...] | int, dict[str, Any]]] = {}
+    updates: dict[type[Base], dict[tuple[Any, ...], dict[str, Any]]] = {}
+    serial = 0
+    for work in works:
+        for model, row in work.inserts:
+            serial += 1
+            has_pk = all(c.key in row for c in model.__table__.primary_key.columns)
+            inserts.setdefault(model, {})[_pk(model, row) if has_pk else serial] = row
+        for model, row in work.updates:
+            key = _pk(model, row)
+            pending = inserts.get(model, {}).get(key)
+            if pending is not None:
+                pending.update(row)
+            else:
+                updates.setdefault(model, {})[key] = row
+    for table in Base.metadata.sorted_tables:
+        model = _MODEL_BY_TABLE[table.name]
+        if model in inserts:
+            session.execute(insert(model), list(inserts[model].values()))
+        if model in updates:
+            session.execute(update(model), list(updates[model].values()))
+
+
+_MODEL_BY_TABLE: dict[str, type[Base]] = {
+    m.__tablename__: m
+    for m in (UserRow, AccountRow, PositionRow, OrderRow, FillRow, OperationRow, EquitySnapshotRow)
+}
+
+
+class Ledger(pykka.ThreadingActor):
+    """Batched writer: one transaction per burst of Work, then releases its messages.
+
+    Work sent while a commit is running queues in the inbox; the next _Flush takes all of
+    it, so the transaction size grows with load (group commit).
+    """
+
+    def __init__(self, engine: Engine, send_many: Callable[[list[Outbound]], None]) -> None:
+        super().__init__()
+        self._engine = engine
+        self._send_many = send_many
+        self._pending: list[Work] = []
+        self._session: Session | None = None
+
+    def on_start(self) -> None:
+        self._session = Session(self._engine, expire_on_commit=False)
+
+    def on_stop(self) -> None:
+        self._flush()
+        if self._session is not None:
+            self._session.close()
+
+    def on_failure(self, *_exc: object) -> None:
+        _die("ledger writer failed")
+
+    def on_receive(self, message: Any) -> None:
+        if isinstance(message, Work):
+            if not self._pending:
+                self.actor_ref.tell(_Flush())
+            self._pending.append(message)
+        elif isinstance(message, _Flush):
+            self._flush()
+
+    def _flush(self) -> None:
+        works, self._pending = self._pending, []
+        if not works:
+            return
+        session = self._session
+        assert session is not None
+        if any(w.inserts or w.updates for w in works):
+            with session.begin():
+                write_batch(session, works)
+        outbound: list[Outbound] = []
+        for work in works:
+            outbound.extend(work.outbound)
+        self._send_many(outbound)
+        for work in works:
+            for callback in work.after:
+                callback()
+
+
+def _die(reason: str) -> None:
+    """A broken invariant or a failed write: log and end the process; run.py restarts it."""
+    log.critical("%s; exiting so the supervisor restarts this process", reason, exc_info=True)
+    logging.shutdown()
+    os._exit(70)

@@ -1,0 +1,10 @@
+"""Alembic environment: run migrations on the connection that actors.ledger.migrate() passes."""
+
+from alembic import context
+
+from actors.ledger import Base
+
+connection = context.config.attributes["connection"]
+context.configure(connection=connection, target_metadata=Base.metadata, render_as_batch=True)
+with context.begin_transaction():
+    context.run_migrations()

@@ -1,0 +1,226 @@
+"""Reading the ledger: state at start-up, and the Reader actor for history queries.
+
+The Reader has its own session, so long queries never hold up the Ledger's commits;
+the accountant hands it a query only after the batch before it has committed.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any
+
+import pykka
+from sqlalchemy import Engine, func, select
+from sqlalchemy.orm import Session
+
+from actors.accounts import Account, Accounts, Order, Position, User
+from actors.bus import Bus, Message
+from actors.ledger import (
+    AccountRow,
+    EquitySnapshotRow,
+    FillRow,
+    OperationRow,
+    OrderRow,
+    PositionRow,
+    UserRow,
+    _die,
+)
+from actors.rules import Profile
+from actors.stats import summary
+from actors.views import fill_view, operation_view, order_view
+from protocol import topics
+from protocol.errors import ErrorCode, error_body
+from protocol.settings import Settings
+
+log = logging.getLogger("accountant")
+
+OPEN = ("new", "partially_filled")
+MAX_CURVE_POINTS = 5000
+
+
+def load_accounts(engine: Engine, profile: Profile) -> tuple[Accounts, dict[int, int]]:
+    """Rebuild users, accounts, positions and open orders from the ledger."""
+    accounts = Accounts(profile)
+    with Session(engine) as session:
+        rows = {a.user_id: a for a in session.scalars(select(AccountRow))}
+        for u in session.scalars(select(UserRow)):
+            a = rows[u.id]
+            accounts.add_user(
+                User(u.id, u.name, u.token_hash, u.is_admin),
+                Account(
+                    user_id=u.id,
+                    initial_cash=a.initial_cash,
+                    cash=a.cash,
+                    reserved_cash=a.reserved_cash,
+                    commission_paid=a.commission_paid,
+                    tax_paid=a.tax_paid,
+                    realized_pnl=a.realized_pnl,
+                    bought_value=a.bought_value,
+                    sold_value=a.sold_value,
+                ),
+            )
+        for p in session.scalars(select(PositionRow)):
+            accounts.positions.setdefault(p.user_id, {})[p.symbol] = Position(
+                p.user_id, p.symbol, p.qty, p.reserved_qty, p.cost_basis, p.realized_pnl, True
+            )
+        for o in session.scalars(select(OrderRow).where(OrderRow.status.in_(OPEN))):
+            accounts.open_orders[o.id] = Order(
+                id=o.id,
+                user_id=o.user_id,
+                client_order_id=o.client_order_id,
+                symbol=o.symbol,
+                side=o.side,
+                qty=o.qty,
+                price=o.price,
+                ts_created=o.ts_created,
+                ts_updated=o.ts_updated,
+                status=o.status,
+                filled_qty=o.filled_qty,
+                filled_value=o.filled_value,
+                commission=o.commission,
+                tax=o.tax,
+                reserved_cash=o.reserved_cash,
+            )
+        for user_id, coid, order_id in session.execute(
+            select(OrderRow.user_id, OrderRow.client_order_id, OrderRow.id).where(
+                OrderRow.client_order_id.is_not(None)
+            )
+        ):
+            accounts.client_ids[(user_id, coid)] = order_id
+        accounts.next_order_id = (session.scalar(select(func.max(OrderRow.id))) or 0) + 1
+        accounts.next_fill_id = (session.scalar(select(func.max(FillRow.id))) or 0) + 1
+        user_seqs = {
+            user_id: seq
+            for user_id, seq in session.execute(
+                select(OperationRow.user_id, func.max(OperationRow.seq))
+                .where(OperationRow.user_id.is_not(None))
+                .group_by(OperationRow.user_id)
+            )
+        }
+    return accounts, user_seqs
+
+
+class Reader(pykka.ThreadingActor):
+    """Answers order, fill, history and stats queries from committed ledger rows."""
+
+    def __init__(self, engine: Engine, bus: Bus, settings: Settings) -> None:
+        super().__init__()
+        self._engine = engine
+        self._bus = bus
+        self._max_page = settings.limits.max_history_page
+        self._session: Session | None = None
+        self._handlers: dict[str, Callable[[Session, Message], Message]] = {
+            "order.get": self.get_order,
+            "order.cancel_closed": self.cancel_closed,
+            "orders.list": self.list_orders,
+            "fills.list": self.list_fills,
+            "history.list": self.list_history,
+            "stats.get": self.get_stats,
+        }
+
+    def on_start(self) -> None:
+        self._session = Session(self._engine)
+
+    def on_stop(self) -> None:
+        if self._session is not None:
+            self._session.close()
+
+    def on_failure(self, *_exc: object) -> None:
+        _die("ledger reader failed")
+
+    def on_receive(self, message: Any) -> None:
+        session = self._session
+        assert session is not None
+        try:
+            body = self._handlers[message["type"]](session, message)
+        finally:
+            session.rollback()  # end the read transaction: the next query sees new commits
+        body["rid"] = message["rid"]
+        self._bus.send("gateways", body, topics.reply(message["gw"]))
+
+    def _own_order(self, session: Session, msg: Message) -> OrderRow | None:
+        row = session.get(OrderRow, msg["order_id"])
+        return row if row is not None and row.user_id == msg["user_id"] else None
+
+    def get_order(self, session: Session, msg: Message) -> Message:
+        row = self._own_order(session, msg)
+        if row is None:
+            return dict(error_body(ErrorCode.REQUEST_UNKNOWN_ORDER, f"no order {msg['order_id']}"))
+        return {"type": msg.get("as", "order"), "order": order_view(row)}
+
+    def cancel_closed(self, session: Session, msg: Message) -> Message:
+        row = self._own_order(session, msg)
+        if row is None:
+            return dict(error_body(ErrorCode.REQUEST_UNKNOWN_ORDER, f"no order {msg['order_id']}"))
+        return dict(error_body(ErrorCode.REQUEST_ORDER_NOT_OPEN, f"order {row.id} is {row.status}"))
+
+    def list_orders(self, session: Session, msg: Message) -> Message:
+        query = select(OrderRow).where(OrderRow.user_id == msg["user_id"])
+        if msg.get("status", "open") == "open":
+            query = query.where(OrderRow.status.in_(OPEN))
+        if msg.get("before_id") is not None:
+            query = query.where(OrderRow.id < msg["before_id"])
+        query = query.order_by(OrderRow.id.desc()).limit(min(msg.get("limit", 100), self._max_page))
+        return {"type": "orders", "orders": [order_view(r) for r in session.scalars(query)]}
+
+    def list_fills(self, session: Session, msg: Message) -> Message:
+        query = select(FillRow).where(FillRow.user_id == msg["user_id"])
+        if msg.get("before_id") is not None:
+            query = query.where(FillRow.id < msg["before_id"])
+        query = query.order_by(FillRow.id.desc()).limit(min(msg.get("limit", 100), self._max_page))
+        return {"type": "fills", "fills": [fill_view(r) for r in session.scalars(query)]}
+
+    def list_history(self, session: Session, msg: Message) -> Message:
+        after = msg.get("after_seq", 0)
+        limit = min(msg.get("limit", 100), self._max_page)
+        rows = list(
+            session.scalars(
+                select(OperationRow)
+                .where(OperationRow.user_id == msg["user_id"], OperationRow.seq > after)
+                .order_by(OperationRow.seq)
+                .limit(limit)
+            )
+        )
+        entries = [operation_view(r) for r in rows]
+        next_after = rows[-1].seq if len(rows) == limit else None
+        return {"type": "history", "entries": entries, "next_after_seq": next_after}
+
+    def get_stats(self, session: Session, msg: Message) -> Message:
+        user_id = msg["user_id"]
+        account = msg["account"]
+        snapshots = list(
+            session.execute(
+                select(EquitySnapshotRow.ts_event, EquitySnapshotRow.cash, EquitySnapshotRow.equity)
+                .where(EquitySnapshotRow.user_id == user_id)
+                .order_by(EquitySnapshotRow.id.desc())
+                .limit(MAX_CURVE_POINTS)
+            )
+        )
+        curve = [(ts, cash, equity) for ts, cash, equity in reversed(snapshots)]
+        curve.append((msg["now"], Decimal(account["cash"]), Decimal(account["equity"])))
+        sells = list(
+            session.scalars(
+                select(FillRow.realized_pnl).where(
+                    FillRow.user_id == user_id, FillRow.side == "sell"
+                )
+            )
+        )
+        fills = (
+            session.scalar(
+                select(func.count()).select_from(FillRow).where(FillRow.user_id == user_id)
+            )
+            or 0
+        )
+        body = summary(
+            initial_cash=Decimal(account["initial_cash"]),
+            curve=curve,
+            sell_pnls=sells,
+            fills=fills,
+            commission_paid=Decimal(account["commission_paid"]),
+            tax_paid=Decimal(account["tax_paid"]),
+            realized_pnl=Decimal(account["realized_pnl"]),
+            unrealized_pnl=Decimal(account["unrealized_pnl"]),
+        )
+        return {"type": "stats", "stats": body}

@@ -1,0 +1,67 @@
+"""Profit statistics from an equity curve and a user's fills; pure functions over Decimals."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from decimal import Decimal
+
+from protocol.values import iso_time, money, number
+
+ZERO = Decimal(0)
+RATIO = Decimal("0.000001")
+
+
+def max_drawdown(equities: Sequence[Decimal]) -> Decimal:
+    """Largest fall from a running peak, as a fraction of that peak (0.25 = 25%)."""
+    peak = ZERO
+    worst = ZERO
+    for equity in equities:
+        peak = max(peak, equity)
+        if peak > 0:
+            worst = max(worst, (peak - equity) / peak)
+    return worst
+
+
+def win_rate(sell_pnls: Sequence[Decimal]) -> Decimal | None:
+    """Share of sell fills that realised a profit; None before the first sell."""
+    if not sell_pnls:
+        return None
+    return Decimal(sum(1 for p in sell_pnls if p > 0)) / len(sell_pnls)
+
+
+def summary(
+    initial_cash: Decimal,
+    curve: Sequence[tuple[int, Decimal, Decimal]],
+    sell_pnls: Sequence[Decimal],
+    fills: int,
+    commission_paid: Decimal,
+    tax_paid: Decimal,
+    realized_pnl: Decimal,
+    unrealized_pnl: Decimal,
+) -> dict[str, object]:
+    """The `stats` reply body. `curve` holds (ts_ns, cash, equity), oldest first, ending now."""
+    equities = [initial_cash, *(e for _, _, e in curve)]
+    equity = equities[-1]
+    rate = win_rate(sell_pnls)
+    return {
+        "initial_cash": money(initial_cash),
+        "equity": money(equity),
+        "total_return": number(((equity / initial_cash) - 1).quantize(RATIO)),
+        "max_drawdown": number(max_drawdown(equities).quantize(RATIO)),
+        "realized_pnl": money(realized_pnl),
+        "unrealized_pnl": money(unrealized_pnl),
+        "commission_paid": money(commission_paid),
+        "tax_paid": money(tax_paid),
+        "fills": fills,
+        "sells": len(sell_pnls),
+        "win_rate": None if rate is None else number(rate.quantize(RATIO)),
+        "equity_curve": [
+            {
+                "time": iso_time(ts),
+                "cash": money(cash),
+                "equity": money(eq),
+                "return": number(((eq / initial_cash) - 1).quantize(RATIO)),
+            }
+            for ts, cash, eq in curve
+        ],
+    }

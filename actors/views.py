@@ -1,0 +1,102 @@
+"""Wire views of ledger objects: the order, fill, account and position maps clients receive.
+
+Each function takes an in-memory object or a ledger row (they share field names) and
+returns the documented map (protocol.messages), every decimal as a string.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from actors.accounts import Account, Position, User, mark
+from protocol.messages import AccountView, FillView, OrderView, PositionView
+from protocol.values import iso_time, money, number
+
+
+def order_view(o: Any) -> OrderView:
+    avg = (o.filled_value / o.filled_qty) if o.filled_qty else None
+    return {
+        "id": o.id,
+        "client_order_id": o.client_order_id,
+        "symbol": o.symbol,
+        "side": o.side,
+        "type": "limit",
+        "qty": number(o.qty),
+        "price": number(o.price),
+        "status": o.status,
+        "filled_qty": number(o.filled_qty),
+        "avg_fill_price": None if avg is None else number(avg.quantize(Decimal("0.0001"))),
+        "commission": money(o.commission),
+        "tax": money(o.tax),
+        "created_at": iso_time(o.ts_created),
+        "updated_at": iso_time(o.ts_updated),
+    }
+
+
+def fill_view(f: Any) -> FillView:
+    return {
+        "id": f.id,
+        "order_id": f.order_id,
+        "symbol": f.symbol,
+        "side": f.side,
+        "qty": number(f.qty),
+        "price": number(f.price),
+        "value": money(f.value),
+        "commission": money(f.commission),
+        "tax": money(f.tax),
+        "time": iso_time(f.ts_event),
+    }
+
+
+def position_view(p: Position, last: Decimal | None) -> PositionView:
+    value = mark(p, last)
+    return {
+        "symbol": p.symbol,
+        "qty": number(p.qty),
+        "available_qty": number(p.available_qty),
+        "avg_cost": number(p.avg_cost),
+        "cost_basis": money(p.cost_basis),
+        "last_price": None if last is None else number(last),
+        "market_value": money(value),
+        "unrealized_pnl": money(value - p.cost_basis),
+        "realized_pnl": money(p.realized_pnl),
+    }
+
+
+def account_view(
+    user: User, account: Account, market_value: Decimal, cost_basis: Decimal
+) -> AccountView:
+    equity = account.cash + market_value
+    total_return = (equity / account.initial_cash - 1) if account.initial_cash else Decimal(0)
+    return {
+        "user_id": user.id,
+        "name": user.name,
+        "cash": money(account.cash),
+        "reserved_cash": money(account.reserved_cash),
+        "available_cash": money(account.available_cash),
+        "market_value": money(market_value),
+        "equity": money(equity),
+        "initial_cash": money(account.initial_cash),
+        "commission_paid": money(account.commission_paid),
+        "tax_paid": money(account.tax_paid),
+        "realized_pnl": money(account.realized_pnl),
+        "unrealized_pnl": money(market_value - cost_basis),
+        "total_return": number(total_return.quantize(Decimal("0.000001"))),
+    }
+
+
+def operation_view(row: Any) -> dict[str, Any]:
+    return {
+        "seq": row.seq,
+        "time": iso_time(row.ts_event),
+        "kind": row.kind,
+        "order_id": row.order_id,
+        "symbol": row.symbol,
+        "side": row.side,
+        "qty": None if row.qty is None else number(row.qty),
+        "price": None if row.price is None else number(row.price),
+        "status": row.status,
+        "cash": None if row.cash is None else money(row.cash),
+        "detail": row.detail,
+    }

@@ -1,0 +1,298 @@
+"""The HTTP API (/v1, JSON, OpenAPI at /docs): each route is one request to the accountant.
+
+Authentication is `Authorization: Bearer <token>`; the gateway forwards the token's hash
+and the accountant resolves the user. Errors are `{"error": {"code", "message"}}` with
+the HTTP status of their code (protocol.errors.HTTP_STATUS).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import json
+from collections.abc import AsyncIterator, Callable
+from typing import Annotated, Any, Literal
+
+from fastapi import Depends, FastAPI, Path, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from gateway.core import Gateway, hash_token, to_command
+from gateway.sessions import Sessions
+from protocol.errors import HTTP_STATUS, ErrorCode, RejectError, error_body
+from protocol.messages import ControlFields, OrderFields, UserFields
+from protocol.settings import Settings
+
+OrderId = Annotated[int, Path(ge=1, le=2**63 - 1)]
+Limit = Annotated[int, Query(ge=1, le=1000)]
+EVENT_HEARTBEAT_S = 15.0
+
+
+async def bearer_auth(request: Request) -> str:
+    """The sha256 of the bearer token; the accountant decides whose it is."""
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise RejectError(ErrorCode.AUTH_MISSING_TOKEN, "send Authorization: Bearer <token>")
+    return hash_token(token.strip())
+
+
+Auth = Annotated[str, Depends(bearer_auth)]
+
+
+def error_response(code: ErrorCode, message: str) -> JSONResponse:
+    body = error_body(code, message)
+    return JSONResponse(
+        {"error": {"code": body["code"], "message": body["message"]}}, status_code=HTTP_STATUS[code]
+    )
+
+
+def reply_response(reply: dict[str, Any], key: str | None) -> JSONResponse:
+    """The reply's `key` field as the body, or the mapped error."""
+    if reply.get("type") == "error":
+        code = ErrorCode(reply["code"])
+        return JSONResponse(
+            {"error": {"code": code.value, "message": reply["message"]}},
+            status_code=HTTP_STATUS[code],
+        )
+    body = reply[key] if key is not None else {k: v for k, v in reply.items() if k != "type"}
+    return JSONResponse(body)
+
+
+class BodyLimit:
+    """ASGI middleware: refuse request bodies above the limit with REQUEST_TOO_LARGE (413)."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
+            await _too_large(self.max_bytes)(scope, receive, send)
+            return
+        seen = 0
+
+        async def limited() -> Message:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.max_bytes:
+                raise _BodyTooLarge
+            return message
+
+        try:
+            await self.app(scope, limited, send)
+        except _BodyTooLarge:
+            await _too_large(self.max_bytes)(scope, receive, send)
+
+
+class _BodyTooLarge(Exception):
+    """Raised when a streamed request body passes the limit."""
+
+
+def _too_large(limit: int) -> JSONResponse:
+    return error_response(ErrorCode.REQUEST_TOO_LARGE, f"request body above {limit} bytes")
+
+
+def create_app(settings: Settings, gateway: Gateway, sessions: Sessions) -> FastAPI:
+    app = FastAPI(
+        title="TradeServer",
+        version="1",
+        description="Paper trading over HTTP. See docs/protocol.md for every field.",
+    )
+    app.add_middleware(BodyLimit, max_bytes=settings.limits.max_message_bytes)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0]
+        if first.get("type") == "json_invalid":
+            return error_response(ErrorCode.REQUEST_MALFORMED, "body is not valid JSON")
+        where = ".".join(str(p) for p in first.get("loc", ()) if p != "body") or "body"
+        return error_response(ErrorCode.REQUEST_INVALID, f"{where}: {first.get('msg')}")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return JSONResponse(
+            {
+                "error": {
+                    "code": ErrorCode.REQUEST_NOT_FOUND.value
+                    if exc.status_code == 404
+                    else ErrorCode.REQUEST_INVALID.value,
+                    "message": str(exc.detail),
+                }
+            },
+            status_code=exc.status_code,
+        )
+
+    @app.exception_handler(RejectError)
+    async def _rejected(_request: Request, exc: RejectError) -> JSONResponse:
+        return error_response(exc.code, exc.message)
+
+    async def ask(command: dict[str, Any], user: str, key: str | None) -> JSONResponse:
+        return reply_response(await gateway.request(command, user), key)
+
+    # ORDERS ----------------------------------------------------------------------------
+
+    @app.post("/v1/orders", tags=["orders"], summary="Place a limit order")
+    async def place_order(body: OrderFields, user: Auth) -> JSONResponse:
+        return await ask(to_command(body, "order.new"), user, "order")
+
+    @app.delete("/v1/orders/{order_id}", tags=["orders"], summary="Cancel an open order")
+    async def cancel_order(order_id: OrderId, user: Auth) -> JSONResponse:
+        return await ask({"type": "order.cancel", "order_id": order_id}, user, "order")
+
+    @app.get("/v1/orders", tags=["orders"], summary="Open orders, or all with ?status=all")
+    async def list_orders(
+        user: Auth,
+        status: Literal["open", "all"] = "open",
+        limit: Limit = 100,
+        before_id: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,
+    ) -> JSONResponse:
+        command = {"type": "orders.list", "status": status, "limit": limit, "before_id": before_id}
+        return await ask(command, user, "orders")
+
+    @app.get("/v1/orders/{order_id}", tags=["orders"], summary="One order")
+    async def get_order(order_id: OrderId, user: Auth) -> JSONResponse:
+        return await ask({"type": "order.get", "order_id": order_id}, user, "order")
+
+    # ACCOUNT ---------------------------------------------------------------------------
+
+    @app.get("/v1/account", tags=["account"], summary="Cash, reserved cash, equity")
+    async def get_account(user: Auth) -> JSONResponse:
+        return await ask({"type": "account.get"}, user, "account")
+
+    @app.get("/v1/positions", tags=["account"], summary="Holdings")
+    async def list_positions(user: Auth) -> JSONResponse:
+        return await ask({"type": "positions.list"}, user, "positions")
+
+    @app.get("/v1/fills", tags=["account"], summary="Fills, newest first")
+    async def list_fills(
+        user: Auth,
+        limit: Limit = 100,
+        before_id: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,
+    ) -> JSONResponse:
+        return await ask(
+            {"type": "fills.list", "limit": limit, "before_id": before_id}, user, "fills"
+        )
+
+    @app.get("/v1/history", tags=["account"], summary="The operation log, oldest first")
+    async def list_history(
+        user: Auth,
+        limit: Limit = 100,
+        after_seq: Annotated[int, Query(ge=0, le=2**63 - 1)] = 0,
+    ) -> JSONResponse:
+        return await ask(
+            {"type": "history.list", "limit": limit, "after_seq": after_seq}, user, None
+        )
+
+    @app.get("/v1/history.csv", tags=["account"], summary="The whole operation log as CSV")
+    async def history_csv(user: Auth) -> Response:
+        rows: list[dict[str, Any]] = []
+        after = 0
+        while True:
+            command = {"type": "history.list", "limit": 1000, "after_seq": after}
+            reply = await gateway.request(command, user)
+            if reply.get("type") == "error":
+                return reply_response(reply, None)
+            rows.extend(reply["entries"])
+            if reply["next_after_seq"] is None:
+                break
+            after = reply["next_after_seq"]
+        out = io.StringIO()
+        writer = csv.DictWriter(out, fieldnames=HISTORY_COLUMNS, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        return Response(
+            out.getvalue(),
+            media_type="text/csv",
+            headers={"Content-Disposition": 'attachment; filename="history.csv"'},
+        )
+
+    @app.get("/v1/stats", tags=["account"], summary="Profit statistics and the equity curve")
+    async def get_stats(user: Auth) -> JSONResponse:
+        return await ask({"type": "stats.get"}, user, "stats")
+
+    # MARKET AND CONTROL ----------------------------------------------------------------
+
+    @app.get("/v1/quotes/{symbol}", tags=["market"], summary="Last trade of a symbol")
+    async def get_quote(symbol: Annotated[str, Path(max_length=32)], user: Auth) -> JSONResponse:
+        return await ask({"type": "quote.get", "symbol": symbol}, user, "quote")
+
+    @app.get("/v1/control", tags=["control"], summary="Run state and session state")
+    async def get_control(user: Auth) -> JSONResponse:
+        return await ask({"type": "control.get"}, user, None)
+
+    @app.post("/v1/control", tags=["control"], summary="Run, pause or stop (admin)")
+    async def set_control(body: ControlFields, user: Auth) -> JSONResponse:
+        return await ask({"type": "control.set", "state": body.state}, user, None)
+
+    @app.post("/v1/admin/users", tags=["admin"], summary="Create a user with capital (admin)")
+    async def create_user(body: UserFields, user: Auth) -> JSONResponse:
+        reply = await gateway.request(to_command(body, "user.create"), user)
+        response = reply_response(reply, None)
+        if reply.get("type") == "user.created":
+            response.status_code = 201
+        return response
+
+    @app.get("/v1/admin/users", tags=["admin"], summary="All users with their equity (admin)")
+    async def list_users(user: Auth) -> JSONResponse:
+        return await ask({"type": "user.list"}, user, "users")
+
+    # PUSH STREAM -----------------------------------------------------------------------
+
+    @app.get("/v1/events", tags=["events"], summary="Server-sent events: your own private events")
+    async def events(user: Auth) -> Response:
+        reply = await gateway.request({"type": "session.login"}, user)
+        if reply.get("type") != "session.ready":
+            return reply_response(reply, None)
+        queue = sessions.subscribe(reply["user_id"])
+        return StreamingResponse(
+            _event_stream(queue, lambda: sessions.unsubscribe(reply["user_id"], queue)),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+        )
+
+    @app.get("/v1/health", tags=["health"], summary="Liveness of the gateway (no data)")
+    async def health() -> JSONResponse:
+        return JSONResponse({"status": "ok"})
+
+    return app
+
+
+HISTORY_COLUMNS = [
+    "seq",
+    "time",
+    "kind",
+    "order_id",
+    "symbol",
+    "side",
+    "qty",
+    "price",
+    "status",
+    "cash",
+    "detail",
+]
+
+
+async def _event_stream(
+    queue: asyncio.Queue[dict[str, Any]], done: Callable[[], None]
+) -> AsyncIterator[bytes]:
+    try:
+        yield b": connected\n\n"
+        while True:
+            try:
+                event = await asyncio.wait_for(queue.get(), EVENT_HEARTBEAT_S)
+            except TimeoutError:
+                yield b": heartbeat\n\n"
+                continue
+            data = json.dumps(event, separators=(",", ":"))
+            yield f"id: {event['seq']}\nevent: {event['event']}\ndata: {data}\n\n".encode()
+    finally:
+        done()

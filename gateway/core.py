@@ -1,0 +1,198 @@
+"""The gateway's link to the other processes: requests out, replies and private events in.
+
+Runs on the gateway's asyncio loop, which is its one I/O loop: HTTP handlers and the
+ZeroMQ client endpoint call `submit()`, which stamps the request with this gateway's id
+and a request id and batches it to the accountant once per loop turn. Replies come back
+on topic r.<gateway id> from the accountant and the controller; private events on `ev`.
+The gateway keeps no copy of trading state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import secrets
+import time
+from collections.abc import Callable
+from typing import Any
+
+import zmq
+import zmq.asyncio
+
+from protocol import codec, topics
+from protocol.errors import ErrorCode, error_body
+from protocol.messages import OrderFields, Request, UserFields
+from protocol.settings import Settings
+from protocol.values import parse_decimal
+
+log = logging.getLogger("gateway")
+
+Reply = dict[str, Any]
+ReplyCallback = Callable[[Reply], None]
+EventCallback = Callable[[int, Reply], None]
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _canonical(value: Any, field: str, code: ErrorCode) -> str:
+    return format(parse_decimal(value, field, code), "f")
+
+
+def to_command(request: Request | OrderFields | UserFields, kind: str) -> dict[str, Any]:
+    """An internal command from a validated client request; numbers become exact strings.
+
+    Raises:
+        RejectError: REQUEST_INVALID_QTY / REQUEST_INVALID_PRICE / REQUEST_INVALID_AMOUNT.
+    """
+    fields = request.model_dump(exclude={"v", "rid", "token"})
+    fields["type"] = kind
+    if isinstance(request, OrderFields):
+        fields["qty"] = _canonical(request.qty, "qty", ErrorCode.REQUEST_INVALID_QTY)
+        fields["price"] = _canonical(request.price, "price", ErrorCode.REQUEST_INVALID_PRICE)
+    elif isinstance(request, UserFields):
+        fields["cash"] = _canonical(request.cash, "cash", ErrorCode.REQUEST_INVALID_AMOUNT)
+    return fields
+
+
+class Gateway:
+    """Internal sockets of the gateway, owned by the asyncio loop that calls start()."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.id = secrets.token_hex(4)
+        self.ctx = zmq.asyncio.Context()
+        self.timeout = settings.limits.request_timeout
+        self._next_rid = 0
+        self._pending: dict[int, tuple[float, ReplyCallback]] = {}
+        self._outbox: list[dict[str, Any]] = []
+        self._flush_scheduled = False
+        self._event_listeners: list[EventCallback] = []
+        self._broadcast_listeners: list[Callable[[str, list[Reply]], None]] = []
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def on_event(self, callback: EventCallback) -> None:
+        """`callback(user_id, event)` for each private event from the accountant."""
+        self._event_listeners.append(callback)
+
+    def on_broadcast(self, callback: Callable[[str, list[Reply]], None]) -> None:
+        """`callback(topic, messages)` for public control state and quotes."""
+        self._broadcast_listeners.append(callback)
+
+    async def start(self) -> None:
+        e = self.settings.endpoints
+        self.to_accountant = self.ctx.socket(zmq.PUSH)
+        self.to_accountant.setsockopt(zmq.SNDHWM, 1_000_000)
+        self.to_accountant.setsockopt(zmq.LINGER, 0)
+        self.to_accountant.connect(e.accountant_in)
+        from_accountant = self._sub(e.accountant_pub, (topics.reply(self.id), topics.EVENTS))
+        from_controller = self._sub(
+            e.control_pub, (topics.reply(self.id), topics.CONTROL, topics.MARKET_PREFIX)
+        )
+        loop = asyncio.get_running_loop()
+        self._tasks = [
+            loop.create_task(self._read(from_accountant)),
+            loop.create_task(self._read(from_controller)),
+            loop.create_task(self._expire()),
+        ]
+
+    def _sub(self, endpoint: str, subscriptions: tuple[str, ...]) -> zmq.asyncio.Socket:
+        sock = self.ctx.socket(zmq.SUB)
+        sock.setsockopt(zmq.RCVHWM, 1_000_000)
+        sock.setsockopt(zmq.LINGER, 0)
+        for topic in subscriptions:
+            sock.setsockopt(zmq.SUBSCRIBE, topic.encode())
+        sock.connect(endpoint)
+        return sock
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self.ctx.destroy(linger=0)
+
+    # REQUESTS --------------------------------------------------------------------------
+
+    def submit(self, command: dict[str, Any], auth: str, callback: ReplyCallback) -> None:
+        """Send a command to the accountant; `callback(reply)` runs once, with the reply or
+        a SYSTEM_TIMEOUT error after `limits.request_timeout` seconds."""
+        self._next_rid += 1
+        rid = self._next_rid
+        command["gw"] = self.id
+        command["rid"] = rid
+        command["auth"] = auth
+        self._pending[rid] = (time.monotonic() + self.timeout, callback)
+        self._outbox.append(command)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush)
+
+    async def request(self, command: dict[str, Any], auth: str) -> Reply:
+        future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
+
+        def done(reply: Reply) -> None:
+            if not future.done():
+                future.set_result(reply)
+
+        self.submit(command, auth, done)
+        return await future
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        batch, self._outbox = self._outbox, []
+        if batch:
+            self.to_accountant.send(codec.encode(batch), zmq.NOBLOCK)
+
+    async def _read(self, sock: zmq.asyncio.Socket) -> None:
+        while True:
+            topic_frame, payload = await sock.recv_multipart()
+            topic = topic_frame.decode()
+            decoded = codec.decode_internal(payload)
+            messages = decoded if isinstance(decoded, list) else [decoded]
+            if topic.startswith(topics.REPLY_PREFIX):
+                for reply in messages:
+                    entry = self._pending.pop(reply.pop("rid", None), None)
+                    if entry is not None:
+                        _safely(entry[1], reply)
+            elif topic == topics.EVENTS:
+                for event in messages:
+                    user_id = event.pop("user_id")
+                    for listener in self._event_listeners:
+                        listener(user_id, event)
+            else:
+                for listener in self._broadcast_listeners:
+                    listener(topic, messages)
+
+    async def _expire(self) -> None:
+        """Answer requests nobody replied to in time, oldest first (dicts keep insertion order)."""
+        while True:
+            await asyncio.sleep(0.25)
+            now = time.monotonic()
+            expired = []
+            for rid, (deadline, _) in self._pending.items():
+                if deadline > now:
+                    break
+                expired.append(rid)
+            for rid in expired:
+                _, callback = self._pending.pop(rid)
+                _safely(
+                    callback,
+                    dict(
+                        error_body(
+                            ErrorCode.SYSTEM_TIMEOUT,
+                            "no answer in time; the outcome is unknown, query the order",
+                        )
+                    ),
+                )
+
+
+def _safely(callback: ReplyCallback, reply: Reply) -> None:
+    try:
+        callback(reply)
+    except Exception:
+        log.exception("reply handler failed")

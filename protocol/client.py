@@ -1,0 +1,252 @@
+"""A synchronous Python client for the ZeroMQ API, for bots, tools and tests.
+
+    from protocol.client import TradeClient
+    with TradeClient("tcp://127.0.0.1:5555", token) as client:
+        order = client.place_order("600000", "buy", 100, "8.50")
+        print(client.next_event(timeout=5))   # e.g. order.filled
+
+Requests wait for their reply; private events that arrive meanwhile are kept, in order,
+for `next_event()`. `send()` and `recv()` pipeline many requests without waiting.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections import deque
+from collections.abc import Iterator
+from decimal import Decimal
+from typing import Any
+
+import zmq
+
+from protocol import codec
+from protocol.codec import PROTOCOL_VERSION
+
+Number = int | str | Decimal
+
+
+class TradeError(Exception):
+    """Raised when the server answers a request with an error; `code` is stable."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+    def __repr__(self) -> str:
+        return f"TradeError({self.code!r}, {self.message!r})"
+
+
+class TradeClient:
+    def __init__(
+        self,
+        endpoint: str = "tcp://127.0.0.1:5555",
+        token: str | None = None,
+        timeout: float = 10.0,
+        events: bool = True,
+        context: zmq.Context[Any] | None = None,
+    ) -> None:
+        self.endpoint = endpoint
+        self.token = token
+        self.timeout = timeout
+        self.want_events = events
+        self._ctx = context or zmq.Context.instance()
+        self._socket = self._ctx.socket(zmq.DEALER)
+        self._socket.setsockopt(zmq.LINGER, 0)
+        self._socket.connect(endpoint)
+        self._rids = itertools.count(1)
+        self.events: deque[dict[str, Any]] = deque()
+        self._replies: dict[Any, dict[str, Any]] = {}
+        self.user: dict[str, Any] | None = None
+        if token is not None:
+            self.login(token)
+
+    def __enter__(self) -> TradeClient:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._socket.close(linger=0)
+
+    # PIPELINING ------------------------------------------------------------------------
+
+    def send(self, type: str, **fields: Any) -> int:
+        """Send one request without waiting; returns its rid."""
+        rid = next(self._rids)
+        self._socket.send(codec.encode({"v": PROTOCOL_VERSION, "type": type, "rid": rid, **fields}))
+        return rid
+
+    def send_raw(self, payload: bytes) -> None:
+        """Send bytes as they are (for tests of what the server does with bad input)."""
+        self._socket.send(payload)
+
+    def recv(self, timeout: float | None = None) -> dict[str, Any] | None:
+        """The next reply or event, or None after `timeout` seconds."""
+        wait = self.timeout if timeout is None else timeout
+        if not self._socket.poll(int(wait * 1000)):
+            return None
+        return codec.decode_internal(self._socket.recv())
+
+    # REQUESTS --------------------------------------------------------------------------
+
+    def request(self, type: str, **fields: Any) -> dict[str, Any]:
+        """Send a request and return its reply. Raises TradeError or TimeoutError."""
+        reply = self._call(type, fields)
+        if reply.get("code") == "AUTH_LOGIN_REQUIRED" and self.token and type != "session.login":
+            self.login(self.token)  # the gateway restarted and forgot this connection
+            reply = self._call(type, fields)
+        if reply.get("type") == "error":
+            raise TradeError(reply["code"], reply["message"])
+        return reply
+
+    def _call(self, type: str, fields: dict[str, Any]) -> dict[str, Any]:
+        rid = self.send(type, **fields)
+        deadline = time.monotonic() + self.timeout
+        while True:
+            if rid in self._replies:
+                return self._replies.pop(rid)
+            left = deadline - time.monotonic()
+            message = self.recv(max(left, 0)) if left > 0 else None
+            if message is None:
+                raise TimeoutError(f"no reply to {type} within {self.timeout}s")
+            if message.get("type") == "event":
+                self.events.append(message)
+            elif message.get("rid") == rid:
+                return message
+            elif message.get("rid") is not None:
+                self._replies[message["rid"]] = message
+
+    def login(self, token: str) -> dict[str, Any]:
+        self.token = token
+        self.user = self.request("session.login", token=token, events=self.want_events)
+        return self.user
+
+    def ping(self) -> dict[str, Any]:
+        return self.request("ping")
+
+    def place_order(
+        self,
+        symbol: str,
+        side: str,
+        qty: Number,
+        price: Number,
+        client_order_id: str | None = None,
+    ) -> dict[str, Any]:
+        fields: dict[str, Any] = {
+            "symbol": symbol,
+            "side": side,
+            "qty": _wire(qty),
+            "price": _wire(price),
+        }
+        if client_order_id is not None:
+            fields["client_order_id"] = client_order_id
+        return self.request("order.new", **fields)["order"]
+
+    def cancel_order(self, order_id: int) -> dict[str, Any]:
+        return self.request("order.cancel", order_id=order_id)["order"]
+
+    def get_order(self, order_id: int) -> dict[str, Any]:
+        return self.request("order.get", order_id=order_id)["order"]
+
+    def orders(self, status: str = "open", limit: int = 100) -> list[dict[str, Any]]:
+        return self.request("orders.list", status=status, limit=limit)["orders"]
+
+    def account(self) -> dict[str, Any]:
+        return self.request("account.get")["account"]
+
+    def positions(self) -> list[dict[str, Any]]:
+        return self.request("positions.list")["positions"]
+
+    def fills(self, limit: int = 100) -> list[dict[str, Any]]:
+        return self.request("fills.list", limit=limit)["fills"]
+
+    def history(self, after_seq: int = 0, limit: int = 100) -> dict[str, Any]:
+        return self.request("history.list", after_seq=after_seq, limit=limit)
+
+    def stats(self) -> dict[str, Any]:
+        return self.request("stats.get")["stats"]
+
+    def quote(self, symbol: str) -> dict[str, Any]:
+        return self.request("quote.get", symbol=symbol)["quote"]
+
+    def control(self) -> dict[str, Any]:
+        return self.request("control.get")
+
+    def set_control(self, state: str) -> dict[str, Any]:
+        return self.request("control.set", state=state)
+
+    def create_user(self, name: str, cash: Number) -> dict[str, Any]:
+        return self.request("user.create", name=name, cash=_wire(cash))
+
+    def users(self) -> list[dict[str, Any]]:
+        return self.request("user.list")["users"]
+
+    # EVENTS ----------------------------------------------------------------------------
+
+    def next_event(self, timeout: float = 10.0) -> dict[str, Any] | None:
+        """The oldest private event not yet taken, waiting up to `timeout` seconds."""
+        deadline = time.monotonic() + timeout
+        while not self.events:
+            left = deadline - time.monotonic()
+            message = self.recv(left) if left > 0 else None
+            if message is None:
+                return None
+            if message.get("type") == "event":
+                self.events.append(message)
+            elif message.get("rid") is not None:
+                self._replies[message["rid"]] = message
+        return self.events.popleft()
+
+    def wait_for(
+        self, event: str, order_id: int | None = None, timeout: float = 10.0
+    ) -> dict[str, Any]:
+        """Take events until one of kind `event` (for `order_id`, if given) arrives.
+
+        Raises:
+            TimeoutError: none came in time.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            found = self.next_event(max(0.0, deadline - time.monotonic()))
+            if found is None:
+                raise TimeoutError(f"no {event} event within {timeout}s")
+            if found["event"] == event and (order_id is None or found["order"]["id"] == order_id):
+                return found
+
+
+class MarketData:
+    """Public quotes and control state from the PUB endpoint."""
+
+    def __init__(
+        self,
+        endpoint: str = "tcp://127.0.0.1:5556",
+        topics: tuple[str, ...] = ("md.", "ctl"),
+        context: zmq.Context[Any] | None = None,
+    ) -> None:
+        self._socket = (context or zmq.Context.instance()).socket(zmq.SUB)
+        self._socket.setsockopt(zmq.LINGER, 0)
+        for topic in topics:
+            self._socket.setsockopt(zmq.SUBSCRIBE, topic.encode())
+        self._socket.connect(endpoint)
+
+    def next(self, timeout: float = 10.0) -> tuple[str, dict[str, Any]] | None:
+        if not self._socket.poll(int(timeout * 1000)):
+            return None
+        topic, payload = self._socket.recv_multipart()
+        return topic.decode(), codec.decode_internal(payload)
+
+    def __iter__(self) -> Iterator[tuple[str, dict[str, Any]]]:
+        while True:
+            item = self.next(3600)
+            if item is not None:
+                yield item
+
+    def close(self) -> None:
+        self._socket.close(linger=0)
+
+
+def _wire(value: Number) -> int | str:
+    return value if isinstance(value, int | str) else format(value, "f")

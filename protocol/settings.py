@@ -1,0 +1,219 @@
+"""Frozen Settings for every process, built once by run.py from a TOML file, env and flags.
+
+Precedence: defaults < TOML file < environment (`TRADESERVER_<SECTION>__<KEY>`) < flags.
+Unknown keys are refused. run.py writes the resolved Settings to the data dir as JSON and
+each child process reads that file; nothing reads the environment later.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tomllib
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+ENV_PREFIX = "TRADESERVER_"
+# Unix socket paths are limited to about 107 bytes; longer data dirs use a /tmp folder.
+_MAX_IPC_DIR = 80
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ServerSettings(_Section):
+    data_dir: str = "runtime"
+    database_url: str = ""  # default: sqlite:///<data_dir>/tradeserver.db
+    log_level: str = "INFO"
+
+
+class EndpointSettings(_Section):
+    """Where each socket lives. Empty internal endpoints become ipc:// sockets."""
+
+    http_host: str = "127.0.0.1"
+    http_port: int = 8000
+    client_api: str = "tcp://127.0.0.1:5555"  # ROUTER: client requests and private events
+    client_pub: str = "tcp://127.0.0.1:5556"  # PUB: public market data and control state
+    controller_in: str = ""
+    matcher_in: str = ""
+    accountant_in: str = ""
+    control_pub: str = ""  # controller PUB: ctl, md.<symbol>, replies to gateways
+    accountant_pub: str = ""  # accountant PUB: replies and private events to gateways
+
+
+class SymbolSettings(_Section):
+    symbol: str
+    name: str
+    prev_close: Decimal = Field(gt=0)
+
+
+DEFAULT_SYMBOLS = (
+    SymbolSettings(symbol="600000", name="SPD Bank", prev_close=Decimal("8.50")),
+    SymbolSettings(symbol="000001", name="Ping An Bank", prev_close=Decimal("11.20")),
+    SymbolSettings(symbol="000725", name="BOE Technology", prev_close=Decimal("4.10")),
+    SymbolSettings(symbol="600519", name="Kweichow Moutai", prev_close=Decimal("1500.00")),
+)
+
+
+class MarketSettings(_Section):
+    profile: Literal["cn_a"] = "cn_a"
+    feed: Literal["synthetic"] = "synthetic"
+    tick_interval: float = Field(default=0.5, gt=0)  # seconds between ticks of one symbol
+    volatility_bp: int = Field(default=10, ge=0)  # std-dev of one step, basis points
+    seed: int = 20170101
+    symbols: tuple[SymbolSettings, ...] = DEFAULT_SYMBOLS
+
+
+class TradingSettings(_Section):
+    fill_mode: Literal["wait", "instant"] = "wait"
+    commission_rate: Decimal = Field(default=Decimal("0.001"), ge=0, lt=1)
+    min_commission: Decimal = Field(default=Decimal("5.00"), ge=0)
+    stamp_tax_rate: Decimal = Field(default=Decimal("0.001"), ge=0, lt=1)
+    lot_size: int = Field(default=100, gt=0)
+    tick_size: Decimal = Field(default=Decimal("0.01"), gt=0)
+    max_qty: int = Field(default=100_000_000, gt=0)
+    max_price: Decimal = Field(default=Decimal("1000000"), gt=0)
+
+
+class ControlSettings(_Section):
+    initial_state: Literal["running", "paused", "stopped"] = "running"
+    sessions: Literal["always", "cn_a"] = "always"
+    heartbeat_interval: float = Field(default=1.0, gt=0)
+
+
+class StatsSettings(_Section):
+    snapshot_interval: float = Field(default=60.0, gt=0)
+
+
+class LedgerSettings(_Section):
+    sqlite_synchronous: Literal["FULL", "NORMAL"] = "FULL"
+    max_batch: int = Field(default=10_000, gt=0)
+
+
+class LimitSettings(_Section):
+    max_message_bytes: int = Field(default=64 * 1024, ge=1024)
+    request_timeout: float = Field(default=10.0, gt=0)
+    max_history_page: int = Field(default=1000, gt=0)
+
+
+class DemoSettings(_Section):
+    create_user: bool = True
+    name: str = "demo"
+    cash: Decimal = Field(default=Decimal("1000000.00"), gt=0)
+
+
+class Settings(_Section):
+    server: ServerSettings = ServerSettings()
+    endpoints: EndpointSettings = EndpointSettings()
+    market: MarketSettings = MarketSettings()
+    trading: TradingSettings = TradingSettings()
+    control: ControlSettings = ControlSettings()
+    stats: StatsSettings = StatsSettings()
+    ledger: LedgerSettings = LedgerSettings()
+    limits: LimitSettings = LimitSettings()
+    demo: DemoSettings = DemoSettings()
+
+    @field_validator("market")
+    @classmethod
+    def _symbols_unique(cls, market: MarketSettings) -> MarketSettings:
+        names = [s.symbol for s in market.symbols]
+        if len(names) != len(set(names)):
+            raise ValueError("market.symbols lists a symbol twice")
+        return market
+
+    # Derived paths; valid once resolve() has filled the endpoints.
+    @property
+    def data_dir(self) -> Path:
+        return Path(self.server.data_dir)
+
+    @property
+    def database_url(self) -> str:
+        return self.server.database_url or f"sqlite:///{self.data_dir / 'tradeserver.db'}"
+
+    def log_path(self, process: str) -> Path:
+        return self.data_dir / "logs" / f"{process}.log"
+
+
+def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _env_overrides(environ: dict[str, str]) -> dict[str, Any]:
+    """TRADESERVER_TRADING__FILL_MODE=instant becomes {"trading": {"fill_mode": "instant"}}."""
+    tree: dict[str, Any] = {}
+    for name, value in environ.items():
+        if not name.startswith(ENV_PREFIX):
+            continue
+        path = name[len(ENV_PREFIX) :].lower().split("__")
+        if len(path) != 2 or not all(path):
+            raise ValueError(f"{name}: expected {ENV_PREFIX}<SECTION>__<KEY>")
+        tree.setdefault(path[0], {})[path[1]] = value
+    return tree
+
+
+def _ipc_dir(data_dir: Path) -> Path:
+    local = data_dir / "sock"
+    if len(str(local)) <= _MAX_IPC_DIR:
+        return local
+    digest = hashlib.sha256(str(data_dir).encode()).hexdigest()[:16]
+    return Path("/tmp") / f"tradeserver-{digest}"
+
+
+def resolve(settings: Settings) -> Settings:
+    """Make the data dir absolute and give every empty internal endpoint an ipc:// path."""
+    data_dir = Path(settings.server.data_dir).expanduser().resolve()
+    ipc = _ipc_dir(data_dir)
+    endpoints = settings.endpoints.model_dump()
+    for role in ("controller_in", "matcher_in", "accountant_in", "control_pub", "accountant_pub"):
+        if not endpoints[role]:
+            endpoints[role] = f"ipc://{ipc / role}"
+    server = settings.server.model_copy(update={"data_dir": str(data_dir)})
+    return settings.model_copy(
+        update={"server": server, "endpoints": EndpointSettings(**endpoints)}
+    )
+
+
+def build_settings(
+    config_file: str | os.PathLike[str] | None = None,
+    environ: dict[str, str] | None = None,
+    flags: dict[str, Any] | None = None,
+) -> Settings:
+    """Defaults < TOML file < environment < flags, then resolve().
+
+    Raises:
+        pydantic.ValidationError: an unknown key or a bad value, naming where it is.
+    """
+    tree: dict[str, Any] = {}
+    if config_file is not None:
+        with open(config_file, "rb") as fh:
+            tree = tomllib.load(fh)
+    tree = _merge(tree, _env_overrides(dict(os.environ if environ is None else environ)))
+    tree = _merge(tree, flags or {})
+    return resolve(Settings.model_validate(tree))
+
+
+def ipc_paths(settings: Settings) -> list[Path]:
+    """Folders that must exist before ipc:// endpoints can bind."""
+    folders = set()
+    for value in settings.endpoints.model_dump().values():
+        if isinstance(value, str) and value.startswith("ipc://"):
+            folders.add(Path(value[len("ipc://") :]).parent)
+    return sorted(folders)
+
+
+def save(settings: Settings, path: Path) -> None:
+    path.write_text(settings.model_dump_json(indent=2))
+
+
+def load(path: str | os.PathLike[str]) -> Settings:
+    return Settings.model_validate_json(Path(path).read_text())

@@ -1,0 +1,61 @@
+"""Exact decimals on the wire: parse untrusted numbers and format money as strings.
+
+Prices, quantities and money travel as decimal strings (or integers) and live as
+`Decimal` in memory; binary floats are accepted from clients only as input and are
+converted through their shortest repr, so 10.1 means Decimal("10.1").
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from datetime import UTC, datetime
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+
+from protocol.errors import ErrorCode, RejectError
+
+_DECIMAL_TEXT = re.compile(r"[+-]?\d{1,20}(\.\d{1,20})?")
+CENT = Decimal("0.01")
+
+
+def parse_decimal(value: Any, field: str, code: ErrorCode) -> Decimal:
+    """A finite decimal from an int, a float or a plain decimal string (no exponent, 20.20 digits).
+
+    Raises:
+        RejectError: with `code` when the value is not such a number.
+    """
+    if isinstance(value, bool):
+        raise RejectError(code, f"{field} must be a number, got a boolean")
+    if isinstance(value, int):
+        if abs(value) >= 10**20:
+            raise RejectError(code, f"{field} is out of range")
+        return Decimal(value)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise RejectError(code, f"{field} must be finite, got {value!r}")
+        # repr is the shortest text that round-trips; exponents mean out of range here
+        return parse_decimal(repr(value).replace("e", "E"), field, code)
+    if isinstance(value, str):
+        text = value.strip()
+        if len(text) > 42 or not _DECIMAL_TEXT.fullmatch(text):
+            raise RejectError(code, f"{field} must be a plain decimal number, got {value[:40]!r}")
+        return Decimal(text)
+    raise RejectError(code, f"{field} must be a number or a decimal string")
+
+
+def money(amount: Decimal) -> str:
+    """Money for the wire: exactly two decimals (CNY cents), as a string."""
+    return str(amount.quantize(CENT, rounding=ROUND_HALF_UP))
+
+
+def number(amount: Decimal) -> str:
+    """A price or quantity for the wire, printed as stored, never in exponent form."""
+    return format(amount, "f")
+
+
+def iso_time(ts_ns: int) -> str:
+    """Nanoseconds since the epoch to ISO 8601 UTC: 2026-11-26T09:30:00.000000Z."""
+    seconds, nanos = divmod(ts_ns, 1_000_000_000)
+    moment = datetime.fromtimestamp(seconds, tz=UTC).replace(microsecond=nanos // 1000)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")

@@ -1,0 +1,440 @@
+"""Start and supervise TradeServer's four processes, and run admin commands.
+
+    python run.py                          start on the embedded defaults (SQLite, synthetic feed)
+    python run.py --config my.toml         start with a configuration file
+    python run.py user create --name N --cash C [--json]
+    python run.py user list [--json]
+    python run.py control run|stop|pause
+
+Admin commands talk to the running server over ZeroMQ with the admin token; when no
+server runs on the data dir, they work on the ledger (or control.json) directly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import fcntl
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from protocol import settings as settings_module
+from protocol.client import TradeError
+from protocol.settings import Settings, build_settings, ipc_paths
+
+ROOT = Path(__file__).resolve().parent
+# Flow order: the accountant first so that it is ready for the matcher's sync request.
+CHILDREN = {
+    "accountant": "actors.accountant",
+    "matcher": "actors.matcher",
+    "controller": "actors.controller",
+    "gateway": "gateway.sessions",
+}
+STOP_ORDER = ("gateway", "controller", "matcher", "accountant")
+ADMIN_TOKEN_FILE = "admin_token"
+DEMO_TOKEN_FILE = "demo_token"
+
+
+# SETTINGS AND FILES --------------------------------------------------------------------
+
+
+def settings_from_args(args: argparse.Namespace) -> Settings:
+    flags: dict[str, Any] = {}
+    if getattr(args, "data_dir", None):
+        flags.setdefault("server", {})["data_dir"] = args.data_dir
+    if getattr(args, "http_port", None):
+        flags.setdefault("endpoints", {})["http_port"] = args.http_port
+    if getattr(args, "fill_mode", None):
+        flags.setdefault("trading", {})["fill_mode"] = args.fill_mode
+    return build_settings(getattr(args, "config", None), flags=flags)
+
+
+def write_secret(path: Path, text: str) -> None:
+    """Create a file only its owner can read, holding `text`."""
+    path.unlink(missing_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text + "\n")
+
+
+@contextlib.contextmanager
+def data_dir_lock(settings: Settings) -> Iterator[bool]:
+    """Hold <data_dir>/supervisor.lock; yields False when a running server holds it."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    with open(settings.data_dir / "supervisor.lock", "a+") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+# LEDGER BOOTSTRAP ----------------------------------------------------------------------
+
+
+def bootstrap(settings: Settings) -> None:
+    """Migrate the ledger; on first start create the admin user and the demo user."""
+    from sqlalchemy import func, select
+    from sqlalchemy.orm import Session
+
+    from actors.accountant import new_token, new_user_rows
+    from actors.ledger import UserRow, Work, make_engine, migrate, write_batch
+
+    engine = make_engine(settings.database_url, settings.ledger.sqlite_synchronous)
+    migrate(engine)
+    with Session(engine) as session, session.begin():
+        if session.scalar(select(func.count()).select_from(UserRow).where(UserRow.is_admin)):
+            engine.dispose()
+            return
+        now = time.time_ns()
+        admin_token = new_token()
+        _, rows = new_user_rows(1, "admin", admin_token, Decimal(0), True, now)
+        if settings.demo.create_user:
+            demo_token = new_token()
+            _, demo_rows = new_user_rows(
+                2, settings.demo.name, demo_token, settings.demo.cash, False, now
+            )
+            rows += demo_rows
+        write_batch(session, [Work(inserts=rows)])
+    engine.dispose()
+    write_secret(settings.data_dir / ADMIN_TOKEN_FILE, admin_token)
+    if settings.demo.create_user:
+        write_secret(settings.data_dir / DEMO_TOKEN_FILE, demo_token)
+
+
+# SUPERVISOR ----------------------------------------------------------------------------
+
+
+@dataclass
+class Child:
+    name: str
+    module: str
+    proc: subprocess.Popen[bytes] | None = None
+    restarts: int = 0
+    started: float = 0.0
+    quick_deaths: int = 0
+    next_start: float = 0.0
+
+
+class Supervisor:
+    """Starts the four processes, restarts any that dies, stops them all on SIGTERM/SIGINT."""
+
+    def __init__(self, settings: Settings, settings_path: Path) -> None:
+        self.settings = settings
+        self.settings_path = settings_path
+        self.children = {name: Child(name, module) for name, module in CHILDREN.items()}
+        self.stopping = False
+        self.status_path = settings.data_dir / "supervisor.json"
+
+    def start(self, child: Child) -> None:
+        logs = self.settings.data_dir / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        stderr = open(logs / f"{child.name}.stderr", "ab")  # noqa: SIM115 (the child keeps it)
+        child.proc = subprocess.Popen(
+            [sys.executable, "-m", child.module, str(self.settings_path)],
+            cwd=ROOT,
+            stdin=subprocess.DEVNULL,
+            stdout=stderr,
+            stderr=stderr,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )
+        stderr.close()
+        child.started = time.monotonic()
+        self.write_status()
+
+    def write_status(self) -> None:
+        status = {
+            "pid": os.getpid(),
+            "children": {
+                c.name: {"pid": c.proc.pid if c.proc else None, "restarts": c.restarts}
+                for c in self.children.values()
+            },
+        }
+        tmp = self.status_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(status))
+        tmp.replace(self.status_path)
+
+    def _on_signal(self, _signum: int, _frame: object) -> None:
+        self.stopping = True
+
+    def watch(self) -> None:
+        now = time.monotonic()
+        for child in self.children.values():
+            if child.proc is not None and child.proc.poll() is not None:
+                code = child.proc.returncode
+                quick = now - child.started < 3.0
+                child.quick_deaths = child.quick_deaths + 1 if quick else 0
+                child.next_start = now + min(0.25 * 2**child.quick_deaths, 10.0) if quick else now
+                print(f"[supervisor] {child.name} exited with {code}; restarting", flush=True)
+                child.proc = None
+            if child.proc is None and now >= child.next_start and not self.stopping:
+                child.restarts += 1
+                self.start(child)
+
+    def stop_all(self) -> None:
+        for name in STOP_ORDER:
+            proc = self.children[name].proc
+            if proc is not None and proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+        self.status_path.unlink(missing_ok=True)
+
+
+def wait_for_port(host: str, port: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=0.5):
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def banner(settings: Settings) -> str:
+    e = settings.endpoints
+    url = f"http://{e.http_host}:{e.http_port}"
+    demo_file = settings.data_dir / DEMO_TOKEN_FILE
+    lines = [
+        "TradeServer is running "
+        f"(fill mode {settings.trading.fill_mode}, sessions {settings.control.sessions}, "
+        f"data in {settings.data_dir})",
+        f"  HTTP API     {url}   (OpenAPI docs: {url}/docs)",
+        f"  ZeroMQ       requests {e.client_api} (DEALER/REQ), market data {e.client_pub} (SUB)",
+        f"  Admin token  in {settings.data_dir / ADMIN_TOKEN_FILE}",
+    ]
+    if demo_file.exists():
+        token = demo_file.read_text().strip()
+        symbol = settings.market.symbols[0]
+        lines += [
+            f"  Demo user    {settings.demo.name}, token {token}",
+            "  Place an order:",
+            f"    curl -s -X POST {url}/v1/orders -H 'Authorization: Bearer {token}' "
+            "-H 'Content-Type: application/json' "
+            f'-d \'{{"symbol":"{symbol.symbol}","side":"buy","qty":100,'
+            f'"price":"{symbol.prev_close}"}}\'',
+        ]
+    lines.append("  Stop with Ctrl-C.")
+    return "\n".join(lines)
+
+
+def serve(settings: Settings) -> int:
+    with data_dir_lock(settings) as free:
+        if not free:
+            print(f"a server is already running on {settings.data_dir}", file=sys.stderr)
+            return 1
+        for folder in ipc_paths(settings):
+            folder.mkdir(parents=True, exist_ok=True)
+        bootstrap(settings)
+        settings_path = settings.data_dir / "settings.json"
+        settings_module.save(settings, settings_path)
+        supervisor = Supervisor(settings, settings_path)
+        signal.signal(signal.SIGTERM, supervisor._on_signal)
+        signal.signal(signal.SIGINT, supervisor._on_signal)
+        for child in supervisor.children.values():
+            supervisor.start(child)
+        if wait_for_port(settings.endpoints.http_host, settings.endpoints.http_port, 30):
+            print(banner(settings), flush=True)
+        else:
+            print("[supervisor] the gateway did not open its HTTP port; see logs/", flush=True)
+        while not supervisor.stopping:
+            supervisor.watch()
+            time.sleep(0.1)
+        supervisor.stop_all()
+        print("[supervisor] stopped", flush=True)
+        return 0
+
+
+# ADMIN COMMANDS ------------------------------------------------------------------------
+
+
+def _admin_client(settings: Settings) -> Any:
+    from protocol.client import TradeClient
+
+    running = settings_module.load(settings.data_dir / "settings.json")
+    token = (settings.data_dir / ADMIN_TOKEN_FILE).read_text().strip()
+    return TradeClient(running.endpoints.client_api, token, timeout=10, events=False)
+
+
+def user_create(settings: Settings, name: str, cash: str) -> dict[str, Any]:
+    with data_dir_lock(settings) as free:
+        if not free:
+            with _admin_client(settings) as client:
+                reply = client.create_user(name, cash)
+            return {
+                "user_id": reply["user_id"],
+                "name": reply["name"],
+                "token": reply["token"],
+                "cash": reply["cash"],
+            }
+        return _user_create_offline(settings, name, cash)
+
+
+def _user_create_offline(settings: Settings, name: str, cash_text: str) -> dict[str, Any]:
+    """No server runs on this data dir: write the user straight into the ledger."""
+    from sqlalchemy import func, select
+    from sqlalchemy.orm import Session
+
+    from actors.accountant import MAX_CASH, new_token, new_user_rows
+    from actors.ledger import UserRow, Work, make_engine, migrate, write_batch
+
+    try:
+        cash = Decimal(cash_text)
+    except InvalidOperation:
+        raise SystemExit(f"--cash {cash_text!r} is not a number") from None
+    if not (0 < cash <= MAX_CASH) or cash != cash.quantize(Decimal("0.01")):
+        raise SystemExit(f"--cash must be above 0, at most {MAX_CASH}, in whole cents")
+    bootstrap(settings)
+    engine = make_engine(settings.database_url, settings.ledger.sqlite_synchronous)
+    migrate(engine)
+    token = new_token()
+    with Session(engine) as session, session.begin():
+        if session.scalar(select(UserRow.id).where(UserRow.name == name)) is not None:
+            raise SystemExit(f"a user named {name!r} exists")
+        user_id = (session.scalar(select(func.max(UserRow.id))) or 0) + 1
+        _, rows = new_user_rows(user_id, name, token, cash, False, time.time_ns())
+        write_batch(session, [Work(inserts=rows)])
+    engine.dispose()
+    return {"user_id": user_id, "name": name, "token": token, "cash": str(cash)}
+
+
+def user_list(settings: Settings) -> list[dict[str, Any]]:
+    with data_dir_lock(settings) as free:
+        if not free:
+            with _admin_client(settings) as client:
+                return client.users()
+        from sqlalchemy import select
+        from sqlalchemy.orm import Session
+
+        from actors.ledger import AccountRow, UserRow, make_engine
+
+        bootstrap(settings)
+        engine = make_engine(settings.database_url)
+        with Session(engine) as session:
+            rows = session.execute(
+                select(UserRow, AccountRow).join(AccountRow, AccountRow.user_id == UserRow.id)
+            )
+            users = [
+                {
+                    "user_id": u.id,
+                    "name": u.name,
+                    "is_admin": u.is_admin,
+                    "initial_cash": str(a.initial_cash),
+                    "cash": str(a.cash),
+                    "equity": None,
+                }
+                for u, a in rows
+            ]
+        engine.dispose()
+        return users
+
+
+def control(settings: Settings, state: str) -> dict[str, Any]:
+    with data_dir_lock(settings) as free:
+        if not free:
+            with _admin_client(settings) as client:
+                return client.set_control(state)
+        path = settings.data_dir / "control.json"
+        path.write_text(json.dumps({"state": state}))
+        return {"state": state, "note": "no server running; applies at next start"}
+
+
+# COMMAND LINE --------------------------------------------------------------------------
+
+
+def parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--config", metavar="FILE", help="TOML configuration file", default=argparse.SUPPRESS
+    )
+    common.add_argument(
+        "--data-dir",
+        metavar="DIR",
+        help="ledger, logs, tokens (default runtime/)",
+        default=argparse.SUPPRESS,
+    )
+    common.add_argument("--http-port", type=int, metavar="PORT", default=argparse.SUPPRESS)
+    common.add_argument("--fill-mode", choices=["wait", "instant"], default=argparse.SUPPRESS)
+    p = argparse.ArgumentParser(
+        prog="run.py",
+        parents=[common],
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = p.add_subparsers(dest="command")
+    sub.add_parser("serve", parents=[common], help="start and supervise the server (default)")
+    user = sub.add_parser("user", parents=[common], help="manage users")
+    user_sub = user.add_subparsers(dest="user_command", required=True)
+    create = user_sub.add_parser("create", parents=[common], help="create a user with capital")
+    create.add_argument("--name", required=True)
+    create.add_argument("--cash", required=True, help="starting capital, e.g. 1000000")
+    create.add_argument("--json", action="store_true", help="print one JSON object")
+    listing = user_sub.add_parser("list", parents=[common], help="list users")
+    listing.add_argument("--json", action="store_true")
+    ctl = sub.add_parser("control", parents=[common], help="run, stop or pause trading")
+    ctl.add_argument("action", choices=["run", "stop", "pause"])
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        settings = settings_from_args(args)
+    except (ValidationError, ValueError, OSError) as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
+    command = args.command or "serve"
+    try:
+        return _dispatch(args, command, settings)
+    except TradeError as exc:
+        print(f"{exc.code}: {exc.message}", file=sys.stderr)
+        return 1
+
+
+def _dispatch(args: argparse.Namespace, command: str, settings: Settings) -> int:
+    if command == "serve":
+        return serve(settings)
+    if command == "user" and args.user_command == "create":
+        created = user_create(settings, args.name, args.cash)
+        if args.json:
+            print(json.dumps(created))
+        else:
+            print(f"user {created['name']} id {created['user_id']} cash {created['cash']}")
+            print(f"token {created['token']}")
+        return 0
+    if command == "user" and args.user_command == "list":
+        users = user_list(settings)
+        if args.json:
+            print(json.dumps(users))
+        else:
+            for u in users:
+                role = " (admin)" if u["is_admin"] else ""
+                print(f"{u['user_id']:>5}  {u['name']:<20} cash {u['cash']:>18}{role}")
+        return 0
+    if command == "control":
+        state = {"run": "running", "stop": "stopped", "pause": "paused"}[args.action]
+        print(json.dumps(control(settings, state)))
+        return 0
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
