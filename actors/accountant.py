@@ -535,7 +535,7 @@ class Accountant(pykka.ThreadingActor):
                 "user_id": user.id,
                 "name": user.name,
                 "token": token,
-                "cash": str(cash),
+                "cash": money(cash),
             },
         )
         log.info("user.created id=%d name=%s", user.id, user.name)
