@@ -48,7 +48,6 @@ from protocol.values import money, parse_decimal
 
 log = logging.getLogger("accountant")
 
-GATEWAYS = "gateways"  # the accountant's PUB socket, read by every gateway
 MAX_CASH = Decimal("10000000000")  # 1e10 per user: far beyond paper needs, far inside NUMERIC
 
 
@@ -234,7 +233,8 @@ class Accountant(pykka.ThreadingActor):
 
     def reply(self, work: Work, request: Message, body: Message) -> None:
         body["rid"] = request["rid"]
-        work.outbound.append((GATEWAYS, topics.reply(request["gw"]), body))
+        body["gw"] = request["gw"]
+        work.outbound.append((topics.GATEWAY, None, body))
 
     def reply_error(self, work: Work, request: Message, code: ErrorCode, message: str) -> None:
         self.reply(work, request, dict(error_body(code, message)))
@@ -280,7 +280,7 @@ class Accountant(pykka.ThreadingActor):
         }
         if fill is not None:
             body["fill"] = fill_view(fill)
-        work.outbound.append((GATEWAYS, topics.EVENTS, body))
+        work.outbound.append((topics.GATEWAY, None, body))
         log.info("%s order=%d user=%d status=%s", kind, order.id, user_id, order.status)
 
     def system_entry(self, work: Work, kind: str, detail: str) -> None:
@@ -646,10 +646,12 @@ def main(settings: Settings) -> None:
     bus = Bus("accountant")
     # 1. requests from gateways and answers from the matcher arrive on one inbox
     # 2. checked, reserved and recorded orders go to the matcher
-    # 3. replies and private events go back to the gateways, after commit
+    # 3. replies and private events go back to the gateway, after commit. PUSH, not PUB:
+    #    a PUB drops what it sends while a restarted subscriber is still joining, and a
+    #    PUSH queues it until the peer is back.
     bus.push_to(topics.MATCHER, settings.endpoints.matcher_in)
     bus.push_to(topics.CONTROLLER, settings.endpoints.controller_in)
-    bus.publish_as(GATEWAYS, settings.endpoints.accountant_pub)
+    bus.push_to(topics.GATEWAY, settings.endpoints.gateway_in, drop_when_full=True)
     reader = Reader.start(engine, bus, settings)
     ledger = Ledger.start(engine, bus.send_many)
     accountant = Accountant.start(settings, clock, bus, accounts, user_seqs, ledger, reader)

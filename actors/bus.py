@@ -41,6 +41,7 @@ class Bus:
         self._pull: dict[zmq.Socket, BatchHandler] = {}
         self._subs: dict[zmq.Socket, tuple[tuple[str, ...], TopicHandler]] = {}
         self._out: dict[str, tuple[zmq.Socket, bool]] = {}  # peer -> (socket, is_pub)
+        self._droppable: set[str] = set()
         self._timers: list[tuple[float, int, float, Callable[[], None]]] = []
         self._timer_ids = 0
         self._lock = threading.Lock()
@@ -76,11 +77,17 @@ class Bus:
         self._subs[sock] = (topics, handler)
         self._poller.register(sock, zmq.POLLIN)
 
-    def push_to(self, peer: str, endpoint: str) -> None:
-        """Connect a PUSH socket to a peer's inbox; `send(peer, msg)` then reaches it."""
+    def push_to(self, peer: str, endpoint: str, drop_when_full: bool = False) -> None:
+        """Connect a PUSH socket to a peer's inbox; `send(peer, msg)` then reaches it.
+
+        While the peer is away, messages queue up to the high-water mark; past it, sending
+        blocks (backpressure) or, with `drop_when_full`, the batch is dropped and logged.
+        """
         sock = self._socket(zmq.PUSH)
         sock.connect(endpoint)
         self._out[peer] = (sock, False)
+        if drop_when_full:
+            self._droppable.add(peer)
 
     def publish_as(self, peer: str, endpoint: str) -> None:
         """Bind a PUB socket; `send(peer, msg, topic)` broadcasts on it."""
@@ -199,6 +206,11 @@ class Bus:
             payload = codec.encode(messages)
             if is_pub:
                 sock.send_multipart([(topic or "").encode(), payload])
+            elif peer in self._droppable:
+                try:
+                    sock.send(payload, zmq.NOBLOCK)
+                except zmq.Again:
+                    log.warning("%s is not taking messages; dropped %d", peer, len(messages))
             else:
                 sock.send(payload)
 

@@ -115,8 +115,8 @@ class SessionControl(pykka.ThreadingActor):
                 tmp.write_text(json.dumps({"state": self.state}))
                 tmp.replace(self.state_file)
                 self.broadcast()
-            reply = {**self.view(), "rid": msg["rid"]}
-            self.bus.send(PUB, reply, topics.reply(msg["gw"]))
+            reply = {**self.view(), "rid": msg["rid"], "gw": msg["gw"]}
+            self.bus.send(topics.GATEWAY, reply)
 
     def view(self) -> Message:
         return {
@@ -186,7 +186,8 @@ class MarketFeed(pykka.ThreadingActor):
                 view = {k: v for k, v in quote.items() if k != "type"}
                 body = {"type": "quote", "quote": {**view, "time": iso_time(quote["ts"])}}
             body["rid"] = msg["rid"]
-            self.bus.send(PUB, body, topics.reply(msg["gw"]))
+            body["gw"] = msg["gw"]
+            self.bus.send(topics.GATEWAY, body)
 
 
 def main(settings: Settings) -> None:
@@ -194,8 +195,9 @@ def main(settings: Settings) -> None:
     process.setup_logging(settings, "controller")
     clock = LiveClock()
     bus = Bus("controller")
-    # 1. control state, quotes and replies go out on one PUB socket
+    # 1. control state and quotes go out on one PUB socket; replies to the gateway's inbox
     bus.publish_as(PUB, settings.endpoints.control_pub)
+    bus.push_to(topics.GATEWAY, settings.endpoints.gateway_in, drop_when_full=True)
     feed = MarketFeed.start(settings, clock, bus)
     control = SessionControl.start(settings, clock, bus, feed, session_checker(settings))
 

@@ -138,7 +138,8 @@ class Reader(pykka.ThreadingActor):
         finally:
             session.rollback()  # end the read transaction: the next query sees new commits
         body["rid"] = message["rid"]
-        self._bus.send("gateways", body, topics.reply(message["gw"]))
+        body["gw"] = message["gw"]
+        self._bus.send(topics.GATEWAY, body)
 
     def _own_order(self, session: Session, msg: Message) -> OrderRow | None:
         row = session.get(OrderRow, msg["order_id"])

@@ -2,8 +2,9 @@
 
 Runs on the gateway's asyncio loop, which is its one I/O loop: HTTP handlers and the
 ZeroMQ client endpoint call `submit()`, which stamps the request with this gateway's id
-and a request id and batches it to the accountant once per loop turn. Replies come back
-on topic r.<gateway id> from the accountant and the controller; private events on `ev`.
+and a request id and batches it to the accountant once per loop turn. Replies (stamped
+with this gateway's id) and private events come back on the gateway's PULL inbox from the
+accountant and the controller; public control state and quotes on the controller's PUB.
 The gateway keeps no copy of trading state.
 """
 
@@ -88,14 +89,15 @@ class Gateway:
         self.to_accountant.setsockopt(zmq.SNDHWM, 1_000_000)
         self.to_accountant.setsockopt(zmq.LINGER, 0)
         self.to_accountant.connect(e.accountant_in)
-        from_accountant = self._sub(e.accountant_pub, (topics.reply(self.id), topics.EVENTS))
-        from_controller = self._sub(
-            e.control_pub, (topics.reply(self.id), topics.CONTROL, topics.MARKET_PREFIX)
-        )
+        inbox = self.ctx.socket(zmq.PULL)
+        inbox.setsockopt(zmq.RCVHWM, 1_000_000)
+        inbox.setsockopt(zmq.LINGER, 0)
+        inbox.bind(e.gateway_in)
+        public = self._sub(e.control_pub, (topics.CONTROL, topics.MARKET_PREFIX))
         loop = asyncio.get_running_loop()
         self._tasks = [
-            loop.create_task(self._read(from_accountant)),
-            loop.create_task(self._read(from_controller)),
+            loop.create_task(self._read_inbox(inbox)),
+            loop.create_task(self._read_public(public)),
             loop.create_task(self._expire()),
         ]
 
@@ -148,25 +150,26 @@ class Gateway:
         if batch:
             self.to_accountant.send(codec.encode(batch), zmq.NOBLOCK)
 
-    async def _read(self, sock: zmq.asyncio.Socket) -> None:
+    async def _read_inbox(self, sock: zmq.asyncio.Socket) -> None:
+        while True:
+            decoded = codec.decode_internal(await sock.recv())
+            for message in decoded if isinstance(decoded, list) else [decoded]:
+                if message.get("type") == "event":
+                    user_id = message.pop("user_id")
+                    for listener in self._event_listeners:
+                        listener(user_id, message)
+                elif message.pop("gw", None) == self.id:  # else: for an earlier incarnation
+                    entry = self._pending.pop(message.pop("rid", None), None)
+                    if entry is not None:
+                        _safely(entry[1], message)
+
+    async def _read_public(self, sock: zmq.asyncio.Socket) -> None:
         while True:
             topic_frame, payload = await sock.recv_multipart()
-            topic = topic_frame.decode()
             decoded = codec.decode_internal(payload)
             messages = decoded if isinstance(decoded, list) else [decoded]
-            if topic.startswith(topics.REPLY_PREFIX):
-                for reply in messages:
-                    entry = self._pending.pop(reply.pop("rid", None), None)
-                    if entry is not None:
-                        _safely(entry[1], reply)
-            elif topic == topics.EVENTS:
-                for event in messages:
-                    user_id = event.pop("user_id")
-                    for listener in self._event_listeners:
-                        listener(user_id, event)
-            else:
-                for listener in self._broadcast_listeners:
-                    listener(topic, messages)
+            for listener in self._broadcast_listeners:
+                listener(topic_frame.decode(), messages)
 
     async def _expire(self) -> None:
         """Answer requests nobody replied to in time, oldest first (dicts keep insertion order)."""

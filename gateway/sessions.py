@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 import sys
 from typing import Any
 
@@ -87,6 +88,10 @@ def main(settings: Settings) -> None:
             await gateway.stop()
             log.info("stopped cleanly")
 
+    # uvicorn handles SIGTERM/SIGINT while serving, then raises the signal again on the
+    # handler that was there before; a no-op one lets the shutdown above finish cleanly.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: None)
     asyncio.run(serve())
 
 

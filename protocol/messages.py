@@ -274,7 +274,7 @@ class PositionView(TypedDict):
 class Routed(TypedDict):
     """What a gateway adds to a client request before pushing it to the accountant."""
 
-    gw: str  # gateway id: replies go out on topic r.<gw>
+    gw: str  # gateway incarnation id, echoed in the reply; other gateways ignore it
     rid: int  # the gateway's request id, unique per gateway
     auth: str  # sha256 hex of the bearer token; the accountant resolves the user
 

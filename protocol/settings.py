@@ -41,8 +41,8 @@ class EndpointSettings(_Section):
     controller_in: str = ""
     matcher_in: str = ""
     accountant_in: str = ""
-    control_pub: str = ""  # controller PUB: ctl, md.<symbol>, replies to gateways
-    accountant_pub: str = ""  # accountant PUB: replies and private events to gateways
+    control_pub: str = ""  # controller PUB: ctl and md.<symbol> broadcasts
+    gateway_in: str = ""  # gateway PULL: replies and private events from the other processes
 
 
 class SymbolSettings(_Section):
@@ -174,7 +174,7 @@ def resolve(settings: Settings) -> Settings:
     data_dir = Path(settings.server.data_dir).expanduser().resolve()
     ipc = _ipc_dir(data_dir)
     endpoints = settings.endpoints.model_dump()
-    for role in ("controller_in", "matcher_in", "accountant_in", "control_pub", "accountant_pub"):
+    for role in ("controller_in", "matcher_in", "accountant_in", "gateway_in", "control_pub"):
         if not endpoints[role]:
             endpoints[role] = f"ipc://{ipc / role}"
     server = settings.server.model_copy(update={"data_dir": str(data_dir)})

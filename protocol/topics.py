@@ -4,16 +4,11 @@ from __future__ import annotations
 
 CONTROL = "ctl"  # controller: run state and session state (public)
 MARKET_PREFIX = "md."  # controller: one topic per symbol (public)
-EVENTS = "ev"  # accountant: private events for the gateways, never republished publicly
-REPLY_PREFIX = "r."  # controller and accountant: replies addressed to one gateway
 
 
 def market(symbol: str) -> str:
     return MARKET_PREFIX + symbol
 
-
-def reply(gateway_id: str) -> str:
-    return REPLY_PREFIX + gateway_id
 
 
 # Peers a process pushes commands to; each maps to the peer's `<name>_in` endpoint.

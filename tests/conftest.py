@@ -1,0 +1,37 @@
+"""Shared fixtures: real servers for integration tests, one per fill mode per module."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.harness import Server
+
+_names = itertools.count(1)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "integration" in Path(str(item.fspath)).parts:
+            item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """A server in instant fill mode: orders fill at their limit as soon as trading is on."""
+    with Server(tmp_path_factory.mktemp("instant"), fill_mode="instant") as srv:
+        yield srv
+
+
+@pytest.fixture(scope="module")
+def wait_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """A server in wait mode: orders fill when the synthetic trade price crosses them."""
+    with Server(tmp_path_factory.mktemp("wait"), fill_mode="wait") as srv:
+        yield srv
+
+
+def fresh_name(prefix: str = "user") -> str:
+    return f"{prefix}{next(_names)}"

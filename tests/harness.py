@@ -1,0 +1,251 @@
+"""Start the real server (run.py and its four processes) in a temporary folder for tests.
+
+Every endpoint is on loopback with ports picked free; the ledger is a SQLite file in the
+folder. `Server` gives the tokens, an HTTP client, ZeroMQ clients, and ways to kill,
+stop and restart the processes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from protocol.client import MarketData, TradeClient
+
+ROOT = Path(__file__).resolve().parent.parent
+PROCESSES = ("controller", "matcher", "accountant", "gateway")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def write_config(folder: Path, fill_mode: str = "instant", **sections: dict[str, Any]) -> Path:
+    """A TOML config with free loopback ports, fast ticks and frequent snapshots."""
+    config: dict[str, dict[str, Any]] = {
+        "server": {"data_dir": str(folder / "data")},
+        "endpoints": {
+            "http_port": free_port(),
+            "client_api": f"tcp://127.0.0.1:{free_port()}",
+            "client_pub": f"tcp://127.0.0.1:{free_port()}",
+        },
+        "market": {"tick_interval": 0.05},
+        "control": {"heartbeat_interval": 0.2},
+        "trading": {"fill_mode": fill_mode},
+        "stats": {"snapshot_interval": 1.0},
+        "ledger": {"sqlite_synchronous": "NORMAL"},
+        "limits": {"request_timeout": 10.0},
+    }
+    for name, values in sections.items():
+        config.setdefault(name, {}).update(values)
+    lines = []
+    for name, values in config.items():
+        lines.append(f"[{name}]")
+        lines += [f"{key} = {json.dumps(value)}" for key, value in values.items()]
+    path = folder / "config.toml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+class Server:
+    """A running run.py; use `with Server(...)` or start()/stop()."""
+
+    def __init__(self, folder: Path, fill_mode: str = "instant", **sections: dict[str, Any]):
+        folder.mkdir(parents=True, exist_ok=True)
+        self.folder = folder
+        self.config = write_config(folder, fill_mode, **sections)
+        self.data_dir = folder / "data"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self._settings: dict[str, Any] = {}
+        self._clients: list[Any] = []
+
+    # LIFE CYCLE ------------------------------------------------------------------------
+
+    def start(self, timeout: float = 60.0) -> Server:
+        out = open(self.folder / "supervisor.out", "ab")  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            [sys.executable, str(ROOT / "run.py"), "--config", str(self.config)],
+            cwd=ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+        out.close()
+        self._settings = json.loads((self._wait_file("settings.json", timeout)).read_text())
+        self.wait_ready(timeout)
+        return self
+
+    def _wait_file(self, name: str, timeout: float) -> Path:
+        path = self.data_dir / name
+        deadline = time.monotonic() + timeout
+        while not path.exists():
+            self._check_alive()
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{path} did not appear")
+            time.sleep(0.05)
+        return path
+
+    def _check_alive(self) -> None:
+        if self.proc is not None and self.proc.poll() is not None:
+            log = (self.folder / "supervisor.out").read_text(errors="replace")
+            raise RuntimeError(f"run.py exited with {self.proc.returncode}:\n{log}")
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        """Until a request crosses gateway, accountant and controller, and trading is on
+        (or the configured state is reached) and the matcher holds a book snapshot."""
+        deadline = time.monotonic() + timeout
+        last_error: Exception | None = None
+        while time.monotonic() < deadline:
+            self._check_alive()
+            try:
+                r = httpx.get(
+                    self.url + "/v1/control", headers=self.auth(self.admin_token), timeout=2
+                )
+                if r.status_code == 200 and self._matcher_synced():
+                    return
+            except (httpx.HTTPError, OSError) as exc:
+                last_error = exc
+            time.sleep(0.1)
+        raise TimeoutError(f"server not ready: {last_error}")
+
+    def _matcher_synced(self) -> bool:
+        log = self.data_dir / "logs" / "matcher.log"
+        status = self.status()
+        pid = status["children"]["matcher"]["pid"]
+        text = log.read_text(errors="replace") if log.exists() else ""
+        # the newest matcher process has logged a snapshot after its start line
+        start = text.rfind("matcher up")
+        return pid is not None and start >= 0 and "book snapshot" in text[start:]
+
+    def stop(self, timeout: float = 30.0) -> int:
+        for client in self._clients:
+            with contextlib.suppress(Exception):
+                client.close()
+        self._clients.clear()
+        if self.proc is None:
+            return 0
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            code = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            code = self.proc.wait()
+        self.proc = None
+        return code
+
+    def restart(self) -> None:
+        assert self.stop() == 0
+        self.start()
+
+    def __enter__(self) -> Server:
+        return self.start()
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()
+
+    # PROCESSES -------------------------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        for _ in range(50):
+            with contextlib.suppress(OSError, ValueError):
+                return json.loads((self.data_dir / "supervisor.json").read_text())
+            time.sleep(0.02)
+        raise RuntimeError("no supervisor.json")
+
+    def pid(self, process: str) -> int:
+        return int(self.status()["children"][process]["pid"])
+
+    def kill(self, process: str, sig: int = signal.SIGKILL) -> None:
+        """Kill one child; the supervisor restarts it. Waits until the new one runs."""
+        old = self.pid(process)
+        os.kill(old, sig)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            pid = self.status()["children"][process]["pid"]
+            if pid not in (None, old):
+                break
+            time.sleep(0.05)
+        else:
+            raise TimeoutError(f"{process} was not restarted")
+        self.wait_ready()
+
+    # CLIENTS ---------------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._settings['endpoints']['http_port']}"
+
+    @property
+    def api(self) -> str:
+        return str(self._settings["endpoints"]["client_api"])
+
+    @property
+    def pub(self) -> str:
+        return str(self._settings["endpoints"]["client_pub"])
+
+    @property
+    def admin_token(self) -> str:
+        return (self.data_dir / "admin_token").read_text().strip()
+
+    @property
+    def demo_token(self) -> str:
+        return (self.data_dir / "demo_token").read_text().strip()
+
+    @staticmethod
+    def auth(token: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {token}"}
+
+    def http(self, token: str | None = None) -> httpx.Client:
+        client = httpx.Client(
+            base_url=self.url, headers=self.auth(token) if token else {}, timeout=15
+        )
+        self._clients.append(client)
+        return client
+
+    def client(self, token: str | None = None, **kwargs: Any) -> TradeClient:
+        client = TradeClient(self.api, token, timeout=15, **kwargs)
+        self._clients.append(client)
+        return client
+
+    def market(self, topics: tuple[str, ...] = ("md.", "ctl")) -> MarketData:
+        md = MarketData(self.pub, topics)
+        self._clients.append(md)
+        return md
+
+    def new_user(self, name: str, cash: str = "1000000") -> str:
+        """Create a user through the admin HTTP API; returns its token."""
+        r = httpx.post(
+            self.url + "/v1/admin/users",
+            json={"name": name, "cash": cash},
+            headers=self.auth(self.admin_token),
+            timeout=15,
+        )
+        assert r.status_code == 201, r.text
+        return str(r.json()["token"])
+
+    def set_control(self, state: str) -> None:
+        r = httpx.post(
+            self.url + "/v1/control",
+            json={"state": state},
+            headers=self.auth(self.admin_token),
+            timeout=15,
+        )
+        assert r.status_code == 200, r.text
+        assert r.json()["state"] == state
+
+    def logs(self) -> Iterator[tuple[str, str]]:
+        for path in sorted((self.data_dir / "logs").glob("*")):
+            yield path.name, path.read_text(errors="replace")

@@ -1,0 +1,114 @@
+"""Restarts: a clean stop and start, and each process killed, change nothing acknowledged."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from protocol.client import TradeClient
+from tests.harness import PROCESSES, Server
+
+
+@pytest.fixture(scope="module")
+def own_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    with Server(tmp_path_factory.mktemp("recovery"), fill_mode="instant") as srv:
+        yield srv
+
+
+def state(client: TradeClient) -> dict[str, Any]:
+    """What must survive: account, positions, open orders (minus fields that move with prices)."""
+    account = client.account()
+    for moving in ("market_value", "equity", "unrealized_pnl", "total_return"):
+        account.pop(moving)
+    positions = [
+        {k: v for k, v in p.items() if k in ("symbol", "qty", "available_qty", "cost_basis")}
+        for p in client.positions()
+    ]
+    return {
+        "account": account,
+        "positions": positions,
+        "open": client.orders(),
+        "all": client.orders(status="all"),
+        "fills": client.fills(),
+        "history": client.history(limit=1000)["entries"],
+    }
+
+
+def trade_and_leave_orders_open(server: Server, client: TradeClient) -> list[int]:
+    """Some filled orders, then open ones that rest while trading is paused."""
+    bought = client.place_order("600000", "buy", 300, "8.50")
+    client.wait_for("order.filled", bought["id"])
+    server.set_control("paused")
+    open_ids = [
+        client.place_order("600000", "buy", 100, "8.00")["id"],
+        client.place_order("600000", "sell", 100, "9.00")["id"],
+        client.place_order("000001", "buy", 200, "11.00")["id"],
+    ]
+    return open_ids
+
+
+def test_a_clean_restart_keeps_cash_positions_and_open_orders(own_server: Server) -> None:
+    token = own_server.new_user("restart")
+    client = own_server.client(token)
+    open_ids = trade_and_leave_orders_open(own_server, client)
+    before = state(client)
+    assert sorted(o["id"] for o in before["open"]) == sorted(open_ids)
+
+    own_server.restart()
+    client = own_server.client(token)
+    assert state(client) == before
+    assert own_server.client(own_server.admin_token).control()["state"] == "paused"
+
+    # the rebuilt books still fill the open orders once trading runs again
+    own_server.set_control("running")
+    for order_id in open_ids:
+        client.wait_for("order.filled", order_id)
+    assert client.orders() == []
+
+
+@pytest.mark.parametrize("process", PROCESSES)
+def test_killing_a_process_loses_nothing_acknowledged(own_server: Server, process: str) -> None:
+    token = own_server.new_user(f"kill-{process}")
+    client = own_server.client(token)
+    open_ids = trade_and_leave_orders_open(own_server, client)
+    before = state(client)
+
+    own_server.kill(process)
+    client = own_server.client(token)
+    assert state(client) == before
+
+    # the matcher's book is rebuilt from the ledger: a cancel and the fills still work
+    canceled = client.cancel_order(open_ids[0])
+    assert canceled["status"] == "canceled"
+    own_server.set_control("running")
+    for order_id in open_ids[1:]:
+        assert _wait_filled(client, order_id)["status"] == "filled"
+    account = client.account()
+    assert account["reserved_cash"] == "0.00"
+
+
+def _wait_filled(client: TradeClient, order_id: int, timeout: float = 20) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        order = client.get_order(order_id)
+        if order["status"] == "filled":
+            return order
+        time.sleep(0.05)
+    return client.get_order(order_id)
+
+
+def test_the_supervisor_stops_every_process_on_sigterm(tmp_path: Path) -> None:
+    server = Server(tmp_path, fill_mode="instant").start()
+    pids = [server.pid(p) for p in PROCESSES]
+    assert server.stop() == 0
+    for name in PROCESSES:
+        log = (server.data_dir / "logs" / f"{name}.log").read_text()
+        assert "stopped cleanly" in log
+    for pid in pids:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
