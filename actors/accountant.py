@@ -181,6 +181,7 @@ class Accountant(pykka.ThreadingActor):
             "fills.list": self.to_reader,
             "history.list": self.to_reader,
             "stats.get": self.on_get_stats,
+            "symbols.list": self.on_list_symbols,
             **{t: self.to_controller for t in CONTROLLER_REQUESTS},
         }
 
@@ -491,6 +492,21 @@ class Accountant(pykka.ThreadingActor):
             for p in self.accounts.user_positions(user.id)
         ]
         self.reply(work, msg, {"type": "positions", "positions": views})
+
+    def on_list_symbols(self, work: Work, msg: Message, _user: User) -> None:
+        p = self.profile
+        symbols = [
+            {
+                "symbol": s.symbol,
+                "name": s.name,
+                "profile": p.name,
+                "prev_close": str(s.prev_close),
+                "tick_size": str(p.tick_size),
+                "lot_size": p.lot_size,
+            }
+            for s in self.symbols.values()
+        ]
+        self.reply(work, msg, {"type": "symbols", "symbols": symbols})
 
     def on_get_stats(self, work: Work, msg: Message, user: User) -> None:
         self.to_reader(

@@ -17,10 +17,9 @@ from decimal import ROUND_HALF_UP, Decimal
 
 from actors.rules import ZERO, Profile
 from protocol.errors import ErrorCode
-from protocol.values import CENT
+from protocol.values import AVERAGE_PLACES, CENT
 
 OPEN_STATUSES = frozenset({"new", "partially_filled"})
-AVG_COST_PLACES = Decimal("0.0001")
 
 
 @dataclass(slots=True)
@@ -66,7 +65,7 @@ class Position:
     def avg_cost(self) -> Decimal:
         if not self.qty:
             return ZERO
-        return (self.cost_basis / self.qty).quantize(AVG_COST_PLACES, rounding=ROUND_HALF_UP)
+        return (self.cost_basis / self.qty).quantize(AVERAGE_PLACES, rounding=ROUND_HALF_UP)
 
 
 @dataclass(slots=True)
@@ -95,14 +94,6 @@ class Order:
     @property
     def is_open(self) -> bool:
         return self.status in OPEN_STATUSES
-
-    @property
-    def avg_fill_price(self) -> Decimal | None:
-        if not self.filled_qty:
-            return None
-        return (self.filled_value / self.filled_qty).quantize(
-            AVG_COST_PLACES, rounding=ROUND_HALF_UP
-        )
 
 
 @dataclass(slots=True)

@@ -119,12 +119,14 @@ class SessionControl(pykka.ThreadingActor):
             self.bus.send(topics.GATEWAY, reply)
 
     def view(self) -> Message:
+        now = self.clock.now_ns()
         return {
             "type": "control",
             "state": self.state,
             "session_open": self.session_open,
             "trading": self.state == "running" and self.session_open,
-            "ts": self.clock.now_ns(),
+            "ts": now,
+            "time": iso_time(now),
             "seq": self.seq,
         }
 
@@ -159,6 +161,7 @@ class MarketFeed(pykka.ThreadingActor):
             "last": last,
             "volume": volume,
             "ts": ts,
+            "time": iso_time(ts),
             "seq": self.seq,
         }
 
@@ -183,8 +186,7 @@ class MarketFeed(pykka.ThreadingActor):
                     error_body(ErrorCode.REQUEST_UNKNOWN_SYMBOL, f"no symbol {msg.get('symbol')!r}")
                 )
             else:
-                view = {k: v for k, v in quote.items() if k != "type"}
-                body = {"type": "quote", "quote": {**view, "time": iso_time(quote["ts"])}}
+                body = {"type": "quote", "quote": {k: v for k, v in quote.items() if k != "type"}}
             body["rid"] = msg["rid"]
             body["gw"] = msg["gw"]
             self.bus.send(topics.GATEWAY, body)

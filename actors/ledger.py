@@ -34,34 +34,31 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
-from sqlalchemy.types import Numeric, TypeDecorator
+from sqlalchemy.types import TypeDecorator
 
 log = logging.getLogger(__name__)
 
 
 class ExactDecimal(TypeDecorator[Decimal]):
-    """A Decimal stored exactly: NUMERIC on PostgreSQL, decimal text on SQLite (which has
-    no exact numeric type). Sums are done in Python, never in SQL."""
+    """A Decimal stored exactly as decimal text, on every database.
+
+    SQLite has no exact numeric type, and NUMERIC(p, s) on PostgreSQL would pad every
+    value to its scale ("8.50" back as "8.500000000000"); text keeps value and precision.
+    Sums are done in Python, never in SQL.
+    """
 
     impl = String(48)
     cache_ok = True
 
-    def load_dialect_impl(self, dialect: Dialect) -> Any:
-        if dialect.name == "postgresql":
-            return dialect.type_descriptor(Numeric(38, 12, asdecimal=True))
-        return dialect.type_descriptor(String(48))
-
     def process_bind_param(self, value: Decimal | None, dialect: Dialect) -> Any:
-        if value is None or dialect.name == "postgresql":
-            return value
+        if value is None:
+            return None
         if not isinstance(value, Decimal):
             raise TypeError(f"ledger amounts must be Decimal, got {type(value).__name__}")
         return format(value, "f")
 
     def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
-        if value is None:
-            return None
-        return value if isinstance(value, Decimal) else Decimal(value)
+        return None if value is None else Decimal(value)
 
 
 Amount = Annotated[Decimal, "amount"]

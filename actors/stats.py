@@ -5,10 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from decimal import Decimal
 
-from protocol.values import iso_time, money, number
+from protocol.values import iso_time, money, ratio
 
 ZERO = Decimal(0)
-RATIO = Decimal("0.000001")
 
 
 def max_drawdown(equities: Sequence[Decimal]) -> Decimal:
@@ -39,28 +38,35 @@ def summary(
     realized_pnl: Decimal,
     unrealized_pnl: Decimal,
 ) -> dict[str, object]:
-    """The `stats` reply body. `curve` holds (ts_ns, cash, equity), oldest first, ending now."""
+    """The `stats` reply body. `curve` holds (ts_ns, cash, equity), oldest first, ending now.
+
+    Returns are relative to initial_cash; an account started with none has returns of 0.
+    """
     equities = [initial_cash, *(e for _, _, e in curve)]
     equity = equities[-1]
     rate = win_rate(sell_pnls)
+
+    def growth(value: Decimal) -> str:
+        return ratio(value / initial_cash - 1 if initial_cash else ZERO)
+
     return {
         "initial_cash": money(initial_cash),
         "equity": money(equity),
-        "total_return": number(((equity / initial_cash) - 1).quantize(RATIO)),
-        "max_drawdown": number(max_drawdown(equities).quantize(RATIO)),
+        "total_return": growth(equity),
+        "max_drawdown": ratio(max_drawdown(equities)),
         "realized_pnl": money(realized_pnl),
         "unrealized_pnl": money(unrealized_pnl),
         "commission_paid": money(commission_paid),
         "tax_paid": money(tax_paid),
         "fills": fills,
         "sells": len(sell_pnls),
-        "win_rate": None if rate is None else number(rate.quantize(RATIO)),
+        "win_rate": None if rate is None else ratio(rate),
         "equity_curve": [
             {
                 "time": iso_time(ts),
                 "cash": money(cash),
                 "equity": money(eq),
-                "return": number(((eq / initial_cash) - 1).quantize(RATIO)),
+                "return": growth(eq),
             }
             for ts, cash, eq in curve
         ],

@@ -11,11 +11,10 @@ from typing import Any
 
 from actors.accounts import Account, Position, User, mark
 from protocol.messages import AccountView, FillView, OrderView, PositionView
-from protocol.values import iso_time, money, number
+from protocol.values import average, iso_time, money, number, ratio
 
 
 def order_view(o: Any) -> OrderView:
-    avg = (o.filled_value / o.filled_qty) if o.filled_qty else None
     return {
         "id": o.id,
         "client_order_id": o.client_order_id,
@@ -26,7 +25,7 @@ def order_view(o: Any) -> OrderView:
         "price": number(o.price),
         "status": o.status,
         "filled_qty": number(o.filled_qty),
-        "avg_fill_price": None if avg is None else number(avg.quantize(Decimal("0.0001"))),
+        "avg_fill_price": average(o.filled_value, o.filled_qty) if o.filled_qty else None,
         "commission": money(o.commission),
         "tax": money(o.tax),
         "created_at": iso_time(o.ts_created),
@@ -82,7 +81,7 @@ def account_view(
         "tax_paid": money(account.tax_paid),
         "realized_pnl": money(account.realized_pnl),
         "unrealized_pnl": money(market_value - cost_basis),
-        "total_return": number(total_return.quantize(Decimal("0.000001"))),
+        "total_return": ratio(total_return),
     }
 
 

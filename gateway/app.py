@@ -22,6 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.core import Gateway, hash_token, to_command
 from gateway.sessions import Sessions
+from protocol.codec import PROTOCOL_VERSION
 from protocol.errors import HTTP_STATUS, ErrorCode, RejectError, error_body
 from protocol.messages import ControlFields, OrderFields, UserFields
 from protocol.settings import Settings
@@ -118,18 +119,12 @@ def create_app(settings: Settings, gateway: Gateway, sessions: Sessions) -> Fast
         return error_response(ErrorCode.REQUEST_INVALID, f"{where}: {first.get('msg')}")
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return JSONResponse(
-            {
-                "error": {
-                    "code": ErrorCode.REQUEST_NOT_FOUND.value
-                    if exc.status_code == 404
-                    else ErrorCode.REQUEST_INVALID.value,
-                    "message": str(exc.detail),
-                }
-            },
-            status_code=exc.status_code,
-        )
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {
+            404: ErrorCode.REQUEST_NOT_FOUND,
+            405: ErrorCode.REQUEST_METHOD_NOT_ALLOWED,
+        }.get(exc.status_code, ErrorCode.REQUEST_INVALID)
+        return error_response(code, f"{request.method} {request.url.path}: {exc.detail}")
 
     @app.exception_handler(RejectError)
     async def _rejected(_request: Request, exc: RejectError) -> JSONResponse:
@@ -225,6 +220,10 @@ def create_app(settings: Settings, gateway: Gateway, sessions: Sessions) -> Fast
     async def get_quote(symbol: Annotated[str, Path(max_length=32)], user: Auth) -> JSONResponse:
         return await ask({"type": "quote.get", "symbol": symbol}, user, "quote")
 
+    @app.get("/v1/symbols", tags=["market"], summary="Tradable symbols and their rules")
+    async def list_symbols(user: Auth) -> JSONResponse:
+        return await ask({"type": "symbols.list"}, user, "symbols")
+
     @app.get("/v1/control", tags=["control"], summary="Run state and session state")
     async def get_control(user: Auth) -> JSONResponse:
         return await ask({"type": "control.get"}, user, None)
@@ -282,8 +281,10 @@ HISTORY_COLUMNS = [
 
 
 async def _event_stream(
-    queue: asyncio.Queue[dict[str, Any]], done: Callable[[], None]
+    queue: asyncio.Queue[dict[str, Any] | None], done: Callable[[], None]
 ) -> AsyncIterator[bytes]:
+    """SSE frames: `id` is the event's per-user seq, `event` its kind, `data` the JSON event.
+    A stream whose reader fell too far behind gets `event: overflow` and ends."""
     try:
         yield b": connected\n\n"
         while True:
@@ -292,7 +293,10 @@ async def _event_stream(
             except TimeoutError:
                 yield b": heartbeat\n\n"
                 continue
-            data = json.dumps(event, separators=(",", ":"))
+            if event is None:
+                yield b'event: overflow\ndata: {"reason":"too many unread events"}\n\n'
+                return
+            data = json.dumps({**event, "v": PROTOCOL_VERSION}, separators=(",", ":"))
             yield f"id: {event['seq']}\nevent: {event['event']}\ndata: {data}\n\n".encode()
     finally:
         done()

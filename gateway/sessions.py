@@ -20,18 +20,21 @@ log = logging.getLogger("gateway")
 MAX_QUEUED_EVENTS = 10_000  # per stream; a client that stops reading loses its stream
 
 
+EventQueue = asyncio.Queue[dict[str, Any] | None]  # None: the reader fell behind, end it
+
+
 class Sessions:
     """Event queues of open HTTP event streams, by user id."""
 
     def __init__(self) -> None:
-        self._queues: dict[int, set[asyncio.Queue[dict[str, Any]]]] = {}
+        self._queues: dict[int, set[EventQueue]] = {}
 
-    def subscribe(self, user_id: int) -> asyncio.Queue[dict[str, Any]]:
-        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(MAX_QUEUED_EVENTS)
+    def subscribe(self, user_id: int) -> EventQueue:
+        queue: EventQueue = asyncio.Queue(MAX_QUEUED_EVENTS + 1)
         self._queues.setdefault(user_id, set()).add(queue)
         return queue
 
-    def unsubscribe(self, user_id: int, queue: asyncio.Queue[dict[str, Any]]) -> None:
+    def unsubscribe(self, user_id: int, queue: EventQueue) -> None:
         queues = self._queues.get(user_id)
         if queues is not None:
             queues.discard(queue)
@@ -40,10 +43,11 @@ class Sessions:
 
     def deliver(self, user_id: int, event: dict[str, Any]) -> None:
         for queue in list(self._queues.get(user_id, ())):
-            try:
+            if queue.qsize() < MAX_QUEUED_EVENTS:
                 queue.put_nowait(event)
-            except asyncio.QueueFull:
-                log.warning("event stream of user %d is not reading; dropped", user_id)
+            else:
+                log.warning("event stream of user %d is not reading; closing it", user_id)
+                queue.put_nowait(None)
                 self.unsubscribe(user_id, queue)
 
 

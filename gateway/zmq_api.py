@@ -97,6 +97,11 @@ class ClientEndpoint:
         except RejectError as rej:
             self._send(envelope, {**error_body(rej.code, rej.message), "rid": None})
             return
+        if len(messages) > 1 and envelope[-1] == b"":
+            # a REQ socket takes exactly one reply per request: a batch would desynchronise it
+            rej = RejectError(ErrorCode.REQUEST_INVALID, "batches need a DEALER socket, not REQ")
+            self._send(envelope, {**error_body(rej.code, rej.message), "rid": None})
+            return
         for raw in messages:
             try:
                 self._handle(envelope, raw)

@@ -172,6 +172,9 @@ class TradeClient:
     def quote(self, symbol: str) -> dict[str, Any]:
         return self.request("quote.get", symbol=symbol)["quote"]
 
+    def symbols(self) -> list[dict[str, Any]]:
+        return self.request("symbols.list")["symbols"]
+
     def control(self) -> dict[str, Any]:
         return self.request("control.get")
 

@@ -84,7 +84,8 @@ def decode_untrusted(data: bytes, limits: Limits = CLIENT_LIMITS) -> list[dict[s
             max_ext_len=0,
         )
     except Exception as exc:  # msgpack raises several unrelated types for bad input
-        raise RejectError(ErrorCode.REQUEST_MALFORMED, f"not valid msgpack ({exc})") from None
+        reason = str(exc) or type(exc).__name__
+        raise RejectError(ErrorCode.REQUEST_MALFORMED, f"not valid msgpack ({reason})") from None
     check_shape(obj, limits)
     messages = obj if isinstance(obj, list) else [obj]
     if not messages or not all(isinstance(m, dict) for m in messages):

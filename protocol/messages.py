@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, TypedDict
 
-from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StrictStr
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr
 
 from protocol.codec import PROTOCOL_VERSION
 
@@ -37,7 +37,7 @@ class Login(Request):
 
     type: Literal["session.login"]
     token: Annotated[StrictStr, Field(min_length=1, max_length=256)]
-    events: bool = True  # push this user's private events to this connection (DEALER only)
+    events: StrictBool = True  # push this user's private events to this connection (DEALER only)
 
 
 class Ping(Request):
@@ -137,6 +137,12 @@ class GetQuote(Request):
     symbol: Annotated[StrictStr, Field(min_length=1, max_length=32)]
 
 
+class ListSymbols(Request):
+    """`symbols.list`: the tradable symbols with their rules; replies `symbols`."""
+
+    type: Literal["symbols.list"] = "symbols.list"
+
+
 class GetControl(Request):
     """`control.get`: run state and session state; replies `control`."""
 
@@ -196,6 +202,7 @@ REQUESTS: dict[str, type[Request]] = {
         ListHistory,
         GetStats,
         GetQuote,
+        ListSymbols,
         GetControl,
         SetControl,
         CreateUser,

@@ -10,7 +10,6 @@ def market(symbol: str) -> str:
     return MARKET_PREFIX + symbol
 
 
-
 # Peers a process pushes commands to; each maps to the peer's `<name>_in` endpoint.
 CONTROLLER = "controller"
 MATCHER = "matcher"

@@ -17,6 +17,8 @@ from protocol.errors import ErrorCode, RejectError
 
 _DECIMAL_TEXT = re.compile(r"[+-]?\d{1,20}(\.\d{1,20})?")
 CENT = Decimal("0.01")
+AVERAGE_PLACES = Decimal("0.0001")  # average prices and costs
+RATIO_PLACES = Decimal("0.000001")  # returns, drawdowns, win rates
 
 
 def parse_decimal(value: Any, field: str, code: ErrorCode) -> Decimal:
@@ -47,6 +49,16 @@ def parse_decimal(value: Any, field: str, code: ErrorCode) -> Decimal:
 def money(amount: Decimal) -> str:
     """Money for the wire: exactly two decimals (CNY cents), as a string."""
     return str(amount.quantize(CENT, rounding=ROUND_HALF_UP))
+
+
+def average(total: Decimal, count: Decimal) -> str:
+    """An average price or cost for the wire: four decimals, rounded half up."""
+    return str((total / count).quantize(AVERAGE_PLACES, rounding=ROUND_HALF_UP))
+
+
+def ratio(value: Decimal) -> str:
+    """A return, drawdown or rate for the wire: six decimals, rounded half up (0.1 = 10%)."""
+    return str(value.quantize(RATIO_PLACES, rounding=ROUND_HALF_UP))
 
 
 def number(amount: Decimal) -> str:

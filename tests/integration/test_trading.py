@@ -261,3 +261,22 @@ def test_wait_mode_sell_fills_at_or_above_its_limit(wait_server: Server) -> None
     event = client.wait_for("order.filled", sell["id"])
     assert D(event["fill"]["price"]) >= D("0.01")
     assert client.positions() == []
+
+
+def test_symbols_list_the_tradable_symbols_with_their_rules(server: Server) -> None:
+    symbols = server.client(server.demo_token).symbols()
+    first = {s["symbol"]: s for s in symbols}["600000"]
+    assert first == {
+        "symbol": "600000",
+        "name": "SPD Bank",
+        "profile": "cn_a",
+        "prev_close": "8.50",
+        "tick_size": "0.01",
+        "lot_size": 100,
+    }
+
+
+def test_an_account_without_capital_still_gets_its_stats(server: Server) -> None:
+    stats = server.http(server.admin_token).get("/v1/stats")
+    assert stats.status_code == 200, stats.text
+    assert stats.json()["total_return"] == "0.000000"

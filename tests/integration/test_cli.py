@@ -1,0 +1,64 @@
+"""The admin commands of run.py, against a running server and against a stopped one."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import fresh_name
+from tests.harness import ROOT, Server
+
+
+def run_cli(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(ROOT / "run.py"), "--config", str(config), *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_user_create_against_a_running_server_gives_a_working_token(server: Server) -> None:
+    name = fresh_name("cli")
+    done = run_cli(server.config, "user", "create", "--name", name, "--cash", "50000", "--json")
+    assert done.returncode == 0, done.stderr
+    created = json.loads(done.stdout)
+    assert created["name"] == name and created["cash"] == "50000.00"
+    account = server.client(created["token"]).account()
+    assert (account["name"], account["cash"]) == (name, "50000.00")
+    listed = json.loads(run_cli(server.config, "user", "list", "--json").stdout)
+    assert name in [u["name"] for u in listed]
+
+
+def test_user_create_refuses_a_taken_name(server: Server) -> None:
+    done = run_cli(server.config, "user", "create", "--name", "demo", "--cash", "1")
+    assert done.returncode == 1
+    assert "REQUEST_NAME_TAKEN" in done.stderr
+
+
+def test_control_commands_switch_the_run_state(server: Server) -> None:
+    try:
+        paused = run_cli(server.config, "control", "pause")
+        assert paused.returncode == 0, paused.stderr
+        assert json.loads(paused.stdout)["state"] == "paused"
+        assert server.client(server.demo_token).control()["state"] == "paused"
+    finally:
+        assert json.loads(run_cli(server.config, "control", "run").stdout)["state"] == "running"
+
+
+def test_admin_commands_work_on_the_ledger_when_no_server_runs(tmp_path: Path) -> None:
+    server = Server(tmp_path, fill_mode="instant")
+    done = run_cli(
+        server.config, "user", "create", "--name", "offline", "--cash", "123.45", "--json"
+    )
+    assert done.returncode == 0, done.stderr
+    token = json.loads(done.stdout)["token"]
+    assert json.loads(run_cli(server.config, "control", "stop").stdout)["state"] == "stopped"
+    admin_token = (server.data_dir / "admin_token").read_text().strip()
+    assert (server.data_dir / "admin_token").stat().st_mode & 0o777 == 0o600
+    with server:
+        assert server.client(token).account()["cash"] == "123.45"
+        assert server.client(admin_token).control()["state"] == "stopped"
