@@ -64,7 +64,11 @@ def reply_response(reply: dict[str, Any], key: str | None) -> JSONResponse:
 
 
 class BodyLimit:
-    """ASGI middleware: refuse request bodies above the limit with REQUEST_TOO_LARGE (413)."""
+    """ASGI middleware: refuse request bodies above the limit with REQUEST_TOO_LARGE (413).
+
+    Bodies are small, so it reads the whole body first (declared length or chunked) and
+    hands the app a replay of it; the app never sees a body it would have to abandon.
+    """
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self.app = app
@@ -78,24 +82,30 @@ class BodyLimit:
         if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
             await _too_large(self.max_bytes)(scope, receive, send)
             return
-        seen = 0
-
-        async def limited() -> Message:
-            nonlocal seen
+        chunks: list[bytes] = []
+        size = 0
+        while True:
             message = await receive()
-            seen += len(message.get("body", b""))
-            if seen > self.max_bytes:
-                raise _BodyTooLarge
-            return message
+            if message["type"] != "http.request":
+                return  # the client went away
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_bytes:
+                await _too_large(self.max_bytes)(scope, receive, send)
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        replayed = False
 
-        try:
-            await self.app(scope, limited, send)
-        except _BodyTooLarge:
-            await _too_large(self.max_bytes)(scope, receive, send)
+        async def replay() -> Message:
+            nonlocal replayed
+            if replayed:
+                return await receive()  # after the body: wait for the disconnect
+            replayed = True
+            return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
 
-
-class _BodyTooLarge(Exception):
-    """Raised when a streamed request body passes the limit."""
+        await self.app(scope, replay, send)
 
 
 def _too_large(limit: int) -> JSONResponse:
@@ -121,6 +131,9 @@ def create_app(settings: Settings, gateway: Gateway, sessions: Sessions) -> Fast
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = {
+            # FastAPI answers 400 when a body is not JSON it can read (bad UTF-8, an
+            # integer of more than 4300 digits); JSON syntax errors come as json_invalid.
+            400: ErrorCode.REQUEST_MALFORMED,
             404: ErrorCode.REQUEST_NOT_FOUND,
             405: ErrorCode.REQUEST_METHOD_NOT_ALLOWED,
         }.get(exc.status_code, ErrorCode.REQUEST_INVALID)

@@ -111,7 +111,8 @@ class ClientEndpoint:
     def _handle(self, envelope: list[bytes], raw: dict[str, Any]) -> None:
         kind = raw.get("type")
         model = REQUESTS.get(kind) if isinstance(kind, str) else None
-        if raw.get("v", PROTOCOL_VERSION) != PROTOCOL_VERSION:
+        version = raw.get("v", PROTOCOL_VERSION)
+        if type(version) is not int or version != PROTOCOL_VERSION:  # True == 1.0 == 1
             raise RejectError(
                 ErrorCode.REQUEST_UNSUPPORTED_VERSION, f"protocol version {PROTOCOL_VERSION} only"
             )
@@ -143,6 +144,8 @@ class ClientEndpoint:
                 # REQ peers put an empty delimiter before the payload; they cannot take events
                 wants_events = request.events and envelope[-1] != b""
                 self._bind(envelope, ZmqSession(reply["user_id"], auth, envelope, wants_events))
+            else:
+                self._unbind(envelope[0])  # a failed login logs the connection out
             self._send(envelope, {**reply, "rid": request.rid})
 
         self.gateway.submit({"type": "session.login"}, auth, ready)

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, Stri
 from protocol.codec import PROTOCOL_VERSION
 
 # Numbers from clients: an integer, a float or a decimal string (checked by protocol.values).
-WireNumber = StrictInt | StrictFloat | Annotated[StrictStr, Field(max_length=64)]
+WireNumber = StrictInt | StrictFloat | StrictStr  # protocol.values bounds the text
 Int64 = Annotated[StrictInt, Field(ge=-(2**63), le=2**63 - 1)]
 Id = Annotated[StrictInt, Field(ge=1, le=2**63 - 1)]  # ids we assign: orders, fills, users
 RequestId = Int64 | Annotated[StrictStr, Field(max_length=64)] | None
