@@ -3,7 +3,9 @@
 The accountant actor wraps one `Accounts`: it calls these methods and turns
 what they return into ledger rows and messages. Every amount is an exact Decimal.
 
-Invariants, per account, after any sequence of calls:
+Invariants, per account, after any sequence of calls that fill whole orders (the
+matcher's only kind of fill today; a partial fill pays its own 5.00 minimum commission,
+which the reservation of the rest does not cover, so partial fills need more reserved):
 - cash + commission_paid + tax_paid + bought value - sold value = initial_cash (+ deposits)
 - reserved_cash = the sum of reserved_cash over the account's open orders
 - position.reserved_qty = the sum of leaves_qty over the position's open sell orders
