@@ -42,7 +42,7 @@ from actors.rules import Profile, symbol_table
 from actors.views import account_view, fill_view, order_view, position_view
 from protocol import topics
 from protocol.errors import ErrorCode, RejectError, error_body
-from protocol.messages import ADMIN_REQUESTS, CONTROLLER_REQUESTS
+from protocol.messages import ADMIN_REQUESTS, CONTROLLER_REQUESTS, OrderView
 from protocol.settings import Settings
 from protocol.values import money, parse_decimal
 
@@ -116,6 +116,42 @@ def account_row(a: Account, now_ns: int) -> dict[str, Any]:
         "sold_value": a.sold_value,
         "ts_updated": now_ns,
     }
+
+
+def operation_row(
+    ts_event: int,
+    kind: str,
+    *,
+    user_id: int | None = None,
+    seq: int = 0,
+    order_id: int | None = None,
+    symbol: str | None = None,
+    side: str | None = None,
+    qty: Decimal | None = None,
+    price: Decimal | None = None,
+    status: str | None = None,
+    cash: Decimal | None = None,
+    detail: str | None = None,
+) -> tuple[type[OperationRow], dict[str, Any]]:
+    """An operation-log row with every column: bulk inserts need the same keys in each row.
+    System entries have no user and seq 0."""
+    return (
+        OperationRow,
+        {
+            "user_id": user_id,
+            "seq": seq,
+            "ts_event": ts_event,
+            "kind": kind,
+            "order_id": order_id,
+            "symbol": symbol,
+            "side": side,
+            "qty": qty,
+            "price": price,
+            "status": status,
+            "cash": cash,
+            "detail": detail,
+        },
+    )
 
 
 def fill_row(f: Fill) -> dict[str, Any]:
@@ -242,37 +278,37 @@ class Accountant(pykka.ThreadingActor):
 
     def event(
         self, work: Work, user_id: int, kind: str, order: Order, fill: Fill | None = None
-    ) -> None:
-        """One private event for the user and one operation-log row, with the same seq."""
+    ) -> OrderView:
+        """One private event for the user and one operation-log row, with the same seq.
+
+        Returns the order's view, for a reply that goes out with the event.
+        """
         seq = self.user_seqs.get(user_id, 0) + 1
         self.user_seqs[user_id] = seq
         account = self.accounts.accounts[user_id]
         now = order.ts_updated
         work.inserts.append(
-            (
-                OperationRow,
-                {
-                    "user_id": user_id,
-                    "seq": seq,
-                    "ts_event": now,
-                    "kind": kind,
-                    "order_id": order.id,
-                    "symbol": order.symbol,
-                    "side": order.side,
-                    "qty": fill.qty if fill else order.qty,
-                    "price": fill.price if fill else order.price,
-                    "status": order.status,
-                    "cash": account.cash,
-                    "detail": None,
-                },
+            operation_row(
+                now,
+                kind,
+                user_id=user_id,
+                seq=seq,
+                order_id=order.id,
+                symbol=order.symbol,
+                side=order.side,
+                qty=fill.qty if fill else order.qty,
+                price=fill.price if fill else order.price,
+                status=order.status,
+                cash=account.cash,
             )
         )
+        view = order_view(order)
         body: Message = {
             "type": "event",
             "event": kind,
             "user_id": user_id,
             "seq": seq,
-            "order": order_view(order),
+            "order": view,
             "account": {
                 "cash": money(account.cash),
                 "reserved_cash": money(account.reserved_cash),
@@ -282,21 +318,11 @@ class Accountant(pykka.ThreadingActor):
         if fill is not None:
             body["fill"] = fill_view(fill)
         work.outbound.append((topics.GATEWAY, None, body))
-        log.info("%s order=%d user=%d status=%s", kind, order.id, user_id, order.status)
+        process.activity("accountant", f"{kind} order={order.id} user={user_id} {order.status}")
+        return view
 
     def system_entry(self, work: Work, kind: str, detail: str) -> None:
-        work.inserts.append(
-            (
-                OperationRow,
-                {
-                    "user_id": None,
-                    "seq": 0,
-                    "ts_event": self.clock.now_ns(),
-                    "kind": kind,
-                    "detail": detail,
-                },
-            )
-        )
+        work.inserts.append(operation_row(self.clock.now_ns(), kind, detail=detail))
         log.info("%s %s", kind, detail)
 
     def store_order(self, work: Work, order: Order, new: bool = False) -> None:
@@ -335,8 +361,8 @@ class Accountant(pykka.ThreadingActor):
         self.store_order(work, placed, new=True)
         if placed.side == "sell":
             self.store_position(work, user.id, placed.symbol)
-        self.event(work, user.id, "order.accepted", placed)
-        self.reply(work, msg, {"type": "order.accepted", "order": order_view(placed)})
+        view = self.event(work, user.id, "order.accepted", placed)
+        self.reply(work, msg, {"type": "order.accepted", "order": view})
         work.outbound.append((topics.MATCHER, None, self.book_add(placed)))
 
     def reply_existing_order(self, work: Work, msg: Message, user: User, order_id: int) -> None:
@@ -420,9 +446,9 @@ class Accountant(pykka.ThreadingActor):
         self.store_order(work, order)
         if order.side == "sell":
             self.store_position(work, order.user_id, order.symbol)
-        self.event(work, order.user_id, "order.canceled", order)
+        view = self.event(work, order.user_id, "order.canceled", order)
         for request in waiters:
-            self.reply(work, request, {"type": "order.canceled", "order": order_view(order)})
+            self.reply(work, request, {"type": "order.canceled", "order": view})
 
     def on_cancel_rejected(self, work: Work, msg: Message) -> None:
         """The matcher no longer holds the order: it filled, or the book lost it."""
@@ -636,16 +662,7 @@ def new_user_rows(
             },
         ),
         (AccountRow, account_row(_account(user_id, cash), now_ns)),
-        (
-            OperationRow,
-            {
-                "user_id": None,
-                "seq": 0,
-                "ts_event": now_ns,
-                "kind": "user.created",
-                "detail": f"user {user_id} {name} with {cash}",
-            },
-        ),
+        operation_row(now_ns, "user.created", detail=f"user {user_id} {name} with {cash}"),
     ]
     return user, rows
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -33,6 +34,7 @@ from protocol.settings import Settings
 from protocol.values import iso_time
 
 log = logging.getLogger("controller")
+CALENDAR_DEPRECATION = r".*\.values returning an ndarray that drops timezone"
 PUB = "pub"  # the controller's one PUB socket
 
 
@@ -55,6 +57,9 @@ def session_checker(settings: Settings) -> Callable[[int], bool]:
         return lambda _ts: True
     import exchange_calendars  # a second or two of pandas import: only when asked for
     import pandas as pd
+
+    # exchange-calendars still reads Series.values, which pandas 3 deprecates; harmless here
+    warnings.filterwarnings("ignore", message=CALENDAR_DEPRECATION)
 
     calendar = exchange_calendars.get_calendar("XSHG")
 

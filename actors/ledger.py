@@ -28,10 +28,10 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    and_,
+    bindparam,
     create_engine,
     event,
-    insert,
-    update,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -240,43 +240,77 @@ class _Flush:
     """Sent by the Ledger to itself: write everything received before it."""
 
 
-_PRIMARY_KEYS: dict[type[Base], tuple[str, ...]] = {}
+@dataclass(frozen=True)
+class _TableWriter:
+    """Core statements for one table, built once: bulk insert, and bulk update by key."""
+
+    keys: tuple[str, ...]  # primary key columns
+    generated_key: bool  # the database numbers the rows (operations, snapshots)
+    insert: Any
+    update: Any
+
+    @classmethod
+    def of(cls, model: type[Base]) -> _TableWriter:
+        table = model.__table__
+        keys = tuple(c.key for c in table.primary_key.columns)
+        where = and_(*(table.c[k] == bindparam(f"key_{k}") for k in keys))
+        return cls(
+            keys,
+            bool(table.autoincrement_column is not None),
+            table.insert(),
+            table.update().where(where),
+        )
+
+    def key(self, row: dict[str, Any]) -> tuple[Any, ...]:
+        return tuple(row[k] for k in self.keys)
+
+    def update_params(self, row: dict[str, Any]) -> dict[str, Any]:
+        params = {k: v for k, v in row.items() if k not in self.keys}
+        params.update({f"key_{k}": row[k] for k in self.keys})
+        return params
 
 
-def _pk(model: type[Base], row: dict[str, Any]) -> tuple[Any, ...]:
-    names = _PRIMARY_KEYS.get(model)
-    if names is None:
-        names = _PRIMARY_KEYS[model] = tuple(c.key for c in model.__table__.primary_key.columns)
-    return tuple(row[n] for n in names)
+_WRITERS: dict[type[Base], _TableWriter] = {}
+
+
+def _writer(model: type[Base]) -> _TableWriter:
+    writer = _WRITERS.get(model)
+    if writer is None:
+        writer = _WRITERS[model] = _TableWriter.of(model)
+    return writer
 
 
 def write_batch(session: Session, works: Iterable[Work]) -> None:
     """Write the rows of several Work items in one transaction; updates coalesce by key.
 
     Rows are full-state dicts, so for one key the last update wins, and an update of a row
-    inserted in the same batch folds into the insert.
+    inserted in the same batch folds into the insert. Core executemany, not the ORM's unit
+    of work: this is the accountant's hottest path.
     """
-    inserts: dict[type[Base], dict[tuple[Any, ...] | int, dict[str, Any]]] = {}
+    inserts: dict[type[Base], dict[Any, dict[str, Any]]] = {}
     updates: dict[type[Base], dict[tuple[Any, ...], dict[str, Any]]] = {}
     serial = 0
     for work in works:
         for model, row in work.inserts:
+            writer = _writer(model)
             serial += 1
-            has_pk = all(c.key in row for c in model.__table__.primary_key.columns)
-            inserts.setdefault(model, {})[_pk(model, row) if has_pk else serial] = row
+            inserts.setdefault(model, {})[serial if writer.generated_key else writer.key(row)] = row
         for model, row in work.updates:
-            key = _pk(model, row)
+            key = _writer(model).key(row)
             pending = inserts.get(model, {}).get(key)
             if pending is not None:
                 pending.update(row)
             else:
                 updates.setdefault(model, {})[key] = row
+    connection = session.connection()
     for table in Base.metadata.sorted_tables:
         model = _MODEL_BY_TABLE[table.name]
+        writer = _writer(model)
         if model in inserts:
-            session.execute(insert(model), list(inserts[model].values()))
+            connection.execute(writer.insert, list(inserts[model].values()))
         if model in updates:
-            session.execute(update(model), list(updates[model].values()))
+            rows = [writer.update_params(row) for row in updates[model].values()]
+            connection.execute(writer.update, rows)
 
 
 _MODEL_BY_TABLE: dict[str, type[Base]] = {

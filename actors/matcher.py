@@ -180,7 +180,7 @@ class Router(pykka.ThreadingActor):
             ]
         )
         for m in matches:
-            log.info("fill order=%d qty=%s price=%s", m.order_id, m.qty, m.price)
+            process.activity("matcher", f"fill order={m.order_id} qty={m.qty} price={m.price}")
 
 
 def _resting(order: Message) -> Resting:

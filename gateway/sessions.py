@@ -51,6 +51,12 @@ class Sessions:
                 self.unsubscribe(user_id, queue)
 
 
+async def _flush_logs_forever() -> None:
+    while True:
+        await asyncio.sleep(0.5)
+        process.flush_logs()
+
+
 def main(settings: Settings) -> None:
     """Wire the gateway: internal links, the ZeroMQ client endpoint, then HTTP."""
     from gateway.app import create_app
@@ -77,6 +83,7 @@ def main(settings: Settings) -> None:
         # 1. links to the accountant and controller, 2. ZeroMQ clients, 3. HTTP clients
         await gateway.start()
         await endpoint.start()
+        flusher = asyncio.get_running_loop().create_task(_flush_logs_forever())
         log.info(
             "gateway %s up: http://%s:%d, zmq %s, pub %s",
             gateway.id,
@@ -88,6 +95,7 @@ def main(settings: Settings) -> None:
         try:
             await server.serve()
         finally:
+            flusher.cancel()
             await endpoint.stop()
             await gateway.stop()
             log.info("stopped cleanly")

@@ -66,8 +66,14 @@ def number(amount: Decimal) -> str:
     return format(amount, "f")
 
 
+_last_second: list[tuple[int, str]] = [(-1, "")]  # one-entry cache: strftime is slow
+
+
 def iso_time(ts_ns: int) -> str:
     """Nanoseconds since the epoch to ISO 8601 UTC: 2026-11-26T09:30:00.000000Z."""
     seconds, nanos = divmod(ts_ns, 1_000_000_000)
-    moment = datetime.fromtimestamp(seconds, tz=UTC).replace(microsecond=nanos // 1000)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    cached_second, prefix = _last_second[0]
+    if cached_second != seconds:
+        prefix = datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        _last_second[0] = (seconds, prefix)
+    return f"{prefix}.{nanos // 1000:06d}Z"

@@ -24,6 +24,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """A server in instant fill mode: orders fill at their limit as soon as trading is on."""
     with Server(tmp_path_factory.mktemp("instant"), fill_mode="instant") as srv:
         yield srv
+        srv.assert_no_crash()
 
 
 @pytest.fixture(scope="module")
@@ -31,6 +32,7 @@ def wait_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """A server in wait mode: orders fill when the synthetic trade price crosses them."""
     with Server(tmp_path_factory.mktemp("wait"), fill_mode="wait") as srv:
         yield srv
+        srv.assert_no_crash()
 
 
 def fresh_name(prefix: str = "user") -> str:

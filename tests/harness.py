@@ -246,6 +246,13 @@ class Server:
         assert r.status_code == 200, r.text
         assert r.json()["state"] == state
 
+    def assert_no_crash(self) -> None:
+        """No process restarted and no log holds a traceback or a critical line."""
+        restarts = {name: c["restarts"] for name, c in self.status()["children"].items()}
+        assert not any(restarts.values()), f"processes restarted: {restarts}"
+        for name, text in self.logs():
+            assert "Traceback" not in text and "CRITICAL" not in text, f"{name}:\n{text[-4000:]}"
+
     def logs(self) -> Iterator[tuple[str, str]]:
         for path in sorted((self.data_dir / "logs").glob("*")):
             yield path.name, path.read_text(errors="replace")

@@ -8,7 +8,9 @@ from decimal import Decimal as D
 from typing import Any
 
 import httpx
+from sqlalchemy import create_engine, select
 
+from actors.ledger import OperationRow
 from tests.conftest import fresh_name
 from tests.harness import Server
 
@@ -19,6 +21,7 @@ def wait_status(
     deadline = time.monotonic() + timeout
     while True:
         order = http.get(f"/v1/orders/{order_id}").json()
+        assert "status" in order, order
         if order["status"] == status or time.monotonic() > deadline:
             assert order["status"] == status, order
             return order
@@ -280,3 +283,27 @@ def test_an_account_without_capital_still_gets_its_stats(server: Server) -> None
     stats = server.http(server.admin_token).get("/v1/stats")
     assert stats.status_code == 200, stats.text
     assert stats.json()["total_return"] == "0.000000"
+
+
+def test_run_state_changes_are_broadcast_and_logged_in_the_ledger(server: Server) -> None:
+    market = server.market(("ctl",))
+    assert market.next(timeout=5) is not None  # subscribed
+    server.set_control("paused")
+    server.set_control("running")
+    states: list[str] = []
+    deadline = time.monotonic() + 5
+    while not ("paused" in states and "running" in states[states.index("paused") :]):
+        assert time.monotonic() < deadline, f"broadcast states: {states}"
+        item = market.next(timeout=1)
+        if item is not None:
+            states.append(item[1]["state"])
+    engine = create_engine(f"sqlite:///{server.data_dir / 'tradeserver.db'}")
+    with engine.connect() as db:
+        kinds = db.execute(
+            select(OperationRow.kind)
+            .where(OperationRow.user_id.is_(None))
+            .order_by(OperationRow.id)
+        ).scalars()
+        logged = [k for k in kinds if k.startswith("control.")]
+    engine.dispose()
+    assert logged[-2:] == ["control.paused", "control.running"]

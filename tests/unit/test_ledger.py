@@ -1,0 +1,60 @@
+"""The batched ledger writer against a real SQLite file (actors/ledger.py)."""
+
+from __future__ import annotations
+
+from decimal import Decimal as D
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from actors.accountant import account_row, new_user_rows, operation_row
+from actors.accounts import Account
+from actors.ledger import AccountRow, OperationRow, Work, make_engine, migrate, write_batch
+
+
+def test_one_batch_writes_mixed_rows_and_coalesces_updates(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'ledger.db'}", "NORMAL")
+    migrate(engine)
+    _, rows = new_user_rows(1, "ann", "token", D("100.00"), False, 1)
+    account = Account(1, D("100.00"), D("100.00"))
+    account.cash = D("90.50")
+    later = Account(1, D("100.00"), D("80.25"))
+    works = [
+        Work(inserts=rows),
+        Work(
+            inserts=[operation_row(2, "order.accepted", user_id=1, seq=1, qty=D(100))],
+            updates=[(AccountRow, account_row(account, 2))],
+        ),
+        Work(
+            inserts=[operation_row(3, "control.paused", detail="run state")],
+            updates=[(AccountRow, account_row(later, 3))],
+        ),
+    ]
+    with Session(engine) as session, session.begin():
+        write_batch(session, works)
+    with Session(engine) as session:
+        stored = session.scalars(select(AccountRow)).one()
+        assert (stored.cash, stored.initial_cash) == (D("80.25"), D("100.00"))
+        kinds = [(o.kind, o.user_id, o.seq) for o in session.scalars(select(OperationRow))]
+    assert kinds == [
+        ("user.created", None, 0),
+        ("order.accepted", 1, 1),
+        ("control.paused", None, 0),
+    ]
+    engine.dispose()
+
+
+def test_amounts_come_back_exactly_as_written(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'ledger.db'}", "NORMAL")
+    migrate(engine)
+    _, rows = new_user_rows(1, "ann", "token", D("12345678.90"), False, 1)
+    exact = Account(1, D("12345678.90"), D("0.10"))
+    with Session(engine) as session, session.begin():
+        write_batch(
+            session, [Work(inserts=rows), Work(updates=[(AccountRow, account_row(exact, 2))])]
+        )
+    with Session(engine) as session:
+        stored = session.scalars(select(AccountRow)).one()
+    assert str(stored.cash) == "0.10" and str(stored.initial_cash) == "12345678.90"
+    engine.dispose()
