@@ -27,8 +27,8 @@ def settings_from_argv(argv: Sequence[str]) -> Settings:
 
 
 class LogFile:
-    """One process's log file. Lines are buffered and written at most every half second
-    (by run()'s timer), at once for warnings, and at exit: an order's status lines cost a
+    """One process's log file. Lines are buffered and written every second (by run()'s
+    timer), at once for warnings, and at exit: an order's status lines cost a
     few microseconds, not the fifty of a flushed logging.FileHandler line."""
 
     def __init__(self, path: Path) -> None:
@@ -108,7 +108,7 @@ def run(bus: Bus, actors: Sequence[pykka.ActorRef[Any]]) -> None:
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
-    bus.every(0.5, flush_logs)
+    bus.every(1.0, flush_logs)
     try:
         bus.run(on_stop=lambda: _stop_actors(actors))
     except Exception:

@@ -174,7 +174,7 @@ class Gateway:
     async def _expire(self) -> None:
         """Answer requests nobody replied to in time, oldest first (dicts keep insertion order)."""
         while True:
-            await asyncio.sleep(0.25)
+            await asyncio.sleep(1.0)  # timeouts are seconds long; wakeups cost CPU
             now = time.monotonic()
             expired = []
             for rid, (deadline, _) in self._pending.items():

@@ -53,7 +53,7 @@ class Sessions:
 
 async def _flush_logs_forever() -> None:
     while True:
-        await asyncio.sleep(0.5)
+        await asyncio.sleep(1.0)
         process.flush_logs()
 
 
