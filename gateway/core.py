@@ -59,6 +59,37 @@ def to_command(request: Request | OrderFields | UserFields, kind: str) -> dict[s
     return fields
 
 
+class Admission:
+    """Whether one more request may go to the accountant now.
+
+    It may while the oldest unanswered request has waited less than half the timeout and
+    the requests in flight, at the reply rate seen lately, would be answered within half
+    the timeout. The rate is measured over one-second windows and never assumed below
+    `floor_rate`, so an idle server admits a burst.
+    """
+
+    def __init__(
+        self, timeout: float, floor_rate: float = 500.0, start: float | None = None
+    ) -> None:
+        self.timeout = timeout
+        self.floor_rate = floor_rate
+        self.rate = floor_rate
+        self._window_start = time.monotonic() if start is None else start
+        self._replies = 0
+
+    def replied(self, now: float) -> None:
+        self._replies += 1
+        elapsed = now - self._window_start
+        if elapsed >= 1.0:
+            seen = self._replies / elapsed
+            self.rate = max(self.floor_rate, (self.rate + seen) / 2)
+            self._window_start, self._replies = now, 0
+
+    def admits(self, in_flight: int, oldest_wait: float) -> bool:
+        budget = self.timeout / 2
+        return oldest_wait < budget and in_flight < self.rate * budget
+
+
 class Gateway:
     """Internal sockets of the gateway, owned by the asyncio loop that calls start()."""
 
@@ -69,6 +100,7 @@ class Gateway:
         self.timeout = settings.limits.request_timeout
         self._next_rid = 0
         self._pending: dict[int, tuple[float, ReplyCallback]] = {}
+        self.admission = Admission(self.timeout)
         self._outbox: list[dict[str, Any]] = []
         self._flush_scheduled = False
         self._event_listeners: list[EventCallback] = []
@@ -122,13 +154,27 @@ class Gateway:
 
     def submit(self, command: dict[str, Any], auth: str, callback: ReplyCallback) -> None:
         """Send a command to the accountant; `callback(reply)` runs once, with the reply or
-        a SYSTEM_TIMEOUT error after `limits.request_timeout` seconds."""
+        a SYSTEM_TIMEOUT error after `limits.request_timeout` seconds.
+
+        Load shedding (see Admission): a request that would likely wait more than half the
+        timeout is refused at once with SYSTEM_BUSY and never forwarded, so a client that
+        floods the server learns it plainly instead of getting timeouts for orders that
+        were in fact placed.
+        """
+        now = time.monotonic()
+        oldest_wait = 0.0
+        if self._pending:
+            oldest_wait = now + self.timeout - next(iter(self._pending.values()))[0]
+        if not self.admission.admits(len(self._pending), oldest_wait):
+            message = "the server is behind; nothing was done, retry later"
+            callback(dict(error_body(ErrorCode.SYSTEM_BUSY, message)))
+            return
         self._next_rid += 1
         rid = self._next_rid
         command["gw"] = self.id
         command["rid"] = rid
         command["auth"] = auth
-        self._pending[rid] = (time.monotonic() + self.timeout, callback)
+        self._pending[rid] = (now + self.timeout, callback)
         self._outbox.append(command)
         if not self._flush_scheduled:
             self._flush_scheduled = True
@@ -161,6 +207,7 @@ class Gateway:
                 elif message.pop("gw", None) == self.id:  # else: for an earlier incarnation
                     entry = self._pending.pop(message.pop("rid", None), None)
                     if entry is not None:
+                        self.admission.replied(time.monotonic())
                         _safely(entry[1], message)
 
     async def _read_public(self, sock: zmq.asyncio.Socket) -> None:

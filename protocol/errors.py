@@ -42,6 +42,7 @@ class ErrorCode(StrEnum):
     SYSTEM_TIMEOUT = "SYSTEM_TIMEOUT"
     SYSTEM_UNAVAILABLE = "SYSTEM_UNAVAILABLE"
     SYSTEM_INTERNAL = "SYSTEM_INTERNAL"
+    SYSTEM_BUSY = "SYSTEM_BUSY"
 
 
 # HTTP status for each code; the ZeroMQ API carries the code alone.
@@ -72,6 +73,7 @@ HTTP_STATUS: dict[ErrorCode, int] = {
     ErrorCode.SYSTEM_TIMEOUT: 504,
     ErrorCode.SYSTEM_UNAVAILABLE: 503,
     ErrorCode.SYSTEM_INTERNAL: 500,
+    ErrorCode.SYSTEM_BUSY: 503,
 }
 
 
