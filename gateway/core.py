@@ -29,6 +29,7 @@ from protocol.settings import Settings
 from protocol.values import parse_decimal
 
 log = logging.getLogger("gateway")
+_FLUSH_AT = 1000  # commands queued before they go out without waiting for the loop turn
 
 Reply = dict[str, Any]
 ReplyCallback = Callable[[Reply], None]
@@ -62,10 +63,11 @@ def to_command(request: Request | OrderFields | UserFields, kind: str) -> dict[s
 class Admission:
     """Whether one more request may go to the accountant now.
 
-    It may while the oldest unanswered request has waited less than half the timeout and
-    the requests in flight, at the reply rate seen lately, would be answered within half
-    the timeout. The rate is measured over one-second windows and never assumed below
-    `floor_rate`, so an idle server admits a burst.
+    It may unless the accountant has been silent for half the timeout while requests wait
+    (a slow cancel or query among flowing replies does not count), or the requests in
+    flight, at the reply rate seen lately, would not be answered within half the timeout.
+    The rate is measured over one-second windows and never assumed below `floor_rate`, so
+    an idle server admits a burst.
     """
 
     def __init__(
@@ -85,9 +87,10 @@ class Admission:
             self.rate = max(self.floor_rate, (self.rate + seen) / 2)
             self._window_start, self._replies = now, 0
 
-    def admits(self, in_flight: int, oldest_wait: float) -> bool:
+    def admits(self, in_flight: int, stalled: float) -> bool:
+        """`stalled`: seconds without a reply since the oldest request in flight was sent."""
         budget = self.timeout / 2
-        return oldest_wait < budget and in_flight < self.rate * budget
+        return stalled < budget and in_flight < self.rate * budget
 
 
 class Gateway:
@@ -101,6 +104,7 @@ class Gateway:
         self._next_rid = 0
         self._pending: dict[int, tuple[float, ReplyCallback]] = {}
         self.admission = Admission(self.timeout)
+        self._last_reply_at = 0.0
         self._outbox: list[dict[str, Any]] = []
         self._flush_scheduled = False
         self._event_listeners: list[EventCallback] = []
@@ -162,10 +166,11 @@ class Gateway:
         were in fact placed.
         """
         now = time.monotonic()
-        oldest_wait = 0.0
+        stalled = 0.0
         if self._pending:
-            oldest_wait = now + self.timeout - next(iter(self._pending.values()))[0]
-        if not self.admission.admits(len(self._pending), oldest_wait):
+            oldest_sent = next(iter(self._pending.values()))[0] - self.timeout
+            stalled = now - max(oldest_sent, self._last_reply_at)
+        if not self.admission.admits(len(self._pending), stalled):
             message = "the server is behind; nothing was done, retry later"
             callback(dict(error_body(ErrorCode.SYSTEM_BUSY, message)))
             return
@@ -176,9 +181,11 @@ class Gateway:
         command["auth"] = auth
         self._pending[rid] = (now + self.timeout, callback)
         self._outbox.append(command)
-        if not self._flush_scheduled:
+        if len(self._outbox) >= _FLUSH_AT:
+            self._flush()
+        elif not self._flush_scheduled:
             self._flush_scheduled = True
-            asyncio.get_running_loop().call_soon(self._flush)
+            asyncio.get_running_loop().call_soon(self._scheduled_flush)
 
     async def request(self, command: dict[str, Any], auth: str) -> Reply:
         future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
@@ -190,8 +197,11 @@ class Gateway:
         self.submit(command, auth, done)
         return await future
 
-    def _flush(self) -> None:
+    def _scheduled_flush(self) -> None:
         self._flush_scheduled = False
+        self._flush()
+
+    def _flush(self) -> None:
         batch, self._outbox = self._outbox, []
         if batch:
             self.to_accountant.send(codec.encode(batch), zmq.NOBLOCK)
@@ -207,7 +217,8 @@ class Gateway:
                 elif message.pop("gw", None) == self.id:  # else: for an earlier incarnation
                     entry = self._pending.pop(message.pop("rid", None), None)
                     if entry is not None:
-                        self.admission.replied(time.monotonic())
+                        self._last_reply_at = time.monotonic()
+                        self.admission.replied(self._last_reply_at)
                         _safely(entry[1], message)
 
     async def _read_public(self, sock: zmq.asyncio.Socket) -> None:

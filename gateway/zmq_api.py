@@ -4,6 +4,11 @@ A client connects a DEALER (or REQ) socket, sends `session.login` with its token
 any request; each request frame holds one msgpack map, or a list of maps answered one
 reply frame each. Logged-in DEALER connections also receive the user's private events.
 REQ sockets get replies only (an unsolicited frame would break their strict alternation).
+
+A session belongs to one TCP connection, not only to a routing id, which a client may
+choose: a socket monitor tells which connection each frame came from (its file
+descriptor and a generation counted per accept) and when a connection closes, and the
+session dies with its connection.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from typing import Any
 import zmq
 import zmq.asyncio
 from pydantic import ValidationError
+from zmq.utils.monitor import parse_monitor_message
 
 from gateway.core import Gateway, Reply, hash_token, to_command
 from protocol import codec, topics
@@ -32,12 +38,16 @@ MAX_SESSIONS = 100_000
 _DRAIN = 1000  # frames taken per wake-up before yielding to the loop
 
 
+Connection = tuple[int, int]  # (file descriptor, generation of that descriptor)
+
+
 @dataclass(slots=True)
 class ZmqSession:
     user_id: int
     auth: str  # token hash
     envelope: list[bytes]
     events: bool
+    connection: Connection
 
 
 def validation_message(exc: ValidationError) -> str:
@@ -53,6 +63,8 @@ class ClientEndpoint:
         self.limits = Limits(max_message_bytes=settings.limits.max_message_bytes)
         self.sessions: OrderedDict[bytes, ZmqSession] = OrderedDict()
         self.by_user: dict[int, set[bytes]] = {}
+        self.generations: dict[int, int] = {}  # open connections: descriptor -> generation
+        self._accepted = 0
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -65,6 +77,7 @@ class ClientEndpoint:
         # Frames up to this size get a REQUEST_TOO_LARGE reply; far bigger ones cut the link.
         self.router.setsockopt(zmq.MAXMSGSIZE, 16 * self.limits.max_message_bytes)
         self.router.bind(e.client_api)
+        self._watch_connections()
         self.pub = self.gateway.ctx.socket(zmq.PUB)
         self.pub.setsockopt(zmq.LINGER, 0)
         self.pub.bind(e.client_pub)
@@ -77,21 +90,51 @@ class ClientEndpoint:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        asyncio.get_running_loop().remove_reader(self._monitor.FD)
+        self._monitor.close(linger=0)
+
+    def _watch_connections(self) -> None:
+        address = f"inproc://client-monitor-{id(self)}"
+        self.router.monitor(address, zmq.EVENT_ACCEPTED | zmq.EVENT_DISCONNECTED)
+        sync_ctx = zmq.Context.shadow(self.gateway.ctx.underlying)
+        self._monitor = sync_ctx.socket(zmq.PAIR)
+        self._monitor.connect(address)
+        asyncio.get_running_loop().add_reader(self._monitor.FD, self._read_monitor)
+
+    def _read_monitor(self) -> None:
+        """Connections accepted and closed so far; a closed one takes its sessions along."""
+        while self._monitor.getsockopt(zmq.EVENTS) & zmq.POLLIN:
+            event = parse_monitor_message(self._monitor.recv_multipart())
+            fd = int(event["value"])
+            if event["event"] == zmq.EVENT_ACCEPTED:
+                self._accepted += 1
+                self.generations[fd] = self._accepted
+            else:
+                connection = (fd, self.generations.pop(fd, 0))
+                for identity, session in list(self.sessions.items()):
+                    if session.connection == connection:
+                        self._unbind(identity)
 
     async def _serve(self) -> None:
         while True:
-            frames = await self.router.recv_multipart()
-            self._handle_frames(frames)
+            burst = [await self.router.recv_multipart(copy=False)]
             for _ in range(_DRAIN):
-                future = self.router.recv_multipart(zmq.NOBLOCK)
+                future = self.router.recv_multipart(zmq.NOBLOCK, copy=False)
                 if future.exception() is not None:
                     break
-                self._handle_frames(future.result())
+                burst.append(future.result())
+            self._read_monitor()  # every connection these frames came on is known now
+            for frames in burst:
+                self._handle_frames(frames)
+            # A ready future does not yield: give replies, HTTP and timers their turn.
+            await asyncio.sleep(0)
 
-    def _handle_frames(self, frames: list[bytes]) -> None:
+    def _handle_frames(self, frames: list[zmq.Frame]) -> None:
         if len(frames) < 2:
             return  # a bare identity: nothing to answer
-        envelope, payload = frames[:-1], frames[-1]
+        fd = frames[-1].get(zmq.SRCFD)
+        connection = (fd, self.generations.get(fd, -1))
+        envelope, payload = [f.bytes for f in frames[:-1]], frames[-1].bytes
         try:
             messages = codec.decode_untrusted(payload, self.limits)
         except RejectError as rej:
@@ -104,11 +147,11 @@ class ClientEndpoint:
             return
         for raw in messages:
             try:
-                self._handle(envelope, raw)
+                self._handle(envelope, connection, raw)
             except RejectError as rej:
                 self._send(envelope, {**error_body(rej.code, rej.message), "rid": _rid(raw)})
 
-    def _handle(self, envelope: list[bytes], raw: dict[str, Any]) -> None:
+    def _handle(self, envelope: list[bytes], connection: Connection, raw: dict[str, Any]) -> None:
         kind = raw.get("type")
         model = REQUESTS.get(kind) if isinstance(kind, str) else None
         version = raw.get("v", PROTOCOL_VERSION)
@@ -126,26 +169,28 @@ class ClientEndpoint:
         if kind == "ping":
             self._send(envelope, {"type": "pong", "rid": rid})
         elif isinstance(request, Login):
-            self._login(envelope, request)
+            self._login(envelope, connection, request)
         else:
             session = self.sessions.get(envelope[0])
-            if session is None:
+            if session is None or session.connection != connection:
                 raise RejectError(ErrorCode.AUTH_LOGIN_REQUIRED, "send session.login first")
             command = to_command(request, kind)
             self.gateway.submit(
                 command, session.auth, lambda r: self._send(envelope, {**r, "rid": rid})
             )
 
-    def _login(self, envelope: list[bytes], request: Login) -> None:
+    def _login(self, envelope: list[bytes], connection: Connection, request: Login) -> None:
         auth = hash_token(request.token)
 
         def ready(reply: Reply) -> None:
-            if reply.get("type") == "session.ready":
+            still_open = self.generations.get(connection[0]) == connection[1]
+            if reply.get("type") == "session.ready" and still_open:
                 # REQ peers put an empty delimiter before the payload; they cannot take events
-                wants_events = request.events and envelope[-1] != b""
-                self._bind(envelope, ZmqSession(reply["user_id"], auth, envelope, wants_events))
-            else:
-                self._unbind(envelope[0])  # a failed login logs the connection out
+                events = request.events and envelope[-1] != b""
+                session = ZmqSession(reply["user_id"], auth, envelope, events, connection)
+                self._bind(envelope, session)
+            elif str(reply.get("code", "")).startswith("AUTH_"):
+                self._unbind(envelope[0])  # a refused login logs the connection out
             self._send(envelope, {**reply, "rid": request.rid})
 
         self.gateway.submit({"type": "session.login"}, auth, ready)

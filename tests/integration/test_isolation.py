@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-import pytest
+import time
 
+import pytest
+import zmq
+
+from protocol import codec
 from protocol.client import TradeError
 from tests.conftest import fresh_name
 from tests.harness import Server
@@ -70,3 +74,39 @@ def test_every_endpoint_refuses_a_missing_or_wrong_token(
     assert (missing.status_code, missing.json()["error"]["code"]) == (401, "AUTH_MISSING_TOKEN")
     wrong = http.request(method, path, headers=server.auth("not-a-token"))
     assert (wrong.status_code, wrong.json()["error"]["code"]) == (401, "AUTH_INVALID_TOKEN")
+
+
+def test_a_routing_id_reused_by_another_connection_does_not_inherit_the_session(
+    server: Server,
+) -> None:
+    alice_token = server.new_user(fresh_name("alice"))
+    context = zmq.Context.instance()
+
+    def dealer() -> zmq.Socket[bytes]:
+        sock = context.socket(zmq.DEALER)
+        sock.setsockopt(zmq.ROUTING_ID, b"chosen-id")
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.connect(server.api)
+        return sock
+
+    def ask(sock: zmq.Socket[bytes], **request: object) -> dict[str, object]:
+        sock.send(codec.encode({"v": 1, "rid": 1, **request}))
+        assert sock.poll(10_000), "no reply"
+        return dict(codec.decode_internal(sock.recv()))
+
+    first = dealer()
+    assert ask(first, type="session.login", token=alice_token)["type"] == "session.ready"
+    assert ask(first, type="account.get")["type"] == "account"
+    first.close(linger=0)
+    time.sleep(0.5)
+
+    intruder = dealer()
+    time.sleep(0.5)
+    reply = ask(intruder, type="account.get")
+    assert (reply["type"], reply["code"]) == ("error", "AUTH_LOGIN_REQUIRED")
+    order = server.http(alice_token).post(
+        "/v1/orders", json={"symbol": "600000", "side": "buy", "qty": 100, "price": "8.50"}
+    )
+    assert order.status_code == 200
+    assert not intruder.poll(1000), "the intruder received alice's events"
+    intruder.close(linger=0)

@@ -9,6 +9,7 @@ from decimal import Decimal
 
 import pytest
 
+from protocol import codec
 from tests.harness import Server
 
 
@@ -47,3 +48,19 @@ def test_a_flood_is_shed_with_system_busy_and_every_accepted_order_is_real(
         time.sleep(0.2)
     assert held == accepted * 100
     assert len(client.orders(status="open")) == 0
+
+
+def test_one_flooding_connection_does_not_starve_http_clients(
+    short_timeout_server: Server,
+) -> None:
+    server = short_timeout_server
+    http = server.http(server.new_user("patient"))
+    flooder = server.client()
+    ping = codec.encode({"v": 1, "type": "ping", "rid": 1})
+    for _ in range(40_000):
+        flooder.send_raw(ping)
+    started = time.monotonic()
+    reply = http.get("/v1/account")
+    waited = time.monotonic() - started
+    assert reply.status_code == 200
+    assert waited < 2.0, f"an HTTP request waited {waited:.1f}s behind 40,000 pings"
