@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import fcntl
+import ctypes
 import json
 import os
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import time
@@ -30,6 +31,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from actors.process import LEDGER_LOCK, exclusive_lock
 from protocol import settings as settings_module
 from protocol.client import TradeError
 from protocol.settings import Settings, build_settings, ipc_paths
@@ -43,6 +45,7 @@ CHILDREN = {
     "gateway": "gateway.sessions",
 }
 STOP_ORDER = ("gateway", "controller", "matcher", "accountant")
+SUPERVISOR_LOCK = "supervisor.lock"
 ADMIN_TOKEN_FILE = "admin_token"
 DEMO_TOKEN_FILE = "demo_token"
 
@@ -70,19 +73,38 @@ def write_secret(path: Path, text: str) -> None:
 
 
 @contextlib.contextmanager
-def data_dir_lock(settings: Settings) -> Iterator[bool]:
-    """Hold <data_dir>/supervisor.lock; yields False when a running server holds it."""
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    with open(settings.data_dir / "supervisor.lock", "a+") as fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            yield False
-            return
-        try:
+def no_server(settings: Settings, supervisor_lock_held: bool = False) -> Iterator[bool]:
+    """True (and the locks held for the block) when no server runs on the data dir, so the
+    ledger may be written directly; False when a supervisor holds the data dir."""
+    with contextlib.ExitStack() as stack:
+        if not supervisor_lock_held:
+            free = stack.enter_context(exclusive_lock(settings.data_dir / SUPERVISOR_LOCK))
+            if not free:
+                yield False
+                return
+        with exclusive_lock(settings.data_dir / LEDGER_LOCK) as writable:
+            if not writable:
+                raise SystemExit(
+                    f"an accountant still writes the ledger in {settings.data_dir} without its "
+                    "supervisor; stop that process first"
+                )
             yield True
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def private_folder(path: Path) -> None:
+    """Create `path` for this user only; refuse one another user owns or that is a link."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    info = path.lstat()
+    if stat.S_ISLNK(info.st_mode) or not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid():
+        raise SystemExit(f"{path} is not a folder of this user's; refusing to put sockets there")
+    path.chmod(0o700)
+
+
+def _die_with_parent() -> None:
+    """In a child, before exec: get SIGTERM when the supervisor dies, however it dies, so
+    no process runs unsupervised (Linux prctl PR_SET_PDEATHSIG)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 # LEDGER BOOTSTRAP ----------------------------------------------------------------------
@@ -149,6 +171,7 @@ class Supervisor:
         child.proc = subprocess.Popen(
             [sys.executable, "-m", child.module, str(self.settings_path)],
             cwd=ROOT,
+            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
             stdin=subprocess.DEVNULL,
             stdout=stderr,
             stderr=stderr,
@@ -237,13 +260,15 @@ def banner(settings: Settings) -> str:
 
 
 def serve(settings: Settings) -> int:
-    with data_dir_lock(settings) as free:
+    with exclusive_lock(settings.data_dir / SUPERVISOR_LOCK) as free:
         if not free:
             print(f"a server is already running on {settings.data_dir}", file=sys.stderr)
             return 1
-        for folder in ipc_paths(settings):
-            folder.mkdir(parents=True, exist_ok=True)
-        bootstrap(settings)
+        with no_server(settings, supervisor_lock_held=True):
+            for folder in ipc_paths(settings):
+                private_folder(folder)
+            bootstrap(settings)
+        # the ledger lock is free again: the accountant takes it for as long as it runs
         settings_path = settings.data_dir / "settings.json"
         settings_module.save(settings, settings_path)
         supervisor = Supervisor(settings, settings_path)
@@ -275,7 +300,7 @@ def _admin_client(settings: Settings) -> Any:
 
 
 def user_create(settings: Settings, name: str, cash: str) -> dict[str, Any]:
-    with data_dir_lock(settings) as free:
+    with no_server(settings) as free:
         if not free:
             with _admin_client(settings) as client:
                 reply = client.create_user(name, cash)
@@ -317,7 +342,7 @@ def _user_create_offline(settings: Settings, name: str, cash_text: str) -> dict[
 
 
 def user_list(settings: Settings) -> list[dict[str, Any]]:
-    with data_dir_lock(settings) as free:
+    with no_server(settings) as free:
         if not free:
             with _admin_client(settings) as client:
                 return client.users()
@@ -348,7 +373,7 @@ def user_list(settings: Settings) -> list[dict[str, Any]]:
 
 
 def control(settings: Settings, state: str) -> dict[str, Any]:
-    with data_dir_lock(settings) as free:
+    with no_server(settings) as free:
         if not free:
             with _admin_client(settings) as client:
                 return client.set_control(state)

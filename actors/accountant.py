@@ -673,6 +673,14 @@ def new_user_rows(
 def main(settings: Settings) -> None:
     """Build the accountant in flow order: inbox, state from the ledger, actors, sockets."""
     process.setup_logging(settings, "accountant")
+    with process.exclusive_lock(settings.data_dir / process.LEDGER_LOCK) as sole_writer:
+        if not sole_writer:
+            log.critical("another accountant writes this ledger; exiting")
+            sys.exit(75)
+        _serve(settings)
+
+
+def _serve(settings: Settings) -> None:
     clock = LiveClock()
     engine: Engine = make_engine(settings.database_url, settings.ledger.sqlite_synchronous)
     accounts, user_seqs = load_accounts(engine, Profile.from_settings(settings))

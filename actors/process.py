@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import json
 import logging
 import os
 import signal
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +19,25 @@ import pykka
 from actors.bus import Bus
 from protocol import settings as settings_module
 from protocol.settings import Settings
+
+LEDGER_LOCK = "ledger.lock"  # held by the one process that writes the ledger
+
+
+@contextlib.contextmanager
+def exclusive_lock(path: Path) -> Iterator[bool]:
+    """Hold an exclusive flock on `path` for the block; yields False, holding nothing, when
+    another process has it. The kernel drops it when the holder dies, however it dies."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def settings_from_argv(argv: Sequence[str]) -> Settings:
@@ -94,7 +115,18 @@ def setup_logging(settings: Settings, process: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [_Handler(_log_file)]
     root.setLevel(settings.server.log_level)
-    logging.getLogger(process).info("starting with settings %s", settings.model_dump_json())
+    logging.getLogger(process).info("starting with settings %s", redacted(settings))
+
+
+def redacted(settings: Settings) -> str:
+    """Settings as JSON for a log line, without the database password."""
+    from sqlalchemy.engine import make_url
+
+    shown = settings.model_dump(mode="json")
+    if settings.server.database_url:
+        url = make_url(settings.server.database_url)
+        shown["server"]["database_url"] = url.render_as_string(hide_password=True)
+    return json.dumps(shown)
 
 
 def run(bus: Bus, actors: Sequence[pykka.ActorRef[Any]]) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import tempfile
 import tomllib
 from decimal import Decimal
 from pathlib import Path
@@ -162,11 +163,13 @@ def _env_overrides(environ: dict[str, str]) -> dict[str, Any]:
 
 
 def _ipc_dir(data_dir: Path) -> Path:
+    """<data_dir>/sock, or, when that path is too long for a socket, a folder of this user's
+    in the temp dir (run.py creates it private and refuses one it does not own)."""
     local = data_dir / "sock"
     if len(str(local)) <= _MAX_IPC_DIR:
         return local
     digest = hashlib.sha256(str(data_dir).encode()).hexdigest()[:16]
-    return Path("/tmp") / f"tradeserver-{digest}"
+    return Path(tempfile.gettempdir()) / f"tradeserver-{os.getuid()}-{digest}"
 
 
 def resolve(settings: Settings) -> Settings:
@@ -212,7 +215,12 @@ def ipc_paths(settings: Settings) -> list[Path]:
 
 
 def save(settings: Settings, path: Path) -> None:
-    path.write_text(settings.model_dump_json(indent=2))
+    """Write the resolved settings for the child processes, readable by the owner only
+    (the database URL may hold a password)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(settings.model_dump_json(indent=2))
 
 
 def load(path: str | os.PathLike[str]) -> Settings:

@@ -75,6 +75,8 @@ class Server:
     # LIFE CYCLE ------------------------------------------------------------------------
 
     def start(self, timeout: float = 60.0) -> Server:
+        """Start run.py and wait until it serves; a server that fails to start is stopped."""
+        (self.data_dir / "settings.json").unlink(missing_ok=True)  # wait for this run's
         out = open(self.folder / "supervisor.out", "ab")  # noqa: SIM115
         self.proc = subprocess.Popen(
             [sys.executable, str(ROOT / "run.py"), "--config", str(self.config)],
@@ -84,8 +86,12 @@ class Server:
             stdin=subprocess.DEVNULL,
         )
         out.close()
-        self._settings = json.loads((self._wait_file("settings.json", timeout)).read_text())
-        self.wait_ready(timeout)
+        try:
+            self._settings = json.loads((self._wait_file("settings.json", timeout)).read_text())
+            self.wait_ready(timeout)
+        except BaseException:
+            self.stop()
+            raise
         return self
 
     def _wait_file(self, name: str, timeout: float) -> Path:

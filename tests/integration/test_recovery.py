@@ -112,3 +112,30 @@ def test_the_supervisor_stops_every_process_on_sigterm(tmp_path: Path) -> None:
     for pid in pids:
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
+
+
+def test_the_processes_stop_when_the_supervisor_is_killed(tmp_path: Path) -> None:
+    server = Server(tmp_path, fill_mode="instant").start()
+    pids = [server.pid(p) for p in PROCESSES]
+    assert server.proc is not None
+    server.proc.kill()
+    server.proc.wait()
+    server.proc = None
+    deadline = time.monotonic() + 20
+    alive = pids
+    while alive and time.monotonic() < deadline:
+        alive = [pid for pid in pids if _alive(pid)]
+        time.sleep(0.1)
+    assert alive == [], "processes outlived their supervisor"
+    # and the data dir is free for a new server
+    with Server(tmp_path, fill_mode="instant") as again:
+        assert again.client(again.demo_token).account()["name"] == "demo"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with open(f"/proc/{pid}/stat") as fh:
+        return fh.read().split()[2] != "Z"  # a zombie has exited
