@@ -115,8 +115,9 @@ def bootstrap(settings: Settings) -> None:
     from sqlalchemy import func, select
     from sqlalchemy.orm import Session
 
-    from actors.accountant import new_token, new_user_rows
+    from actors.accountant import new_user_rows
     from actors.ledger import UserRow, Work, make_engine, migrate, write_batch
+    from protocol.tokens import new_token
 
     engine = make_engine(settings.database_url, settings.ledger.sqlite_synchronous)
     migrate(engine)
@@ -318,8 +319,9 @@ def _user_create_offline(settings: Settings, name: str, cash_text: str) -> dict[
     from sqlalchemy import func, select
     from sqlalchemy.orm import Session
 
-    from actors.accountant import MAX_CASH, new_token, new_user_rows
+    from actors.accountant import MAX_CASH, new_user_rows
     from actors.ledger import UserRow, Work, make_engine, migrate, write_batch
+    from protocol.tokens import new_token
 
     try:
         cash = Decimal(cash_text)

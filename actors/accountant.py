@@ -8,7 +8,6 @@ forwarded to the matcher; the `Reader` actor answers history queries from the da
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import secrets
 import sys
@@ -34,7 +33,6 @@ from actors.ledger import (
     PositionRow,
     UserRow,
     Work,
-    _die,
     make_engine,
 )
 from actors.queries import Reader, load_accounts
@@ -44,20 +42,12 @@ from protocol import topics
 from protocol.errors import ErrorCode, RejectError, error_body
 from protocol.messages import ADMIN_REQUESTS, CONTROLLER_REQUESTS, OrderView
 from protocol.settings import Settings
+from protocol.tokens import hash_token, new_token
 from protocol.values import money, parse_decimal
 
 log = logging.getLogger("accountant")
 
 MAX_CASH = Decimal("10000000000")  # 1e10 per user: far beyond paper needs, far inside NUMERIC
-
-
-def hash_token(token: str) -> str:
-    """Tokens are random 256-bit strings, so one SHA-256 is enough to store them safely."""
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
-def new_token() -> str:
-    return secrets.token_urlsafe(32)
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,7 +217,7 @@ class Accountant(pykka.ThreadingActor):
         self.ledger.tell(work)
 
     def on_failure(self, *_exc: object) -> None:
-        _die("accountant actor failed")
+        process.die("accountant actor failed")
 
     def on_receive(self, message: Any) -> None:
         work = Work()
@@ -431,6 +421,8 @@ class Accountant(pykka.ThreadingActor):
         self.store_position(work, order.user_id, order.symbol)
         kind = "order.filled" if order.status == "filled" else "order.partially_filled"
         self.event(work, order.user_id, kind, order, fill)
+        if not order.is_open:
+            self.refuse_cancels(work, order.id, "filled before it could be canceled")
 
     def on_book_canceled(self, work: Work, msg: Message) -> None:
         if msg["epoch"] != self.epoch:
@@ -461,20 +453,33 @@ class Accountant(pykka.ThreadingActor):
             log.warning("order %d open in the ledger but not in the book; canceled", order.id)
             self.cancel(work, order, waiters)
             return
+        self.refuse_cancels(work, msg["order_id"], "filled before it could be canceled", waiters)
+
+    def refuse_cancels(
+        self, work: Work, order_id: int, reason: str, waiters: list[Message] | None = None
+    ) -> None:
+        """Answer the cancels waiting on an order that closed some other way."""
+        if waiters is None:
+            waiters = self.cancel_waiters.pop(order_id, [])
         for request in waiters:
             self.reply_error(
-                work,
-                request,
-                ErrorCode.REQUEST_ORDER_NOT_OPEN,
-                f"order {msg['order_id']} filled before it could be canceled",
+                work, request, ErrorCode.REQUEST_ORDER_NOT_OPEN, f"order {order_id} {reason}"
             )
 
     def on_book_sync(self, work: Work, _msg: Message) -> None:
         self.send_book_snapshot(work)
 
     def send_book_snapshot(self, work: Work) -> None:
-        """Give the matcher every open order under a new epoch; fills from older epochs are void."""
-        self.epoch = max(self.epoch + 1, self.clock.now_ns())
+        """Give the matcher every open order under a new epoch; fills from older epochs are void.
+
+        Epochs are only compared for equality, so a random one is enough and needs no clock.
+        """
+        previous = self.epoch
+        while self.epoch == previous:
+            self.epoch = secrets.randbits(62)
+        for order_id in list(self.cancel_waiters):
+            if order_id not in self.accounts.open_orders:
+                self.refuse_cancels(work, order_id, "closed before it could be canceled")
         orders = sorted(self.accounts.open_orders.values(), key=lambda o: o.id)
         work.outbound.append(
             (

@@ -98,4 +98,5 @@ class Book:
         return Match(order.order_id, order.leaves_qty, price, order.cum_qty + order.leaves_qty)
 
     def orders(self) -> list[Resting]:
+        """Every resting order, in no particular order."""
         return list(self._orders.values())

@@ -39,7 +39,7 @@ class Bus:
         self._ctx = zmq.Context()
         self._poller = zmq.Poller()
         self._pull: dict[zmq.Socket, BatchHandler] = {}
-        self._subs: dict[zmq.Socket, tuple[tuple[str, ...], TopicHandler]] = {}
+        self._subs: dict[zmq.Socket, TopicHandler] = {}
         self._out: dict[str, tuple[zmq.Socket, bool]] = {}  # peer -> (socket, is_pub)
         self._droppable: set[str] = set()
         self._timers: list[tuple[float, int, float, Callable[[], None]]] = []
@@ -74,7 +74,7 @@ class Bus:
         for topic in topics:
             sock.setsockopt(zmq.SUBSCRIBE, topic.encode())
         sock.connect(endpoint)
-        self._subs[sock] = (topics, handler)
+        self._subs[sock] = handler
         self._poller.register(sock, zmq.POLLIN)
 
     def push_to(self, peer: str, endpoint: str, drop_when_full: bool = False) -> None:
@@ -180,7 +180,7 @@ class Bus:
             self._pull[sock](batch)
 
     def _read_sub(self, sock: zmq.Socket) -> None:
-        _topics, handler = self._subs[sock]
+        handler = self._subs[sock]
         by_topic: dict[str, list[Message]] = {}
         for _ in range(_DRAIN_LIMIT):
             try:

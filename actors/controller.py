@@ -11,6 +11,7 @@ Run states: `running` (quotes flow, orders fill), `paused` (quotes flow, nothing
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import sys
@@ -27,7 +28,6 @@ from actors import process
 from actors.bus import Bus, Message
 from actors.clock import Clock, LiveClock
 from actors.feeds import SyntheticFeed
-from actors.ledger import _die
 from protocol import topics
 from protocol.errors import ErrorCode, error_body
 from protocol.settings import Settings
@@ -102,7 +102,7 @@ class SessionControl(pykka.ThreadingActor):
         self.broadcast()
 
     def on_failure(self, *_exc: object) -> None:
-        _die("session control failed")
+        process.die("session control failed")
 
     def on_receive(self, message: Any) -> None:
         if isinstance(message, Heartbeat):
@@ -148,15 +148,23 @@ class MarketFeed(pykka.ThreadingActor):
         self.clock = clock
         self.bus = bus
         self.source = SyntheticFeed(settings)
+        self.state_file = Path(settings.server.data_dir) / "feed.json"
+        with contextlib.suppress(OSError, ValueError):
+            self.source.resume(json.loads(self.state_file.read_text()))
         self.quotes: dict[str, Message] = {}
         self.flowing = False
         self.seq = 0
         now = clock.now_ns()
-        for s in settings.market.symbols:
-            self.quotes[s.symbol] = self._quote(s.symbol, str(s.prev_close), 0, now)
+        for symbol, last in self.source.prices().items():
+            self.quotes[symbol] = self._quote(symbol, last, 0, now)
 
     def on_failure(self, *_exc: object) -> None:
-        _die("market feed failed")
+        process.die("market feed failed")
+
+    def _save_prices(self) -> None:
+        tmp = self.state_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.source.prices()))
+        tmp.replace(self.state_file)
 
     def _quote(self, symbol: str, last: str, volume: int, ts: int) -> Message:
         self.seq += 1
@@ -178,6 +186,7 @@ class MarketFeed(pykka.ThreadingActor):
                 self.quotes[tick.symbol] = quote
                 self.bus.send(PUB, quote, topics.market(tick.symbol))
         elif isinstance(message, dict) and message.get("type") == "control":
+            self._save_prices()  # once a heartbeat: a restart resumes the walk from here
             flowing = message["state"] != "stopped" and message["session_open"]
             if flowing and not self.flowing:
                 for symbol, quote in self.quotes.items():  # late joiners get a price at once

@@ -44,6 +44,15 @@ class SyntheticFeed:
             for s in settings.market.symbols
         ]
 
+    def prices(self) -> dict[str, str]:
+        """Where each walk stands, to resume from after a restart."""
+        return {w.symbol: str(w.ticks * self.tick_size) for w in self._walks}
+
+    def resume(self, prices: dict[str, str]) -> None:
+        for walk in self._walks:
+            if walk.symbol in prices:
+                walk.ticks = max(1, int(Decimal(prices[walk.symbol]) / self.tick_size))
+
     def step(self) -> list[Tick]:
         """Advance every symbol by one step and return the new trades."""
         ticks = []

@@ -9,7 +9,6 @@ released to the bus only after the commit, so an acknowledged order is a durable
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -35,6 +34,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 from sqlalchemy.types import TypeDecorator
+
+from actors import process
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +64,10 @@ class ExactDecimal(TypeDecorator[Decimal]):
 
 Amount = Annotated[Decimal, "amount"]
 TsNs = Annotated[int, "ts_ns"]
+
+
+# Row ids the database numbers: 64-bit, but SQLite autoincrements only INTEGER PRIMARY KEY.
+SERIAL = BigInteger().with_variant(Integer, "sqlite")
 
 
 class Base(DeclarativeBase):
@@ -158,7 +163,7 @@ class OperationRow(Base):
 
     __tablename__ = "operations"
     __table_args__ = (Index("ix_operations_user_seq", "user_id", "seq"),)
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    id: Mapped[int] = mapped_column(SERIAL, primary_key=True, autoincrement=True)
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     seq: Mapped[int]
     ts_event: Mapped[TsNs]
@@ -176,7 +181,7 @@ class OperationRow(Base):
 class EquitySnapshotRow(Base):
     __tablename__ = "equity_snapshots"
     __table_args__ = (Index("ix_snapshots_user_ts", "user_id", "ts_event"),)
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    id: Mapped[int] = mapped_column(SERIAL, primary_key=True, autoincrement=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
     ts_event: Mapped[TsNs]
     cash: Mapped[Amount]
@@ -342,7 +347,7 @@ class Ledger(pykka.ThreadingActor):
             self._session.close()
 
     def on_failure(self, *_exc: object) -> None:
-        _die("ledger writer failed")
+        process.die("ledger writer failed")
 
     def on_receive(self, message: Any) -> None:
         if isinstance(message, Work):
@@ -368,10 +373,3 @@ class Ledger(pykka.ThreadingActor):
         for work in works:
             for callback in work.after:
                 callback()
-
-
-def _die(reason: str) -> None:
-    """A broken invariant or a failed write: log and end the process; run.py restarts it."""
-    log.critical("%s; exiting so the supervisor restarts this process", reason, exc_info=True)
-    logging.shutdown()
-    os._exit(70)

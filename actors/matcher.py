@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
@@ -21,7 +22,6 @@ from actors import process
 from actors.book import Book, Match, Resting
 from actors.bus import Bus, Message
 from actors.clock import Clock, LiveClock
-from actors.ledger import _die
 from protocol import topics
 from protocol.settings import Settings
 
@@ -42,7 +42,8 @@ class Broadcast:
 
 
 class SyncTick:
-    """Timer: ask the accountant for a book snapshot until one has arrived."""
+    """Timer, once a second: ask the accountant for a book snapshot until one has arrived,
+    and stop filling when the controller's heartbeat has gone quiet."""
 
 
 class Router(pykka.ThreadingActor):
@@ -57,6 +58,9 @@ class Router(pykka.ThreadingActor):
         self.last: dict[str, Decimal] = {}
         self.epoch: int | None = None  # None until the accountant's first snapshot
         self.trading = False
+        # without a control heartbeat for this long, the run state is unknown: fill nothing
+        self.control_expiry = 3 * settings.control.heartbeat_interval + 1.0
+        self.control_seen_at = 0.0
         self.handlers: dict[str, Callable[[Message], None]] = {
             "book.snapshot": self.on_snapshot,
             "book.add": self.on_add,
@@ -67,7 +71,7 @@ class Router(pykka.ThreadingActor):
         self.request_sync()
 
     def on_failure(self, *_exc: object) -> None:
-        _die("matcher router failed")
+        process.die("matcher router failed")
 
     def on_receive(self, message: Any) -> None:
         if isinstance(message, Commands):
@@ -79,8 +83,13 @@ class Router(pykka.ThreadingActor):
                     handler(msg)
         elif isinstance(message, Broadcast):
             self.on_broadcast(message)
-        elif isinstance(message, SyncTick) and self.epoch is None:
-            self.request_sync()
+        elif isinstance(message, SyncTick):
+            if self.epoch is None:
+                self.request_sync()
+            quiet = time.monotonic() - self.control_seen_at
+            if self.trading and quiet > self.control_expiry:
+                log.warning("no control state for %.1fs; trading off until it returns", quiet)
+                self.trading = False
 
     def request_sync(self) -> None:
         self.bus.send(topics.ACCOUNTANT, {"type": "book.sync"})
@@ -134,6 +143,7 @@ class Router(pykka.ThreadingActor):
 
     def on_broadcast(self, message: Broadcast) -> None:
         if message.topic == topics.CONTROL:
+            self.control_seen_at = time.monotonic()
             trading = bool(message.messages[-1]["trading"])
             resumed = trading and not self.trading
             if trading != self.trading:

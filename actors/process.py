@@ -151,6 +151,18 @@ def run(bus: Bus, actors: Sequence[pykka.ActorRef[Any]]) -> None:
     logging.shutdown()
 
 
+def die(reason: str) -> None:
+    """A broken invariant or a failed write: log and end the process; run.py restarts it.
+
+    Called from an actor's on_failure; os._exit because actor threads would keep a normal
+    exit waiting."""
+    logging.getLogger("process").critical(
+        "%s; exiting so the supervisor restarts this process", reason, exc_info=True
+    )
+    logging.shutdown()
+    os._exit(70)
+
+
 def _stop_actors(actors: Sequence[pykka.ActorRef[Any]]) -> None:
     for actor in actors:
         with contextlib.suppress(pykka.ActorDeadError):

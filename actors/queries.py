@@ -15,7 +15,8 @@ import pykka
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
-from actors.accounts import Account, Accounts, Order, Position, User
+from actors import process
+from actors.accounts import OPEN_STATUSES, Account, Accounts, Order, Position, User
 from actors.bus import Bus, Message
 from actors.ledger import (
     AccountRow,
@@ -25,7 +26,6 @@ from actors.ledger import (
     OrderRow,
     PositionRow,
     UserRow,
-    _die,
 )
 from actors.rules import Profile
 from actors.stats import summary
@@ -36,7 +36,7 @@ from protocol.settings import Settings
 
 log = logging.getLogger("accountant")
 
-OPEN = ("new", "partially_filled")
+OPEN = tuple(sorted(OPEN_STATUSES))  # for SQL IN
 MAX_CURVE_POINTS = 5000
 
 
@@ -128,7 +128,7 @@ class Reader(pykka.ThreadingActor):
             self._session.close()
 
     def on_failure(self, *_exc: object) -> None:
-        _die("ledger reader failed")
+        process.die("ledger reader failed")
 
     def on_receive(self, message: Any) -> None:
         session = self._session

@@ -20,12 +20,13 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gateway.core import Gateway, hash_token, to_command
+from gateway.core import Gateway, to_command
 from gateway.sessions import Sessions
 from protocol.codec import PROTOCOL_VERSION
 from protocol.errors import HTTP_STATUS, ErrorCode, RejectError, error_body
 from protocol.messages import ControlFields, OrderFields, UserFields
 from protocol.settings import Settings
+from protocol.tokens import hash_token
 
 OrderId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 Limit = Annotated[int, Query(ge=1, le=1000)]

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
+import os
 import secrets
 import time
 from collections.abc import Callable
@@ -34,10 +34,6 @@ _FLUSH_AT = 1000  # commands queued before they go out without waiting for the l
 Reply = dict[str, Any]
 ReplyCallback = Callable[[Reply], None]
 EventCallback = Callable[[int, Reply], None]
-
-
-def hash_token(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def _canonical(value: Any, field: str, code: ErrorCode) -> str:
@@ -132,9 +128,9 @@ class Gateway:
         public = self._sub(e.control_pub, (topics.CONTROL, topics.MARKET_PREFIX))
         loop = asyncio.get_running_loop()
         self._tasks = [
-            loop.create_task(self._read_inbox(inbox)),
-            loop.create_task(self._read_public(public)),
-            loop.create_task(self._expire()),
+            essential(loop.create_task(self._read_inbox(inbox))),
+            essential(loop.create_task(self._read_public(public))),
+            essential(loop.create_task(self._expire())),
         ]
 
     def _sub(self, endpoint: str, subscriptions: tuple[str, ...]) -> zmq.asyncio.Socket:
@@ -250,6 +246,20 @@ class Gateway:
                         )
                     ),
                 )
+
+
+def essential(task: asyncio.Task[None]) -> asyncio.Task[None]:
+    """A loop the gateway cannot work without: if it fails, end the process (run.py
+    restarts it) rather than live on deaf."""
+
+    def check(done: asyncio.Task[None]) -> None:
+        if not done.cancelled() and done.exception() is not None:
+            log.critical("%s failed", done.get_coro(), exc_info=done.exception())
+            logging.shutdown()
+            os._exit(70)
+
+    task.add_done_callback(check)
+    return task
 
 
 def _safely(callback: ReplyCallback, reply: Reply) -> None:

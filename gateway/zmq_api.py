@@ -25,12 +25,13 @@ import zmq.asyncio
 from pydantic import ValidationError
 from zmq.utils.monitor import parse_monitor_message
 
-from gateway.core import Gateway, Reply, hash_token, to_command
+from gateway.core import Gateway, Reply, essential, to_command
 from protocol import codec, topics
 from protocol.codec import PROTOCOL_VERSION, Limits
 from protocol.errors import ErrorCode, RejectError, error_body
 from protocol.messages import REQUESTS, Login
 from protocol.settings import Settings
+from protocol.tokens import hash_token
 
 log = logging.getLogger("gateway")
 
@@ -83,7 +84,7 @@ class ClientEndpoint:
         self.pub.bind(e.client_pub)
         self.gateway.on_event(self.deliver_event)
         self.gateway.on_broadcast(self.republish)
-        self._task = asyncio.get_running_loop().create_task(self._serve())
+        self._task = essential(asyncio.get_running_loop().create_task(self._serve()))
 
     async def stop(self) -> None:
         if self._task is not None:

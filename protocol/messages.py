@@ -7,7 +7,7 @@ fields are documented here as TypedDicts; docs/protocol.md describes the same sh
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, TypedDict
+from typing import Annotated, Literal, TypedDict
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr
 
@@ -301,6 +301,7 @@ class BookOrder(TypedDict):
 class Execution(TypedDict):
     """`exec`, matcher -> accountant: one fill decided by the matcher."""
 
+    type: Literal["exec"]
     epoch: int  # the book snapshot this fill was decided on; older epochs are ignored
     order_id: int
     qty: str
@@ -329,7 +330,3 @@ class ControlState(TypedDict):
     trading: bool  # running and in session: fills can happen
     ts: int
     seq: int
-
-
-def is_message(obj: Any) -> bool:
-    return isinstance(obj, dict) and isinstance(obj.get("type"), str)

@@ -92,7 +92,6 @@ class StatsSettings(_Section):
 
 class LedgerSettings(_Section):
     sqlite_synchronous: Literal["FULL", "NORMAL"] = "FULL"
-    max_batch: int = Field(default=10_000, gt=0)
 
 
 class LimitSettings(_Section):

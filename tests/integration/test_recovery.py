@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -139,3 +140,19 @@ def _alive(pid: int) -> bool:
         return False
     with open(f"/proc/{pid}/stat") as fh:
         return fh.read().split()[2] != "Z"  # a zombie has exited
+
+
+def test_nothing_fills_while_the_run_state_is_unknown(own_server: Server) -> None:
+    """A frozen controller sends no heartbeat: the matcher stops filling until it returns."""
+    client = own_server.client(own_server.new_user("frozen"))
+    own_server.set_control("running")
+    pid = own_server.pid("controller")
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        time.sleep(3)  # heartbeats every 0.2 s in tests: the matcher gives up after 1.6 s
+        order = client.place_order("600000", "buy", 100, "8.50")
+        time.sleep(1)
+        assert client.get_order(order["id"])["status"] == "new"
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    client.wait_for("order.filled", order["id"])

@@ -1,4 +1,4 @@
-"""initial ledger
+"""initial ledger (edited before it shipped: 64-bit serial ids on PostgreSQL)
 
 Revision ID: 0001
 Revises:
@@ -49,7 +49,12 @@ def upgrade() -> None:
     )
     op.create_table(
         "equity_snapshots",
-        sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
+        sa.Column(
+            "id",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=True,
+            nullable=False,
+        ),
         sa.Column("user_id", sa.BigInteger(), nullable=False),
         sa.Column("ts_event", sa.BigInteger(), nullable=False),
         sa.Column("cash", actors.ledger.ExactDecimal(length=48), nullable=False),
@@ -67,7 +72,12 @@ def upgrade() -> None:
 
     op.create_table(
         "operations",
-        sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
+        sa.Column(
+            "id",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=True,
+            nullable=False,
+        ),
         sa.Column("user_id", sa.BigInteger(), nullable=True),
         sa.Column("seq", sa.BigInteger(), nullable=False),
         sa.Column("ts_event", sa.BigInteger(), nullable=False),

@@ -1,0 +1,18 @@
+"""Bearer tokens: random secrets handed to users once, stored and compared only as hashes.
+
+The gateway hashes the token a client presents; the accountant, which owns users, looks
+the hash up. A token is 256 random bits, so one SHA-256 is enough to store it safely.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+
+
+def new_token() -> str:
+    return secrets.token_urlsafe(32)
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
