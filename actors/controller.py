@@ -218,15 +218,15 @@ def main(settings: Settings) -> None:
     control = SessionControl.start(settings, clock, bus, feed, session_checker(settings))
 
     # 2. requests forwarded by the accountant: control to SessionControl, quotes to the feed
+    owners = {"control.get": control, "control.set": control, "quote.get": feed}
+
     def route(messages: list[Message]) -> None:
         for msg in messages:
-            kind = msg.get("type")
-            if kind in ("control.get", "control.set"):
-                control.tell(Request(msg))
-            elif kind == "quote.get":
-                feed.tell(Request(msg))
+            owner = owners.get(msg.get("type"))  # type: ignore[arg-type]
+            if owner is None:
+                log.error("unknown message type %r; ignored", msg.get("type"))
             else:
-                log.error("unknown message type %r; ignored", kind)
+                owner.tell(Request(msg))
 
     bus.pull(settings.endpoints.controller_in, route)
     bus.every(settings.control.heartbeat_interval, lambda: control.tell(Heartbeat()))
