@@ -25,7 +25,7 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -319,19 +319,17 @@ def _user_create_offline(settings: Settings, name: str, cash_text: str) -> dict[
     from sqlalchemy import func, select
     from sqlalchemy.orm import Session
 
-    from actors.accountant import MAX_CASH, new_user_rows
-    from actors.ledger import UserRow, Work, make_engine, migrate, write_batch
+    from actors.accountant import capital, new_user_rows
+    from actors.ledger import UserRow, Work, make_engine, write_batch
+    from protocol.errors import RejectError
     from protocol.tokens import new_token
 
     try:
-        cash = Decimal(cash_text)
-    except InvalidOperation:
-        raise SystemExit(f"--cash {cash_text!r} is not a number") from None
-    if not (0 < cash <= MAX_CASH) or cash != cash.quantize(Decimal("0.01")):
-        raise SystemExit(f"--cash must be above 0, at most {MAX_CASH}, in whole cents")
-    bootstrap(settings)
+        cash = capital(cash_text)
+    except RejectError as rej:
+        raise SystemExit(f"--cash: {rej.message}") from None
+    bootstrap(settings)  # migrates the ledger
     engine = make_engine(settings.database_url, settings.ledger.sqlite_synchronous)
-    migrate(engine)
     token = new_token()
     with Session(engine) as session, session.begin():
         if session.scalar(select(UserRow.id).where(UserRow.name == name)) is not None:

@@ -555,12 +555,7 @@ class Accountant(pykka.ThreadingActor):
     # ADMIN -----------------------------------------------------------------------------
 
     def on_create_user(self, work: Work, msg: Message, _admin: User) -> None:
-        cash = parse_decimal(msg["cash"], "cash", ErrorCode.REQUEST_INVALID_AMOUNT)
-        if cash <= 0 or cash > MAX_CASH or cash != cash.quantize(Decimal("0.01")):
-            raise RejectError(
-                ErrorCode.REQUEST_INVALID_AMOUNT,
-                f"cash must be above 0, at most {MAX_CASH}, in whole cents; got {msg['cash']}",
-            )
+        cash = capital(msg["cash"])
         if msg["name"] in self.accounts.by_name:
             raise RejectError(ErrorCode.REQUEST_NAME_TAKEN, f"a user named {msg['name']!r} exists")
         token = new_token()
@@ -644,6 +639,21 @@ class Accountant(pykka.ThreadingActor):
                     },
                 )
             )
+
+
+def capital(value: Any) -> Decimal:
+    """A new user's starting cash: above 0, at most MAX_CASH, in whole cents.
+
+    Raises:
+        RejectError: REQUEST_INVALID_AMOUNT.
+    """
+    cash = parse_decimal(value, "cash", ErrorCode.REQUEST_INVALID_AMOUNT)
+    if cash <= 0 or cash > MAX_CASH or cash != cash.quantize(Decimal("0.01")):
+        raise RejectError(
+            ErrorCode.REQUEST_INVALID_AMOUNT,
+            f"cash must be above 0, at most {MAX_CASH}, in whole cents; got {value}",
+        )
+    return cash
 
 
 def _account(user_id: int, cash: Decimal) -> Account:

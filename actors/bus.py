@@ -106,12 +106,7 @@ class Bus:
 
     def send(self, peer: str, message: Message, topic: str | None = None) -> None:
         """Queue a message for a peer (thread-safe); the loop sends it in the next batch."""
-        with self._lock:
-            self._outbox.append((peer, topic, message))
-            if self._woken:
-                return
-            self._woken = True
-        os.write(self._wake_w, b"!")
+        self.send_many([(peer, topic, message)])
 
     def send_many(self, items: list[tuple[str, str | None, Message]]) -> None:
         """Queue several (peer, topic, message) at once, keeping their order."""

@@ -46,20 +46,20 @@ Auth = Annotated[str, Depends(bearer_auth)]
 
 
 def error_response(code: ErrorCode, message: str) -> JSONResponse:
-    body = error_body(code, message)
-    return JSONResponse(
-        {"error": {"code": body["code"], "message": body["message"]}}, status_code=HTTP_STATUS[code]
-    )
+    return _error_json(error_body(code, message))
+
+
+def _error_json(body: dict[str, Any]) -> JSONResponse:
+    """An `error` reply as the HTTP error body, with the status of its code."""
+    code = ErrorCode(body["code"])
+    error = {"code": code.value, "message": body["message"]}
+    return JSONResponse({"error": error}, status_code=HTTP_STATUS[code])
 
 
 def reply_response(reply: dict[str, Any], key: str | None) -> JSONResponse:
     """The reply's `key` field as the body, or the mapped error."""
     if reply.get("type") == "error":
-        code = ErrorCode(reply["code"])
-        return JSONResponse(
-            {"error": {"code": code.value, "message": reply["message"]}},
-            status_code=HTTP_STATUS[code],
-        )
+        return _error_json(reply)
     body = reply[key] if key is not None else {k: v for k, v in reply.items() if k != "type"}
     return JSONResponse(body)
 

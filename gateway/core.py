@@ -26,7 +26,7 @@ from protocol import codec, topics
 from protocol.errors import ErrorCode, error_body
 from protocol.messages import OrderFields, Request, UserFields
 from protocol.settings import Settings
-from protocol.values import parse_decimal
+from protocol.values import number, parse_decimal
 
 log = logging.getLogger("gateway")
 _FLUSH_AT = 1000  # commands queued before they go out without waiting for the loop turn
@@ -37,7 +37,7 @@ EventCallback = Callable[[int, Reply], None]
 
 
 def _canonical(value: Any, field: str, code: ErrorCode) -> str:
-    return format(parse_decimal(value, field, code), "f")
+    return number(parse_decimal(value, field, code))
 
 
 def to_command(request: Request | OrderFields | UserFields, kind: str) -> dict[str, Any]:

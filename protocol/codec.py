@@ -47,18 +47,22 @@ def encode(obj: Any) -> bytes:
     return msgpack.packb(obj, use_bin_type=True, datetime=False)
 
 
-def decode_internal(data: bytes) -> Any:
-    """Unpack a frame from one of our own processes (map or list of maps)."""
+def _unpack(data: bytes, limits: Limits) -> Any:
     return msgpack.unpackb(
         data,
         raw=False,
         strict_map_key=True,
-        max_str_len=INTERNAL_LIMITS.max_str_len,
-        max_bin_len=INTERNAL_LIMITS.max_bin_len,
-        max_array_len=INTERNAL_LIMITS.max_array_len,
-        max_map_len=INTERNAL_LIMITS.max_map_len,
+        max_str_len=limits.max_str_len,
+        max_bin_len=limits.max_bin_len,
+        max_array_len=limits.max_array_len,
+        max_map_len=limits.max_map_len,
         max_ext_len=0,
     )
+
+
+def decode_internal(data: bytes) -> Any:
+    """Unpack a frame from one of our own processes (map or list of maps)."""
+    return _unpack(data, INTERNAL_LIMITS)
 
 
 def decode_untrusted(data: bytes, limits: Limits = CLIENT_LIMITS) -> list[dict[str, Any]]:
@@ -73,16 +77,7 @@ def decode_untrusted(data: bytes, limits: Limits = CLIENT_LIMITS) -> list[dict[s
             f"frame of {len(data)} bytes exceeds {limits.max_message_bytes}",
         )
     try:
-        obj = msgpack.unpackb(
-            data,
-            raw=False,
-            strict_map_key=True,
-            max_str_len=limits.max_str_len,
-            max_bin_len=limits.max_bin_len,
-            max_array_len=limits.max_array_len,
-            max_map_len=limits.max_map_len,
-            max_ext_len=0,
-        )
+        obj = _unpack(data, limits)
     except Exception as exc:  # msgpack raises several unrelated types for bad input
         reason = str(exc) or type(exc).__name__
         raise RejectError(ErrorCode.REQUEST_MALFORMED, f"not valid msgpack ({reason})") from None
