@@ -22,7 +22,7 @@ from sqlalchemy import Engine
 from actors import process
 from actors.accounts import Account, Accounts, Fill, Order, Rejection, User
 from actors.bus import Bus, Message
-from actors.clock import Clock, LiveClock
+from actors.clock import Clock, clock_for
 from actors.ledger import (
     AccountRow,
     EquitySnapshotRow,
@@ -35,12 +35,13 @@ from actors.ledger import (
     Work,
     make_engine,
 )
-from actors.queries import Reader, load_accounts
+from actors.queries import Reader, latest_time, load_accounts
 from actors.rules import Profile, symbol_table
 from actors.views import account_view, fill_view, order_view, position_view
 from protocol import topics
 from protocol.errors import ErrorCode, RejectError, error_body
 from protocol.messages import ADMIN_REQUESTS, CONTROLLER_REQUESTS, OrderView
+from protocol.orders import IMMEDIATE, PRICE_FIELDS, STOP_FIELDS, check_fits_type
 from protocol.settings import Settings
 from protocol.tokens import hash_token, new_token
 from protocol.values import money, parse_decimal
@@ -79,9 +80,18 @@ def order_row(o: Order) -> dict[str, Any]:
         "client_order_id": o.client_order_id,
         "symbol": o.symbol,
         "side": o.side,
-        "type": "limit",
+        "type": o.order_type,
+        "time_in_force": o.time_in_force,
         "qty": o.qty,
         "price": o.price,
+        "limit_price": o.limit_price,
+        "stop_price": o.stop_price,
+        "trail_price": o.trail_price,
+        "trail_percent": o.trail_percent,
+        "triggered": o.triggered,
+        "replaces": o.replaces,
+        "replaced_by": o.replaced_by,
+        "trading_day": o.trading_day or None,
         "status": o.status,
         "filled_qty": o.filled_qty,
         "filled_value": o.filled_value,
@@ -185,18 +195,29 @@ class Accountant(pykka.ThreadingActor):
         self.ledger = ledger
         self.reader = reader
         self.last_prices: dict[str, Decimal] = {}
+        self.prev_closes = {s.symbol: s.prev_close for s in settings.market.symbols}
         self.epoch = 0
         self.cancel_waiters: dict[int, list[Message]] = {}
+        # IOC/FOK orders the matcher has not decided yet: the requests waiting on each
+        self.pending_replies: dict[int, list[Message]] = {}
+        # replacements on their way to the matcher: old order id -> (old order, request)
+        self.replacing: dict[int, tuple[Order, Message]] = {}
         self.control: tuple[str, bool] | None = None
         self.handlers: dict[str, Callable[[Work, Message], None]] = {
             "exec": self.on_exec,
             "book.canceled": self.on_book_canceled,
             "book.cancel_rejected": self.on_cancel_rejected,
+            "book.killed": self.on_book_killed,
+            "book.expired": self.on_book_expired,
+            "book.triggered": self.on_triggered,
+            "book.replaced": self.on_book_replaced,
+            "book.replace_rejected": self.on_replace_rejected,
             "book.sync": self.on_book_sync,
         }
         self.user_handlers: dict[str, Callable[[Work, Message, User], None]] = {
             "session.login": self.on_login,
             "order.new": self.on_new_order,
+            "order.replace": self.on_replace_order,
             "order.cancel": self.on_cancel_order,
             "account.get": self.on_get_account,
             "positions.list": self.on_list_positions,
@@ -267,7 +288,13 @@ class Accountant(pykka.ThreadingActor):
         self.reply(work, request, dict(error_body(code, message)))
 
     def event(
-        self, work: Work, user_id: int, kind: str, order: Order, fill: Fill | None = None
+        self,
+        work: Work,
+        user_id: int,
+        kind: str,
+        order: Order,
+        fill: Fill | None = None,
+        detail: str | None = None,
     ) -> OrderView:
         """One private event for the user and one operation-log row, with the same seq.
 
@@ -287,9 +314,10 @@ class Accountant(pykka.ThreadingActor):
                 symbol=order.symbol,
                 side=order.side,
                 qty=fill.qty if fill else order.qty,
-                price=fill.price if fill else order.price,
+                price=fill.price if fill else order.limit_price or order.stop_price,
                 status=order.status,
                 cash=account.cash,
+                detail=detail,
             )
         )
         view = order_view(order)
@@ -329,36 +357,68 @@ class Accountant(pykka.ThreadingActor):
             "reserved_qty": pos.reserved_qty,
             "cost_basis": pos.cost_basis,
             "realized_pnl": pos.realized_pnl,
+            "locked_qty": pos.locked_qty,
+            "locked_day": pos.locked_day,
         }
         (work.updates if pos.stored else work.inserts).append((PositionRow, row))
         pos.stored = True
 
     # ORDER COMMANDS --------------------------------------------------------------------
 
+    def reference_price(self, symbol: str) -> Decimal:
+        """The price a market order or trailing stop starts from: the last, else prev close."""
+        last = self.last_prices.get(symbol)
+        if last is not None:
+            return last
+        listed = self.symbols.get(symbol)
+        return listed.prev_close if listed is not None else Decimal(1)
+
     def on_new_order(self, work: Work, msg: Message, user: User) -> None:
         coid = msg.get("client_order_id")
         if coid is not None and (user.id, coid) in self.accounts.client_ids:
             self.reply_existing_order(work, msg, user, self.accounts.client_ids[(user.id, coid)])
             return
-        qty, price = self.profile.check_order(
-            self.symbols, msg["symbol"], msg["side"], msg["qty"], msg["price"]
+        symbol = msg["symbol"]
+        spec = self.profile.check_order(
+            self.symbols, msg, self.reference_price(symbol), self.prev_closes.get(symbol)
         )
-        now = self.clock.now_ns()
-        placed = self.accounts.place(user.id, msg["symbol"], msg["side"], qty, price, coid, now)
+        placed = self.accounts.place(user.id, spec, coid, self.clock.now_ns())
         if isinstance(placed, Rejection):
             self.reply_error(work, msg, placed.code, placed.message)
             return
-        self.store_order(work, placed, new=True)
-        if placed.side == "sell":
-            self.store_position(work, user.id, placed.symbol)
-        view = self.event(work, user.id, "order.accepted", placed)
-        self.reply(work, msg, {"type": "order.accepted", "order": view})
+        if placed.pending:  # IOC or FOK: recorded once the matcher has decided
+            self.pending_replies[placed.id] = [msg]
+        else:
+            self.record_accepted(work, placed)
+            self.reply(work, msg, {"type": "order.accepted", "order": order_view(placed)})
         work.outbound.append((topics.MATCHER, None, self.book_add(placed)))
+
+    def record_accepted(self, work: Work, order: Order) -> OrderView:
+        self.store_order(work, order, new=True)
+        if order.side == "sell":
+            self.store_position(work, order.user_id, order.symbol)
+        return self.event(work, order.user_id, "order.accepted", order)
+
+    def accept_pending(self, work: Work, order: Order) -> None:
+        """The matcher decided an IOC/FOK order: record it as accepted before the outcome."""
+        if order.pending:
+            order.status = "new"
+            self.record_accepted(work, order)
+
+    def answer_pending(self, work: Work, order: Order) -> None:
+        """Reply to the requests waiting on an IOC/FOK order, once it is done."""
+        if order.is_open:
+            return
+        view = order_view(order)
+        for request in self.pending_replies.pop(order.id, []):
+            self.reply(work, request, {"type": "order.accepted", "order": view})
 
     def reply_existing_order(self, work: Work, msg: Message, user: User, order_id: int) -> None:
         """A retried client_order_id: answer with the order it already created."""
         order = self.accounts.open_orders.get(order_id)
-        if order is not None:
+        if order is not None and order.pending:
+            self.pending_replies[order.id].append(msg)
+        elif order is not None:
             self.reply(work, msg, {"type": "order.accepted", "order": order_view(order)})
         else:
             query = {**msg, "type": "order.get", "order_id": order_id, "as": "order.accepted"}
@@ -373,24 +433,50 @@ class Accountant(pykka.ThreadingActor):
             "order_id": order.id,
             "symbol": order.symbol,
             "side": order.side,
+            "order_type": order.order_type,
+            "time_in_force": order.time_in_force,
             "price": str(order.price),
+            "stop_price": _text(order.stop_price),
+            "trail_price": _text(order.trail_price),
+            "trail_percent": _text(order.trail_percent),
+            "triggered": order.triggered,
+            "day": order.trading_day,
             "leaves_qty": str(order.leaves_qty),
             "cum_qty": str(order.filled_qty),
             "seq": order.id,
         }
 
-    def on_cancel_order(self, work: Work, msg: Message, user: User) -> None:
+    def open_order_of(self, work: Work, msg: Message, user: User) -> Order | None:
+        """The user's open order `msg` names, not busy with a cancel or replacement; else
+        answer why not and return None."""
         order = self.accounts.open_orders.get(msg["order_id"])
         if order is None or order.user_id != user.id:
             self.to_reader(work, {**msg, "type": "order.cancel_closed"}, user)
-            return
-        if order.cancel_pending:
+        elif order.pending:
+            self.reply_error(
+                work, msg, ErrorCode.REQUEST_ORDER_NOT_OPEN, f"order {order.id} is pending_new"
+            )
+        elif order.cancel_pending:
             self.reply_error(
                 work, msg, ErrorCode.REQUEST_CANCEL_PENDING, f"order {order.id} is being canceled"
             )
+        elif order.replacement is not None:
+            self.reply_error(
+                work, msg, ErrorCode.REQUEST_REPLACE_PENDING, f"order {order.id} is being replaced"
+            )
+        else:
+            return order
+        return None
+
+    def on_cancel_order(self, work: Work, msg: Message, user: User) -> None:
+        order = self.open_order_of(work, msg, user)
+        if order is None:
             return
-        order.cancel_pending = True
         self.cancel_waiters.setdefault(order.id, []).append(msg)
+        self.send_cancel(work, order)
+
+    def send_cancel(self, work: Work, order: Order) -> None:
+        order.cancel_pending = True
         work.outbound.append(
             (
                 topics.MATCHER,
@@ -404,6 +490,68 @@ class Accountant(pykka.ThreadingActor):
             )
         )
 
+    def on_replace_order(self, work: Work, msg: Message, user: User) -> None:
+        """A new order takes an open one's place, once the matcher confirms the old one has
+        not filled meanwhile. The old one ends `replaced`, the new one keeps its type."""
+        coid = msg.get("client_order_id")
+        if coid is not None and (user.id, coid) in self.accounts.client_ids:
+            self.reply_replacement_retry(work, msg, self.accounts.client_ids[(user.id, coid)])
+            return
+        old = self.open_order_of(work, msg, user)
+        if old is None:
+            return
+        command = replacement_command(old, msg)
+        if command["time_in_force"] in IMMEDIATE:
+            raise RejectError(
+                ErrorCode.REQUEST_TIF_NOT_ALLOWED, "a replacement rests: day or gtc only"
+            )
+        check_fits_type(old.order_type, command["time_in_force"], command)
+        if old.triggered and any(msg.get(f) is not None for f in STOP_FIELDS):
+            raise RejectError(
+                ErrorCode.REQUEST_FIELD_NOT_ALLOWED,
+                f"order {old.id} has triggered: its stop and trail no longer apply",
+            )
+        spec = self.profile.check_order(
+            self.symbols, command, self.reference_price(old.symbol), self.prev_closes[old.symbol]
+        )
+        new = self.accounts.request_replace(old, spec, coid, self.clock.now_ns())
+        if isinstance(new, Rejection):
+            self.reply_error(work, msg, new.code, new.message)
+            return
+        new.triggered = old.triggered  # a triggered stop's replacement works at once
+        self.replacing[old.id] = (old, msg)
+        replace: Message = {
+            "type": "book.replace",
+            "epoch": self.epoch,
+            "old_id": old.id,
+            "cum_qty": str(old.filled_qty),
+            "order": self.book_order(new),
+        }
+        work.outbound.append((topics.MATCHER, None, replace))
+
+    def reply_replacement_retry(self, work: Work, msg: Message, order_id: int) -> None:
+        """A replace whose client_order_id is taken: a retry of this very replace gets its
+        replacement again; any other use of the id is refused."""
+        order = self.accounts.open_orders.get(order_id)
+        if order is not None and order.replaces == msg["order_id"]:
+            self.reply(work, msg, {"type": "order.replaced", "order": order_view(order)})
+            return
+        old, _request = self.replacing.get(msg["order_id"], (None, None))
+        if old is not None and old.replacement is not None and old.replacement.id == order_id:
+            self.reply_error(
+                work,
+                msg,
+                ErrorCode.REQUEST_REPLACE_PENDING,
+                f"order {msg['order_id']} is being replaced",
+            )
+            return
+        self.reply_error(
+            work,
+            msg,
+            ErrorCode.REQUEST_DUPLICATE_CLIENT_ORDER_ID,
+            f"client_order_id {msg['client_order_id']!r} belongs to order {order_id}",
+        )
+
     # MATCHER MESSAGES ------------------------------------------------------------------
 
     def on_exec(self, work: Work, msg: Message) -> None:
@@ -415,6 +563,7 @@ class Accountant(pykka.ThreadingActor):
             log.warning("stale fill for order %s ignored; resyncing the book", msg["order_id"])
             self.send_book_snapshot(work)
             return
+        self.accept_pending(work, order)
         fill = self.accounts.fill(order, qty, price, msg["ts"])
         work.inserts.append((FillRow, fill_row(fill)))
         self.store_order(work, order)
@@ -422,7 +571,21 @@ class Accountant(pykka.ThreadingActor):
         kind = "order.filled" if order.status == "filled" else "order.partially_filled"
         self.event(work, order.user_id, kind, order, fill)
         if not order.is_open:
+            self.answer_pending(work, order)
             self.refuse_cancels(work, order.id, "filled before it could be canceled")
+
+    def on_triggered(self, work: Work, msg: Message) -> None:
+        if msg["epoch"] != self.epoch:
+            return
+        order = self.accounts.open_orders.get(msg["order_id"])
+        if order is None:
+            return
+        order.ts_updated = msg["ts"]
+        self.accounts.trigger(order, Decimal(msg["stop_price"]), Decimal(msg["price"]))
+        self.store_order(work, order)
+        self.event(
+            work, order.user_id, "order.triggered", order, detail=f"stop {msg['stop_price']}"
+        )
 
     def on_book_canceled(self, work: Work, msg: Message) -> None:
         if msg["epoch"] != self.epoch:
@@ -434,13 +597,76 @@ class Accountant(pykka.ThreadingActor):
         self.cancel(work, order, waiters)
 
     def cancel(self, work: Work, order: Order, waiters: list[Message]) -> None:
-        self.accounts.cancel(order, self.clock.now_ns())
+        """Close an order the matcher no longer holds: expired if that is why it left,
+        canceled otherwise (a cancel, the rest of an IOC)."""
+        self.accept_pending(work, order)
+        status = "expired" if order.expiring else "canceled"
+        self.accounts.close(order, status, self.clock.now_ns())
         self.store_order(work, order)
         if order.side == "sell":
             self.store_position(work, order.user_id, order.symbol)
-        view = self.event(work, order.user_id, "order.canceled", order)
+        view = self.event(work, order.user_id, f"order.{status}", order)
         for request in waiters:
             self.reply(work, request, {"type": "order.canceled", "order": view})
+        self.answer_pending(work, order)
+
+    def on_book_expired(self, work: Work, msg: Message) -> None:
+        """A DAY order's trading day is over: the matcher took it out of the book."""
+        if msg["epoch"] != self.epoch:
+            return
+        order = self.accounts.open_orders.get(msg["order_id"])
+        waiters = self.cancel_waiters.pop(msg["order_id"], [])
+        if order is not None:
+            order.expiring = True
+            self.cancel(work, order, waiters)
+
+    def on_book_killed(self, work: Work, msg: Message) -> None:
+        """A FOK the latest trade could not fill whole: its rejection is all that remains."""
+        if msg["epoch"] != self.epoch:
+            return
+        order = self.accounts.open_orders.get(msg["order_id"])
+        if order is not None and order.pending:
+            self.kill(work, order, "the market could not fill all of it at once")
+
+    def kill(self, work: Work, order: Order, reason: str) -> None:
+        self.accounts.close(order, "rejected", self.clock.now_ns())
+        self.store_order(work, order, new=True)
+        self.event(work, order.user_id, "order.rejected", order, detail=reason)
+        for request in self.pending_replies.pop(order.id, []):
+            self.reply_error(
+                work, request, ErrorCode.MATCH_FOK_NOT_FILLED, f"order {order.id}: {reason}"
+            )
+
+    def on_book_replaced(self, work: Work, msg: Message) -> None:
+        if msg["epoch"] != self.epoch or msg["old_id"] not in self.replacing:
+            return
+        old, request = self.replacing.pop(msg["old_id"])
+        new = self.accounts.replace(old, self.clock.now_ns())
+        self.store_order(work, old)
+        self.store_order(work, new, new=True)
+        if new.side == "sell":
+            self.store_position(work, new.user_id, new.symbol)
+        old_view = self.event(work, old.user_id, "order.replaced", old, detail=f"by {new.id}")
+        new_view = self.event(work, new.user_id, "order.accepted", new, detail=f"replaces {old.id}")
+        self.reply(
+            work, request, {"type": "order.replaced", "order": new_view, "replaced": old_view}
+        )
+
+    def on_replace_rejected(self, work: Work, msg: Message) -> None:
+        if msg["epoch"] != self.epoch:
+            return
+        self.refuse_replace(work, msg["old_id"], "filled or closed before it could be replaced")
+
+    def refuse_replace(self, work: Work, old_id: int, reason: str) -> None:
+        old, request = self.replacing.pop(old_id, (None, None))
+        if old is None or request is None:
+            return
+        self.accounts.unreplace(old)
+        if old.side == "sell":
+            self.store_position(work, old.user_id, old.symbol)
+        self.reply_error(
+            work, request, ErrorCode.MATCH_REPLACE_TOO_LATE, f"order {old_id} {reason}"
+        )
 
     def on_cancel_rejected(self, work: Work, msg: Message) -> None:
         """The matcher no longer holds the order: it filled, or the book lost it."""
@@ -472,11 +698,23 @@ class Accountant(pykka.ThreadingActor):
     def send_book_snapshot(self, work: Work) -> None:
         """Give the matcher every open order under a new epoch; fills from older epochs are void.
 
-        Epochs are only compared for equality, so a random one is enough and needs no clock.
+        What was on its way to the old book is settled here: replacements are refused,
+        undecided IOC/FOK orders end (canceled or rejected), and an IOC with fills is
+        canceled through the new book. Epochs are only compared for equality, so a random
+        one is enough and needs no clock.
         """
         previous = self.epoch
         while self.epoch == previous:
             self.epoch = secrets.randbits(62)
+        for order_id in list(self.replacing):
+            self.refuse_replace(work, order_id, "was not replaced: the matcher restarted")
+        for order in list(self.accounts.open_orders.values()):
+            if order.pending and order.time_in_force == "fok":
+                self.kill(work, order, "the matcher restarted before it could fill")
+            elif order.pending:
+                self.cancel(work, order, [])
+            elif order.time_in_force in IMMEDIATE:
+                order.cancel_pending = True
         for order_id in list(self.cancel_waiters):
             if order_id not in self.accounts.open_orders:
                 self.refuse_cancels(work, order_id, "closed before it could be canceled")
@@ -519,24 +757,30 @@ class Accountant(pykka.ThreadingActor):
 
     def on_list_positions(self, work: Work, msg: Message, user: User) -> None:
         views = [
-            position_view(p, self.last_prices.get(p.symbol))
+            position_view(p, self.last_prices.get(p.symbol), self.accounts.sellable(p))
             for p in self.accounts.user_positions(user.id)
         ]
         self.reply(work, msg, {"type": "positions", "positions": views})
 
     def on_list_symbols(self, work: Work, msg: Message, _user: User) -> None:
         p = self.profile
-        symbols = [
-            {
-                "symbol": s.symbol,
-                "name": s.name,
-                "profile": p.name,
-                "prev_close": str(s.prev_close),
-                "tick_size": str(p.tick_size),
-                "lot_size": p.lot_size,
-            }
-            for s in self.symbols.values()
-        ]
+        symbols = []
+        for s in self.symbols.values():
+            prev_close = self.prev_closes[s.symbol]
+            low, high = p.price_band(s, prev_close)
+            symbols.append(
+                {
+                    "symbol": s.symbol,
+                    "name": s.name,
+                    "profile": p.name,
+                    "prev_close": str(prev_close),
+                    "tick_size": str(p.tick_size),
+                    "lot_size": p.lot_size,
+                    "st": s.st,
+                    "limit_down": str(low) if p.price_limits else None,
+                    "limit_up": str(high) if p.price_limits else None,
+                }
+            )
         self.reply(work, msg, {"type": "symbols", "symbols": symbols})
 
     def on_get_stats(self, work: Work, msg: Message, user: User) -> None:
@@ -601,14 +845,17 @@ class Accountant(pykka.ThreadingActor):
     # BROADCASTS AND TIMERS -------------------------------------------------------------
 
     def on_broadcast(self, work: Work, message: Broadcast) -> None:
+        self.clock.advance(message.messages[-1]["ts"])  # market time, if that is the clock
         if message.topic == topics.CONTROL:
             for state in message.messages:
                 self.on_control(work, state)
         elif message.topic.startswith(topics.MARKET_PREFIX):
             last = message.messages[-1]
             self.last_prices[last["symbol"]] = Decimal(last["last"])
+            self.prev_closes[last["symbol"]] = Decimal(last["prev_close"])
 
     def on_control(self, work: Work, state: Message) -> None:
+        self.accounts.trading_day = state["trading_day"]
         current = (state["state"], state["session_open"])
         previous, self.control = self.control, current
         if previous is None or previous == current:
@@ -639,6 +886,30 @@ class Accountant(pykka.ThreadingActor):
                     },
                 )
             )
+
+
+def _text(value: Decimal | None) -> str | None:
+    return None if value is None else str(value)
+
+
+def replacement_command(old: Order, msg: Message) -> Message:
+    """The order.new fields of the order replacing `old`: what `msg` changes, else old's."""
+    command: Message = {
+        "symbol": old.symbol,
+        "side": old.side,
+        "order_type": old.order_type,
+        "time_in_force": msg.get("time_in_force") or old.time_in_force,
+        "qty": msg.get("qty") or str(old.leaves_qty),
+    }
+    trail_given = any(msg.get(f) is not None for f in ("trail_price", "trail_percent"))
+    for field in PRICE_FIELDS:
+        if msg.get(field) is not None:
+            command[field] = msg[field]
+        elif old.order_type == "trailing_stop" and (trail_given or field == "stop_price"):
+            continue  # a trailing stop's stop follows its trail; a new trail replaces the old
+        else:
+            command[field] = _text(getattr(old, field))
+    return command
 
 
 def capital(value: Any) -> Decimal:
@@ -696,8 +967,8 @@ def main(settings: Settings) -> None:
 
 
 def _serve(settings: Settings) -> None:
-    clock = LiveClock()
     engine: Engine = make_engine(settings.database_url, settings.ledger.sqlite_synchronous)
+    clock = clock_for(settings.control.clock, latest_time(engine))
     accounts, user_seqs = load_accounts(engine, Profile.from_settings(settings))
     bus = Bus("accountant")
     # 1. requests from gateways and answers from the matcher arrive on one inbox

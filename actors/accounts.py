@@ -3,9 +3,8 @@
 The accountant actor wraps one `Accounts`: it calls these methods and turns
 what they return into ledger rows and messages. Every amount is an exact Decimal.
 
-Invariants, per account, after any sequence of calls that fill whole orders (the
-matcher's only kind of fill today; a partial fill pays its own 5.00 minimum commission,
-which the reservation of the rest does not cover, so partial fills need more reserved):
+Invariants, per account, after any sequence of calls (whole or partial fills; fees are
+per order, so the reservation of an order's rest covers every fee its fills can add):
 - cash + commission_paid + tax_paid + bought value - sold value = initial_cash (+ deposits)
 - reserved_cash = the sum of reserved_cash over the account's open orders
 - position.reserved_qty = the sum of leaves_qty over the position's open sell orders
@@ -17,8 +16,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 
-from actors.rules import ZERO, Profile
+from actors.rules import ZERO, OrderSpec, Profile
 from protocol.errors import ErrorCode
+from protocol.orders import IMMEDIATE
 from protocol.values import AVERAGE_PLACES, CENT
 
 OPEN_STATUSES = frozenset({"new", "partially_filled"})
@@ -58,9 +58,12 @@ class Position:
     cost_basis: Decimal = ZERO  # what the shares held cost, fees included
     realized_pnl: Decimal = ZERO
     stored: bool = False  # has a ledger row; the first write inserts, later ones update
+    locked_qty: Decimal = ZERO  # T+1: shares bought on trading day `locked_day`
+    locked_day: str | None = None
 
     @property
     def available_qty(self) -> Decimal:
+        """Held and not reserved by open sells (T+1 aside: see Accounts.sellable)."""
         return self.qty - self.reserved_qty
 
     @property
@@ -78,7 +81,7 @@ class Order:
     symbol: str
     side: str
     qty: Decimal
-    price: Decimal
+    price: Decimal  # the bound: the least favourable price it may fill at (actors/rules.py)
     ts_created: int
     ts_updated: int
     status: str = "new"
@@ -87,7 +90,26 @@ class Order:
     commission: Decimal = ZERO
     tax: Decimal = ZERO
     reserved_cash: Decimal = ZERO
-    cancel_pending: bool = False
+    order_type: str = "limit"
+    time_in_force: str = "gtc"
+    limit_price: Decimal | None = None
+    stop_price: Decimal | None = None
+    trail_price: Decimal | None = None
+    trail_percent: Decimal | None = None
+    triggered: bool = False
+    replaces: int | None = None  # the order this one replaced
+    trading_day: str = ""  # the trading day it was placed for (a DAY order ends with it)
+    replaced_by: int | None = None
+    cancel_pending: bool = False  # a cancel (or expiry) is on its way to the matcher
+    expiring: bool = False  # ...and it is an expiry
+    replacement: Order | None = None  # a replacement on its way to the matcher
+    replace_hold: Decimal = ZERO  # cash held back for that replacement beyond this order's
+    replace_shares: Decimal = ZERO  # and shares
+
+    @property
+    def pending(self) -> bool:
+        """Not yet recorded: IOC/FOK orders and replacements wait for the matcher first."""
+        return self.status == "pending_new"
 
     @property
     def leaves_qty(self) -> Decimal:
@@ -134,6 +156,22 @@ class Accounts:
     client_ids: dict[tuple[int, str], int] = field(default_factory=dict)
     next_order_id: int = 1
     next_fill_id: int = 1
+    trading_day: str = ""  # from the controller; "" until it has said
+
+    # POSITIONS -----------------------------------------------------------------------
+
+    def locked(self, pos: Position | None) -> Decimal:
+        """Shares bought this trading day that T+1 keeps from being sold until the next;
+        while the trading day is unknown, the last shares bought count as today's."""
+        if pos is None or not pos.locked_qty:
+            return ZERO
+        if self.trading_day and pos.locked_day != self.trading_day:
+            return ZERO
+        return min(pos.locked_qty, pos.qty)
+
+    def sellable(self, pos: Position | None) -> Decimal:
+        """What new sell orders may take: held, not reserved by open sells, not locked."""
+        return ZERO if pos is None else pos.available_qty - self.locked(pos)
 
     # USERS ---------------------------------------------------------------------------
 
@@ -157,47 +195,148 @@ class Accounts:
     # ORDERS --------------------------------------------------------------------------
 
     def place(
-        self,
-        user_id: int,
-        symbol: str,
-        side: str,
-        qty: Decimal,
-        price: Decimal,
-        client_order_id: str | None,
-        now_ns: int,
+        self, user_id: int, spec: OrderSpec, client_order_id: str | None, now_ns: int
     ) -> Order | Rejection:
-        """Check funds or shares, reserve them and open the order (qty and price already valid)."""
+        """Check funds or shares, reserve them and open the order (the spec is valid).
+
+        IOC and FOK orders open as `pending_new`: the matcher decides at once whether they
+        fill, and they are recorded only then.
+        """
+        held = self._hold(user_id, spec, None)
+        if isinstance(held, Rejection):
+            return held
+        order = self._new_order(user_id, spec, client_order_id, now_ns)
+        order.reserved_cash = held[0]
+        if spec.time_in_force in IMMEDIATE:
+            order.status = "pending_new"
+        self.open_orders[order.id] = order
+        return order
+
+    def request_replace(
+        self, old: Order, spec: OrderSpec, client_order_id: str | None, now_ns: int
+    ) -> Order | Rejection:
+        """Hold what a replacement of `old` needs beyond what `old` holds, and return the
+        replacement as `pending_new`; the matcher then swaps them (`replace`) or refuses
+        (`unreplace`). Until then `old` may not fill: the matcher checks that."""
+        held = self._hold(old.user_id, spec, old)
+        if isinstance(held, Rejection):
+            return held
+        new = self._new_order(old.user_id, spec, client_order_id, now_ns)
+        new.status = "pending_new"
+        new.replaces = old.id
+        old.replacement = new
+        old.replace_hold, old.replace_shares = held
+        return new
+
+    def replace(self, old: Order, now_ns: int) -> Order:
+        """The matcher swapped `old` for its replacement: release one, reserve the other."""
+        new = old.replacement
+        assert new is not None
+        self._release_replace_hold(old)
+        self.close(old, "replaced", now_ns)
+        old.replaced_by = new.id
+        held = self._hold(new.user_id, self._spec(new), None)
+        assert not isinstance(held, Rejection), "the hold covered it"
+        new.reserved_cash = held[0]
+        new.status = "new"
+        new.ts_created = new.ts_updated = now_ns  # it is placed now, as the old one goes
+        self.open_orders[new.id] = new
+        return new
+
+    def unreplace(self, old: Order) -> Order | None:
+        """The matcher refused the replacement (or never got it): release what it held."""
+        new = old.replacement
+        self._release_replace_hold(old)
+        if new is not None and new.client_order_id is not None:
+            self.client_ids.pop((new.user_id, new.client_order_id), None)
+        return new
+
+    def _release_replace_hold(self, old: Order) -> None:
+        self.accounts[old.user_id].reserved_cash -= old.replace_hold
+        if old.replace_shares:
+            self.position(old.user_id, old.symbol).reserved_qty -= old.replace_shares
+        old.replacement, old.replace_hold, old.replace_shares = None, ZERO, ZERO
+
+    def _hold(
+        self, user_id: int, spec: OrderSpec, replacing: Order | None
+    ) -> tuple[Decimal, Decimal] | Rejection:
+        """Reserve the cash and shares an order needs, beyond what the order it replaces
+        holds; return both amounts reserved, or why they are not there."""
         account = self.accounts[user_id]
-        cash_needed = self.profile.cash_to_reserve(side, qty, price)
-        if cash_needed > account.available_cash:
+        cash_needed = self.profile.cash_to_reserve(spec.side, spec.qty, spec.price)
+        own_cash = replacing.reserved_cash if replacing else ZERO
+        cash = max(ZERO, cash_needed - own_cash)
+        if cash > account.available_cash:
+            available = account.available_cash + own_cash
             return Rejection(
                 ErrorCode.RISK_INSUFFICIENT_CASH,
-                f"need {cash_needed} (fees included), available {account.available_cash}",
+                f"need {cash_needed} (fees included), available {available}",
             )
-        if side == "sell":
-            pos = self.positions.get(user_id, {}).get(symbol)
-            available = pos.available_qty if pos else ZERO
-            if qty > available:
+        shares = ZERO
+        if spec.side == "sell":
+            pos = self.positions.get(user_id, {}).get(spec.symbol)
+            own_qty = replacing.leaves_qty if replacing else ZERO
+            available = self.sellable(pos) + own_qty
+            if spec.qty > available:
+                locked = self.locked(pos)
+                if spec.qty <= available + locked:
+                    return Rejection(
+                        ErrorCode.RISK_T_PLUS_ONE,
+                        f"sell {spec.qty} {spec.symbol}: {locked} bought on {self.trading_day} "
+                        f"may be sold from the next trading day; available now {available}",
+                    )
                 return Rejection(
                     ErrorCode.RISK_INSUFFICIENT_SHARES,
-                    f"sell {qty} {symbol}, available {available}",
+                    f"sell {spec.qty} {spec.symbol}, available {available}",
                 )
-            self.position(user_id, symbol).reserved_qty += qty
-        account.reserved_cash += cash_needed
+            lot = self.profile.lot_size
+            if self.profile.odd_lots_sell_all and spec.qty % lot and spec.qty != available:
+                return Rejection(
+                    ErrorCode.REQUEST_LOT_SIZE,
+                    f"sell qty must be a multiple of {lot}, or all {available} you may sell",
+                )
+            shares = max(ZERO, spec.qty - own_qty)
+            self.position(user_id, spec.symbol).reserved_qty += shares
+        account.reserved_cash += cash
+        return cash, shares
+
+    @staticmethod
+    def _spec(order: Order) -> OrderSpec:
+        return OrderSpec(
+            symbol=order.symbol,
+            side=order.side,
+            order_type=order.order_type,
+            time_in_force=order.time_in_force,
+            qty=order.qty,
+            price=order.price,
+            limit_price=order.limit_price,
+            stop_price=order.stop_price,
+            trail_price=order.trail_price,
+            trail_percent=order.trail_percent,
+        )
+
+    def _new_order(
+        self, user_id: int, spec: OrderSpec, client_order_id: str | None, now_ns: int
+    ) -> Order:
         order = Order(
             id=self.next_order_id,
             user_id=user_id,
             client_order_id=client_order_id,
-            symbol=symbol,
-            side=side,
-            qty=qty,
-            price=price,
+            symbol=spec.symbol,
+            side=spec.side,
+            qty=spec.qty,
+            price=spec.price,
             ts_created=now_ns,
             ts_updated=now_ns,
-            reserved_cash=cash_needed,
+            order_type=spec.order_type,
+            time_in_force=spec.time_in_force,
+            limit_price=spec.limit_price,
+            stop_price=spec.stop_price,
+            trail_price=spec.trail_price,
+            trail_percent=spec.trail_percent,
+            trading_day=self.trading_day,
         )
         self.next_order_id += 1
-        self.open_orders[order.id] = order
         if client_order_id is not None:
             self.client_ids[(user_id, client_order_id)] = order.id
         return order
@@ -207,7 +346,9 @@ class Accounts:
         account = self.accounts[order.user_id]
         pos = self.position(order.user_id, order.symbol)
         value = qty * price
-        commission, tax = self.profile.fees(order.side, value)
+        commission, tax = self.profile.fill_fees(
+            order.side, order.filled_value, value, (order.commission, order.tax)
+        )
         fill = Fill(
             id=self.next_fill_id,
             order_id=order.id,
@@ -223,10 +364,14 @@ class Accounts:
         )
         self.next_fill_id += 1
         if order.side == "buy":
-            account.cash -= value + commission
+            account.cash -= value + commission + tax
             account.bought_value += value
             pos.qty += qty
-            pos.cost_basis += value + commission
+            pos.cost_basis += value + commission + tax
+            if self.profile.t_plus_one:
+                if pos.locked_day != self.trading_day:
+                    pos.locked_qty, pos.locked_day = ZERO, self.trading_day
+                pos.locked_qty += qty
         else:
             account.cash += value - commission - tax
             account.sold_value += value
@@ -258,20 +403,37 @@ class Accounts:
         return fill
 
     def cancel(self, order: Order, now_ns: int) -> None:
-        """Close an open order the matcher has taken out of its book; release what it held."""
+        self.close(order, "canceled", now_ns)
+
+    def close(self, order: Order, status: str, now_ns: int) -> None:
+        """Close an order that will not fill any more (the matcher no longer holds it):
+        canceled, expired, replaced or rejected; release what it held."""
         if order.side == "sell":
             self.position(order.user_id, order.symbol).reserved_qty -= order.leaves_qty
         self.accounts[order.user_id].reserved_cash -= order.reserved_cash
         order.reserved_cash = ZERO
-        order.status = "canceled"
+        order.status = status
         order.cancel_pending = False
         order.ts_updated = now_ns
         self._close(order)
 
+    def trigger(self, order: Order, stop_price: Decimal, price: Decimal) -> None:
+        """A trade triggered a stop order; its bound may only have tightened."""
+        order.triggered = True
+        order.stop_price = stop_price
+        order.price = price
+        self._reserve_for_leaves(order)
+
     def _reserve_for_leaves(self, order: Order) -> None:
         """True up the order's cash reservation to what its unfilled part can still cost."""
         needed = (
-            self.profile.cash_to_reserve(order.side, order.leaves_qty, order.price)
+            self.profile.cash_to_reserve(
+                order.side,
+                order.leaves_qty,
+                order.price,
+                order.filled_value,
+                (order.commission, order.tax),
+            )
             if order.leaves_qty
             else ZERO
         )

@@ -1,26 +1,53 @@
-"""A plain order book for one symbol: resting orders in price-time priority, no I/O.
+"""The order book of one symbol and the fill model, with no I/O (docs/fill-model.md).
 
-Bids are served highest price first, asks lowest first; at one price, earliest first.
-The matcher's Router holds one Book per symbol and asks it which orders a trade price
-crosses (wait mode) or fills an order at its own limit (instant mode).
+Working orders rest in price-time priority: bids highest price first, asks lowest first,
+at one price earliest first. Stop orders wait beside the book until a trade triggers them;
+then they join it at the back of their price level. The matcher's Router holds one Book
+per symbol and hands it each trade; the book decides which orders it triggers and fills.
+
+A trade (`Trade`) is a price the market printed, with its volume and, when the feed has
+them, the best bid and ask. Per trade, the orders of each side may take at most
+`participation_rate` x volume between them, in priority order, in multiples of the fill
+increment (an order's rest below one increment fills whole). A buy fills at the ask, or
+the last price when there is no ask, moved by any slippage, never above its bound; a sell
+likewise at the bid or last, never below its bound.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from decimal import Decimal
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
 from sortedcontainers import SortedDict
+
+from actors.rules import BP, ZERO, Profile
+
+STOP_TYPES = frozenset({"stop", "stop_limit", "trailing_stop"})
+LIMIT_TYPES = frozenset({"limit", "stop_limit"})  # fill at their limit in instant mode
 
 
 @dataclass(slots=True)
 class Resting:
     order_id: int
     side: str
-    price: Decimal
+    price: Decimal  # the bound: the least favourable price it may fill at
     leaves_qty: Decimal
     cum_qty: Decimal
     seq: int
+    order_type: str = "limit"
+    time_in_force: str = "gtc"
+    stop_price: Decimal | None = None
+    trail_price: Decimal | None = None
+    trail_percent: Decimal | None = None
+    triggered: bool = False
+    extreme: Decimal | None = None  # trailing stops: best price seen since it started
+    day: str = ""  # DAY orders: the trading day they are for ("" until it is known)
+
+    @property
+    def waiting(self) -> bool:
+        """A stop order no trade has triggered yet."""
+        return self.order_type in STOP_TYPES and not self.triggered
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,13 +60,67 @@ class Match:
     cum_qty: Decimal
 
 
+@dataclass(frozen=True, slots=True)
+class Trigger:
+    """A stop order a trade triggered: where its stop stood, and its bound from now on."""
+
+    order_id: int
+    stop_price: Decimal
+    price: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class Trade:
+    last: Decimal
+    volume: Decimal | None = None  # None: the feed gives no volume, fills are not capped
+    bid: Decimal | None = None
+    ask: Decimal | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FillModel:
+    profile: Profile
+    participation_rate: Decimal = Decimal("0.25")
+    slippage_ticks: int = 0
+    slippage_bp: Decimal = ZERO
+
+    def cap(self, volume: Decimal | None) -> Decimal | None:
+        return None if volume is None else volume * self.participation_rate
+
+    def fill_price(self, side: str, trade: Trade) -> Decimal:
+        """The price a marketable order of `side` gets from `trade`, slippage included."""
+        tick = self.profile.tick_size
+        base = self.quoted(side, trade)
+        if side == "buy":
+            slipped = base + self.slippage_ticks * tick + base * self.slippage_bp / BP
+            return (slipped / tick).to_integral_value(ROUND_CEILING) * tick
+        slipped = base - self.slippage_ticks * tick - base * self.slippage_bp / BP
+        return max(tick, (slipped / tick).to_integral_value(ROUND_FLOOR) * tick)
+
+    @staticmethod
+    def quoted(side: str, trade: Trade) -> Decimal:
+        """The price `trade` offers a side: the ask to buyers, the bid to sellers, else last."""
+        if side == "buy":
+            return trade.ask if trade.ask is not None else trade.last
+        return trade.bid if trade.bid is not None else trade.last
+
+    @classmethod
+    def crosses(cls, side: str, bound: Decimal, trade: Trade) -> bool:
+        price = cls.quoted(side, trade)
+        return bound >= price if side == "buy" else bound <= price
+
+
+@dataclass
 class Book:
-    def __init__(self, symbol: str) -> None:
-        self.symbol = symbol
-        # price -> {order_id: Resting}; dicts keep insertion order, which is time priority
-        self._bids: SortedDict = SortedDict()
-        self._asks: SortedDict = SortedDict()
-        self._orders: dict[int, Resting] = {}
+    symbol: str
+    model: FillModel
+    trade: Trade | None = None  # the latest trade; orders arriving later may fill against it
+    # price -> {order_id: Resting}; dicts keep insertion order, which is time priority
+    _bids: SortedDict = field(default_factory=SortedDict)
+    _asks: SortedDict = field(default_factory=SortedDict)
+    _stops: dict[int, Resting] = field(default_factory=dict)
+    _orders: dict[int, Resting] = field(default_factory=dict)
+    _room: dict[str, Decimal | None] = field(default_factory=lambda: {"buy": ZERO, "sell": ZERO})
 
     def __len__(self) -> int:
         return len(self._orders)
@@ -47,21 +128,73 @@ class Book:
     def __contains__(self, order_id: int) -> bool:
         return order_id in self._orders
 
+    def get(self, order_id: int) -> Resting | None:
+        return self._orders.get(order_id)
+
+    def orders(self) -> list[Resting]:
+        """Every order, working or waiting, in no particular order."""
+        return list(self._orders.values())
+
+    def expire(self, trading_day: str) -> list[Resting]:
+        """Take out the DAY orders of trading days before `trading_day`; a DAY order whose
+        day was not known yet is for this one."""
+        expired = []
+        for order in list(self._orders.values()):
+            if order.time_in_force != "day":
+                continue
+            if not order.day:
+                order.day = trading_day
+            elif order.day < trading_day:
+                self.remove(order.order_id)
+                expired.append(order)
+        return expired
+
+    # ORDERS ------------------------------------------------------------------------------
+
     def add(self, order: Resting) -> None:
-        side = self._bids if order.side == "buy" else self._asks
-        side.setdefault(order.price, {})[order.order_id] = order
         self._orders[order.order_id] = order
+        if order.waiting:
+            self._stops[order.order_id] = order
+        else:
+            self._side(order.side).setdefault(order.price, {})[order.order_id] = order
 
     def remove(self, order_id: int) -> Resting | None:
         order = self._orders.pop(order_id, None)
         if order is None:
             return None
-        side = self._bids if order.side == "buy" else self._asks
-        level = side[order.price]
-        del level[order_id]
-        if not level:
-            del side[order.price]
+        if self._stops.pop(order_id, None) is None:
+            side = self._side(order.side)
+            level = side[order.price]
+            del level[order_id]
+            if not level:
+                del side[order.price]
         return order
+
+    def replace(self, old_id: int, new: Resting) -> bool:
+        """Put `new` in the place of `old_id`. It keeps the old one's time priority when it
+        works at the same price and for no more qty; otherwise it goes to the back."""
+        old = self._orders.get(old_id)
+        if old is None:
+            return False
+        same_place = (
+            not old.waiting
+            and not new.waiting
+            and new.price == old.price
+            and new.side == old.side
+            and new.leaves_qty <= old.leaves_qty
+        )
+        if not same_place:
+            self.remove(old_id)
+            self.add(new)
+            return True
+        side = self._side(old.side)
+        side[old.price] = {
+            (new.order_id if oid == old_id else oid): (new if oid == old_id else o)
+            for oid, o in side[old.price].items()
+        }
+        del self._orders[old_id]
+        self._orders[new.order_id] = new
+        return True
 
     def best_bid(self) -> Decimal | None:
         return self._bids.peekitem(-1)[0] if self._bids else None
@@ -69,34 +202,146 @@ class Book:
     def best_ask(self) -> Decimal | None:
         return self._asks.peekitem(0)[0] if self._asks else None
 
-    def cross(self, last: Decimal) -> list[Match]:
-        """Fill every bid at or above `last` and every ask at or below it, at `last`, in full."""
-        crossed: list[Resting] = []
-        while self._bids and self._bids.peekitem(-1)[0] >= last:
-            _, level = self._bids.popitem(-1)
-            crossed.extend(level.values())
-        while self._asks and self._asks.peekitem(0)[0] <= last:
-            _, level = self._asks.popitem(0)
-            crossed.extend(level.values())
-        return [self._fill_all(order, last) for order in crossed]
+    # TRADES ------------------------------------------------------------------------------
 
-    def fill_at_limit(self, order_id: int) -> Match | None:
-        """Instant mode: the whole order fills at its own limit price."""
-        order = self.remove(order_id)
-        return None if order is None else self._fill_all(order, order.price)
+    def see(self, trade: Trade) -> bool:
+        """A new trade: the one orders fill against from now on, with its whole volume.
 
-    def fill_everything(self) -> list[Match]:
-        """Instant mode after trading resumes: every resting order, in priority order."""
-        orders = [o for _, level in reversed(self._bids.items()) for o in level.values()]
-        orders += [o for _, level in self._asks.items() for o in level.values()]
-        for order in orders:
+        A quote of volume 0 repeats a price; it is no trade, and only stands in for one
+        while the book has seen none (instant mode fills market orders at it). Returns
+        whether it was a trade."""
+        if trade.volume == 0:
+            if self.trade is None:
+                self.trade = trade
+                self.exhaust()
+            return False
+        self.trade = trade
+        self._room = {"buy": self.model.cap(trade.volume), "sell": self.model.cap(trade.volume)}
+        return True
+
+    def exhaust(self) -> None:
+        """Nothing more fills against the latest trade: trading resumed after it."""
+        self._room = {"buy": ZERO, "sell": ZERO}
+
+    def match(self) -> list[Match]:
+        """Fill working orders against the latest trade, within what its volume has left."""
+        trade = self.trade
+        if trade is None:
+            return []
+        matches = self._match_side("buy", reversed(self._bids.items()), trade)
+        matches += self._match_side("sell", iter(self._asks.items()), trade)
+        return matches
+
+    def fillable(self, order: Resting) -> Decimal:
+        """How much of `order` the latest trade could fill now, if it were at the front."""
+        trade = self.trade
+        if trade is None or order.waiting or not self.model.crosses(order.side, order.price, trade):
+            return ZERO
+        return self._portion(order.leaves_qty, self._room[order.side], order.side)
+
+    def _match_side(
+        self, side: str, levels: Iterator[tuple[Decimal, dict[int, Resting]]], trade: Trade
+    ) -> list[Match]:
+        matches: list[Match] = []
+        price = self.model.fill_price(side, trade)
+        filled: list[Resting] = []
+        for bound, level in levels:
+            if not self.model.crosses(side, bound, trade):
+                break
+            for order in level.values():
+                qty = self._portion(order.leaves_qty, self._room[side], side)
+                if not qty:
+                    break
+                room = self._room[side]
+                if room is not None:
+                    self._room[side] = room - qty
+                order.leaves_qty -= qty
+                order.cum_qty += qty
+                at = min(price, bound) if side == "buy" else max(price, bound)
+                matches.append(Match(order.order_id, qty, at, order.cum_qty))
+                if not order.leaves_qty:
+                    filled.append(order)
+            else:
+                continue
+            break  # the cap ran out inside this level
+        for order in filled:
             self.remove(order.order_id)
-        return [self._fill_all(o, o.price) for o in orders]
+        return matches
 
-    def _fill_all(self, order: Resting, price: Decimal) -> Match:
-        self._orders.pop(order.order_id, None)
+    def _portion(self, leaves: Decimal, room: Decimal | None, side: str) -> Decimal:
+        """What of `leaves` fits in `room`: all of it, or whole fill increments."""
+        if room is None or leaves <= room:
+            return leaves
+        increment = self.model.profile.fill_increment(side)
+        return (room / increment).to_integral_value(ROUND_FLOOR) * increment
+
+    def trigger(self) -> list[Trigger]:
+        """Move trailing stops behind the latest trade, and trigger the stops it reached:
+        they join the book, at the back of their price level, in the order they were placed."""
+        if self.trade is None:
+            return []
+        last = self.trade.last
+        triggers = []
+        profile = self.model.profile
+        for order in sorted(self._stops.values(), key=lambda o: o.seq):
+            assert order.stop_price is not None
+            if order.order_type == "trailing_stop":
+                self._trail(order, last)
+            reached = last >= order.stop_price if order.side == "buy" else last <= order.stop_price
+            if not reached:
+                continue
+            if order.order_type != "stop_limit":  # tighten the protection to the stop now
+                protection = profile.protection_price(order.side, order.stop_price)
+                order.price = (
+                    min(order.price, protection)
+                    if order.side == "buy"
+                    else max(order.price, protection)
+                )
+            del self._stops[order.order_id]
+            order.triggered = True
+            self._side(order.side).setdefault(order.price, {})[order.order_id] = order
+            triggers.append(Trigger(order.order_id, order.stop_price, order.price))
+        return triggers
+
+    def _trail(self, order: Resting, last: Decimal) -> None:
+        """Ratchet a trailing stop behind the best price seen; it never moves back."""
+        assert order.stop_price is not None
+        if order.side == "sell":
+            order.extreme = last if order.extreme is None else max(order.extreme, last)
+        else:
+            order.extreme = last if order.extreme is None else min(order.extreme, last)
+        stop = self.model.profile.trailing_stop(
+            order.side, order.extreme, order.trail_price, order.trail_percent
+        )
+        if order.side == "sell":
+            order.stop_price = max(order.stop_price, stop)
+        else:
+            order.stop_price = min(order.stop_price, stop)
+
+    # INSTANT MODE ------------------------------------------------------------------------
+
+    def fill_instantly(self, order_id: int) -> Match | None:
+        """Instant mode: a working order fills whole at once, a limit order at its limit,
+        a market order at the price it would trade at (the ask for a buy, the bid for a
+        sell, else the last) if that is within its bound."""
+        order = self._orders.get(order_id)
+        if order is None or order.waiting:
+            return None
+        if order.order_type in LIMIT_TYPES:
+            price = order.price
+        elif self.trade is not None and self.model.crosses(order.side, order.price, self.trade):
+            price = self.model.quoted(order.side, self.trade)
+        else:
+            return None
+        self.remove(order_id)
         return Match(order.order_id, order.leaves_qty, price, order.cum_qty + order.leaves_qty)
 
-    def orders(self) -> list[Resting]:
-        """Every resting order, in no particular order."""
-        return list(self._orders.values())
+    def fill_everything(self) -> list[Match]:
+        """Instant mode after trading resumes: every working order that can, in priority."""
+        orders = [o for _, level in reversed(self._bids.items()) for o in level.values()]
+        orders += [o for _, level in self._asks.items() for o in level.values()]
+        matches = [self.fill_instantly(o.order_id) for o in orders]
+        return [m for m in matches if m is not None]
+
+    def _side(self, side: str) -> SortedDict:
+        return self._bids if side == "buy" else self._asks

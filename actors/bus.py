@@ -20,6 +20,7 @@ from typing import Any
 import zmq
 
 from protocol import codec
+from protocol.errors import RejectError
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,7 @@ class Bus:
         self._ctx = zmq.Context()
         self._poller = zmq.Poller()
         self._pull: dict[zmq.Socket, BatchHandler] = {}
+        self._untrusted: set[zmq.Socket] = set()
         self._subs: dict[zmq.Socket, TopicHandler] = {}
         self._out: dict[str, tuple[zmq.Socket, bool]] = {}  # peer -> (socket, is_pub)
         self._droppable: set[str] = set()
@@ -61,9 +63,16 @@ class Bus:
         sock.setsockopt(zmq.RCVHWM, _HWM)
         return sock
 
-    def pull(self, endpoint: str, handler: BatchHandler) -> None:
-        """Bind this process's inbox; `handler` gets each burst of messages as one list."""
+    def pull(self, endpoint: str, handler: BatchHandler, untrusted: bool = False) -> None:
+        """Bind this process's inbox; `handler` gets each burst of messages as one list.
+
+        An `untrusted` inbox (fed by programs that are not ours) decodes with the client
+        limits and drops, with a log line, frames that break them.
+        """
         sock = self._socket(zmq.PULL)
+        if untrusted:
+            sock.setsockopt(zmq.MAXMSGSIZE, codec.CLIENT_LIMITS.max_message_bytes)
+            self._untrusted.add(sock)
         sock.bind(endpoint)
         self._pull[sock] = handler
         self._poller.register(sock, zmq.POLLIN)
@@ -170,7 +179,13 @@ class Bus:
                 frame = sock.recv(zmq.NOBLOCK, copy=True)
             except zmq.Again:
                 break
-            _extend(batch, codec.decode_internal(frame))
+            if sock not in self._untrusted:
+                _extend(batch, codec.decode_internal(frame))
+                continue
+            try:
+                batch.extend(codec.decode_untrusted(frame))
+            except RejectError as rej:
+                log.warning("dropped a frame from an external sender: %s", rej)
         if batch:
             self._pull[sock](batch)
 

@@ -15,26 +15,29 @@ import contextlib
 import json
 import logging
 import sys
-import warnings
-from collections.abc import Callable
+from collections.abc import Container
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pykka
+from pydantic import ValidationError
 
 from actors import process
 from actors.bus import Bus, Message
-from actors.clock import Clock, LiveClock
+from actors.clock import Clock, clock_for
 from actors.feeds import SyntheticFeed
+from actors.rules import Profile
+from actors.sessions import Sessions, sessions_for
 from protocol import topics
-from protocol.errors import ErrorCode, error_body
+from protocol.errors import ErrorCode, RejectError, error_body
+from protocol.messages import PushedQuote, validation_message
 from protocol.settings import Settings
-from protocol.values import iso_time
+from protocol.values import iso_time, number, parse_decimal
 
 log = logging.getLogger("controller")
-CALENDAR_DEPRECATION = r".*\.values returning an ndarray that drops timezone"
 PUB = "pub"  # the controller's one PUB socket
 
 
@@ -51,25 +54,39 @@ class FeedTick:
     """Timer: the synthetic feed takes one step."""
 
 
-def session_checker(settings: Settings) -> Callable[[int], bool]:
-    """A function telling whether the market is in session at a time (ns since epoch)."""
-    if settings.control.sessions == "always":
-        return lambda _ts: True
-    import exchange_calendars  # a second or two of pandas import: only when asked for
-    import pandas as pd
+class Close(NamedTuple):
+    """A symbol's previous close, its latest trade, and the trading day of that trade."""
 
-    # exchange-calendars still reads Series.values, which pandas 3 deprecates; harmless here
-    warnings.filterwarnings("ignore", message=CALENDAR_DEPRECATION)
+    prev_close: str
+    last: str
+    day: str
 
-    calendar = exchange_calendars.get_calendar("XSHG")
 
-    def in_session(ts_ns: int) -> bool:
-        minute = pd.Timestamp(ts_ns, unit="ns", tz=UTC).floor("min")
-        if not calendar.first_minute <= minute <= calendar.last_minute:
-            return False
-        return bool(calendar.is_open_on_minute(minute, ignore_breaks=False))
+def control_file(settings: Settings) -> Path:
+    return Path(settings.server.data_dir) / "control.json"
 
-    return in_session
+
+def load_control(settings: Settings) -> dict[str, Any]:
+    """What control.json kept: the run state, and the market time reached."""
+    try:
+        saved = json.loads(control_file(settings).read_text())
+    except (OSError, ValueError):
+        return {}
+    return saved if isinstance(saved, dict) else {}
+
+
+@dataclass(frozen=True, slots=True)
+class Pushed:
+    """A burst of quotes from an external feed (untrusted: checked one by one)."""
+
+    messages: list[Message]
+
+
+@dataclass(frozen=True, slots=True)
+class Checked:
+    """Pushed trades the session control checked and timed (market time)."""
+
+    trades: list[PushedTrade]
 
 
 class SessionControl(pykka.ThreadingActor):
@@ -79,49 +96,87 @@ class SessionControl(pykka.ThreadingActor):
         clock: Clock,
         bus: Bus,
         feed: pykka.ActorRef[Any],
-        in_session: Callable[[int], bool],
+        in_session: Sessions,
     ) -> None:
         super().__init__()
         self.clock = clock
         self.bus = bus
         self.feed = feed
         self.in_session = in_session
-        self.state_file = Path(settings.server.data_dir) / "control.json"
-        self.state = self._load_state(settings.control.initial_state)
-        self.session_open = False
+        self.state_file = control_file(settings)
+        self.market_time = settings.control.clock == "market"
+        self.symbols = {s.symbol for s in settings.market.symbols}
+        self.tick_size = settings.trading.tick_size
+        self.state = str(load_control(settings).get("state", settings.control.initial_state))
+        self.saved_time = self.clock.now_ns()
+        self.session: tuple[bool, str] = (False, "")  # (open, trading day)
         self.seq = 0
 
-    def _load_state(self, default: str) -> str:
-        try:
-            return str(json.loads(self.state_file.read_text())["state"])
-        except (OSError, ValueError, KeyError):
-            return default
+    def _save(self) -> None:
+        tmp = self.state_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"state": self.state, "market_time": self.clock.now_ns()}))
+        tmp.replace(self.state_file)
+        self.saved_time = self.clock.now_ns()
+
+    @property
+    def session_open(self) -> bool:
+        return self.session[0]
 
     def on_start(self) -> None:
-        self.session_open = self.in_session(self.clock.now_ns())
+        self.check_session()
         self.broadcast()
 
     def on_failure(self, *_exc: object) -> None:
         process.die("session control failed")
 
+    def check_session(self) -> bool:
+        """Whether the session opened or closed, or the trading day turned, since last time."""
+        now = self.clock.now_ns()
+        session = (self.in_session(now), self.in_session.trading_day(now))
+        if session == self.session:
+            return False
+        if session[0] != self.session[0]:
+            log.info("session %s (%s)", "open" if session[0] else "closed", session[1])
+        self.session = session
+        return True
+
     def on_receive(self, message: Any) -> None:
         if isinstance(message, Heartbeat):
-            session_open = self.in_session(self.clock.now_ns())
-            if session_open != self.session_open:
-                log.info("session %s", "open" if session_open else "closed")
-            self.session_open = session_open
+            self.check_session()
             self.broadcast()
+            if self.market_time and self.clock.now_ns() != self.saved_time:
+                self._save()  # a restart resumes market time from here
+        elif isinstance(message, Pushed):
+            self.on_pushed(message.messages)
         elif isinstance(message, Request):
             msg = message.message
             if msg["type"] == "control.set" and msg["state"] != self.state:
                 log.info("run state %s -> %s (user %s)", self.state, msg["state"], msg["user_id"])
                 self.state = msg["state"]
-                tmp = self.state_file.with_suffix(".tmp")
-                tmp.write_text(json.dumps({"state": self.state}))
-                tmp.replace(self.state_file)
+                self._save()
                 self.broadcast()
             reply = {**self.view(), "rid": msg["rid"], "gw": msg["gw"]}
             self.bus.send(topics.GATEWAY, reply)
+
+    def on_pushed(self, messages: list[Message]) -> None:
+        """Market time: each valid pushed trade's `ts` moves the clock. When that opens or
+        closes the session, or turns the day, the control state goes out before the trade,
+        so everyone sees the new session first; the feed publishes the trades."""
+        batch: list[PushedTrade] = []
+        for raw in messages:
+            try:
+                pushed = parse_pushed(raw, self.symbols, self.tick_size, market_time=True)
+            except RejectError as exc:
+                log.warning("external quote dropped: %s", exc.message)
+                continue
+            if pushed.ts > self.clock.now_ns():
+                self.clock.advance(pushed.ts)
+                if self.check_session():
+                    self.feed.tell(Checked(batch))
+                    batch = []
+                    self.broadcast()
+            batch.append(pushed)
+        self.feed.tell(Checked(batch))
 
     def view(self) -> Message:
         now = self.clock.now_ns()
@@ -130,6 +185,8 @@ class SessionControl(pykka.ThreadingActor):
             "state": self.state,
             "session_open": self.session_open,
             "trading": self.state == "running" and self.session_open,
+            "trading_day": self.session[1],
+            "last_close": self.in_session.last_close(now),
             "ts": now,
             "time": iso_time(now),
             "seq": self.seq,
@@ -147,50 +204,125 @@ class MarketFeed(pykka.ThreadingActor):
         super().__init__()
         self.clock = clock
         self.bus = bus
-        self.source = SyntheticFeed(settings)
         self.state_file = Path(settings.server.data_dir) / "feed.json"
-        with contextlib.suppress(OSError, ValueError):
-            self.source.resume(json.loads(self.state_file.read_text()))
+        self.tick_size = settings.trading.tick_size
+        self.profile = Profile.from_settings(settings)
+        self.symbols = {s.symbol: s for s in settings.market.symbols}
+        self.market_time = settings.control.clock == "market"
+        saved = self._load()
+        # each symbol's previous close, and its latest trade and that trade's trading day
+        self.closes: dict[str, Close] = {
+            s.symbol: Close(str(s.prev_close), str(s.prev_close), "")
+            for s in settings.market.symbols
+        }
+        with contextlib.suppress(TypeError, AttributeError):  # a damaged file: start afresh
+            for symbol, close in saved.get("closes", {}).items():
+                if symbol in self.closes:
+                    self.closes[symbol] = Close(*map(str, close))
+        self.source: SyntheticFeed | None = None
+        prices = {symbol: close.last for symbol, close in self.closes.items()}
+        if settings.market.feed == "synthetic":
+            self.source = SyntheticFeed(settings)
+            with contextlib.suppress(TypeError, ValueError, ArithmeticError, AttributeError):
+                self.source.resume(saved.get("prices", {}))
+            prices = self.source.prices()
+        self.trading_day = ""
+        self.last_ts = clock.now_ns() if self.market_time else 0  # market time never goes back
         self.quotes: dict[str, Message] = {}
         self.flowing = False
         self.seq = 0
+        self.dropped = 0
         now = clock.now_ns()
-        for symbol, last in self.source.prices().items():
+        for symbol, last in prices.items():
             self.quotes[symbol] = self._quote(symbol, last, 0, now)
 
     def on_failure(self, *_exc: object) -> None:
         process.die("market feed failed")
 
-    def _save_prices(self) -> None:
+    def _load(self) -> dict[str, Any]:
+        try:
+            saved = json.loads(self.state_file.read_text())
+        except (OSError, ValueError):
+            return {}
+        if isinstance(saved, dict) and "closes" not in saved and "prices" not in saved:
+            return {"prices": saved}  # written before closes were kept: the walk's prices
+        return saved if isinstance(saved, dict) else {}
+
+    def _save(self) -> None:
+        state: dict[str, Any] = {"closes": {s: list(c) for s, c in self.closes.items()}}
+        if self.source is not None:
+            state["prices"] = self.source.prices()
         tmp = self.state_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.source.prices()))
+        tmp.write_text(json.dumps(state))
         tmp.replace(self.state_file)
 
-    def _quote(self, symbol: str, last: str, volume: int, ts: int) -> Message:
+    def _quote(
+        self, symbol: str, last: str, volume: int, ts: int, extra: Message | None = None
+    ) -> Message:
         self.seq += 1
         return {
             "type": "quote",
             "symbol": symbol,
             "last": last,
             "volume": volume,
+            **(extra or {}),
+            "prev_close": str(self.prev_close_today(symbol)),
             "ts": ts,
             "time": iso_time(ts),
             "seq": self.seq,
         }
 
+    def repeat_prices(self) -> None:
+        """Every symbol's last price with volume 0 (a price, not a trade): late joiners get
+        a price at once, and everyone a new day's previous close before its first trade."""
+        now = self.clock.now_ns()
+        for symbol, quote in self.quotes.items():
+            extra = {side: quote[side] for side in ("bid", "ask") if side in quote}
+            repeat = self._quote(symbol, quote["last"], 0, now, extra)
+            self.bus.send(PUB, repeat, topics.market(symbol))
+
+    def prev_close_today(self, symbol: str) -> Decimal:
+        """The previous close for today's trading: the last trade, if it was on an earlier day."""
+        close = self.closes[symbol]
+        if close.day and close.day != self.trading_day:
+            return Decimal(close.last)
+        return Decimal(close.prev_close)
+
+    def trade(
+        self, symbol: str, last: str, volume: int, ts: int, extra: Message | None = None
+    ) -> None:
+        """Publish a trade; the first of a trading day makes the day before's last trade
+        the previous close."""
+        close = self.closes[symbol]
+        if close.day != self.trading_day:
+            prev_close = close.last if close.day else close.prev_close
+            close = self.closes[symbol] = Close(prev_close, last, self.trading_day)
+        else:
+            close = self.closes[symbol] = close._replace(last=last)
+        quote = self._quote(symbol, last, volume, ts, extra)
+        self.quotes[symbol] = quote
+        self.bus.send(PUB, quote, topics.market(symbol))
+
     def on_receive(self, message: Any) -> None:
-        if isinstance(message, FeedTick) and self.flowing:
+        if isinstance(message, FeedTick) and self.flowing and self.source is not None:
             now = self.clock.now_ns()
-            for tick in self.source.step():
-                quote = self._quote(tick.symbol, str(tick.last), tick.volume, now)
-                self.quotes[tick.symbol] = quote
-                self.bus.send(PUB, quote, topics.market(tick.symbol))
+            bands = {
+                symbol: self.profile.price_band(self.symbols[symbol], self.prev_close_today(symbol))
+                for symbol in self.closes
+            }
+            for tick in self.source.step(bands):
+                self.trade(tick.symbol, str(tick.last), tick.volume, now)
+        elif isinstance(message, Pushed):
+            self.on_pushed(message.messages)
+        elif isinstance(message, Checked):
+            self.on_checked(message.trades)
         elif isinstance(message, dict) and message.get("type") == "control":
-            self._save_prices()  # once a heartbeat: a restart resumes the walk from here
+            self._save()  # once a heartbeat: a restart resumes the walk and closes from here
+            new_day = message["trading_day"] != self.trading_day
+            self.trading_day = message["trading_day"]
             flowing = message["state"] != "stopped" and message["session_open"]
-            if flowing and not self.flowing:
-                for symbol, quote in self.quotes.items():  # late joiners get a price at once
-                    self.bus.send(PUB, quote, topics.market(symbol))
+            if flowing and (new_day or not self.flowing):
+                self.repeat_prices()
             self.flowing = flowing
         elif isinstance(message, Request):
             msg = message.message
@@ -205,17 +337,87 @@ class MarketFeed(pykka.ThreadingActor):
             body["gw"] = msg["gw"]
             self.bus.send(topics.GATEWAY, body)
 
+    def on_pushed(self, messages: list[Message]) -> None:
+        """Wall time: check the trades of an external feed and publish them."""
+        trades = []
+        for raw in messages:
+            try:
+                trades.append(parse_pushed(raw, self.closes, self.tick_size))
+            except RejectError as exc:
+                log.warning("external quote dropped: %s", exc.message)
+        self.on_checked(trades)
+
+    def on_checked(self, trades: list[PushedTrade]) -> None:
+        """Publish checked trades; while quotes do not flow (stopped, or out of session)
+        drop them, and on market time drop those stamped before the last one published."""
+        for pushed in trades:
+            ts = pushed.ts if self.market_time else self.clock.now_ns()
+            if not self.flowing or ts < self.last_ts:
+                self.dropped += 1
+                continue
+            self.last_ts = ts
+            self.trade(pushed.symbol, pushed.last, pushed.volume, ts, pushed.extra)
+
+
+class PushedTrade(NamedTuple):
+    """A checked trade from an external feed."""
+
+    symbol: str
+    last: str
+    volume: int
+    extra: Message  # bid and ask, when sent
+    ts: int
+
+
+def parse_pushed(
+    raw: Message, symbols: Container[str], tick: Decimal, market_time: bool = False
+) -> PushedTrade:
+    """Check one quote pushed by an external feed (untrusted input).
+
+    Raises:
+        RejectError: with what is wrong with it.
+    """
+    try:
+        pushed = PushedQuote.model_validate(raw)
+    except ValidationError as exc:
+        raise RejectError(ErrorCode.REQUEST_INVALID, validation_message(exc)) from None
+    if pushed.symbol not in symbols:
+        raise RejectError(ErrorCode.REQUEST_UNKNOWN_SYMBOL, f"no symbol {pushed.symbol!r}")
+    prices = {
+        field: _on_tick(value, field, tick)
+        for field, value in (("last", pushed.last), ("bid", pushed.bid), ("ask", pushed.ask))
+        if value is not None
+    }
+    if "bid" in prices and "ask" in prices and prices["bid"] > prices["ask"]:
+        raise RejectError(ErrorCode.REQUEST_INVALID_PRICE, "bid above ask")
+    if market_time and pushed.ts is None:
+        raise RejectError(ErrorCode.REQUEST_INVALID, "ts is required on market time")
+    extra = {side: number(prices[side]) for side in ("bid", "ask") if side in prices}
+    return PushedTrade(pushed.symbol, number(prices["last"]), pushed.volume, extra, pushed.ts or 0)
+
+
+def _on_tick(value: Any, field: str, tick: Decimal) -> Decimal:
+    """A pushed price: above 0 and on the tick, as every price orders can meet."""
+    amount = parse_decimal(value, field, ErrorCode.REQUEST_INVALID_PRICE)
+    if amount <= 0 or amount % tick:
+        raise RejectError(
+            ErrorCode.REQUEST_INVALID_PRICE,
+            f"{field} must be above 0 and a multiple of {tick}, got {value}",
+        )
+    return amount.quantize(tick)
+
 
 def main(settings: Settings) -> None:
     """Wire the controller: PUB out first, then the actors, then the request inbox and timers."""
     process.setup_logging(settings, "controller")
-    clock = LiveClock()
+    market_time = load_control(settings).get("market_time", 0)
+    clock = clock_for(settings.control.clock, market_time if isinstance(market_time, int) else 0)
     bus = Bus("controller")
     # 1. control state and quotes go out on one PUB socket; replies to the gateway's inbox
     bus.publish_as(PUB, settings.endpoints.control_pub)
     bus.push_to(topics.GATEWAY, settings.endpoints.gateway_in, drop_when_full=True)
     feed = MarketFeed.start(settings, clock, bus)
-    control = SessionControl.start(settings, clock, bus, feed, session_checker(settings))
+    control = SessionControl.start(settings, clock, bus, feed, sessions_for(settings))
 
     # 2. requests forwarded by the accountant: control to SessionControl, quotes to the feed
     owners = {"control.get": control, "control.set": control, "quote.get": feed}
@@ -230,7 +432,14 @@ def main(settings: Settings) -> None:
 
     bus.pull(settings.endpoints.controller_in, route)
     bus.every(settings.control.heartbeat_interval, lambda: control.tell(Heartbeat()))
-    bus.every(settings.market.tick_interval, lambda: feed.tell(FeedTick()))
+    if settings.market.feed == "synthetic":
+        bus.every(settings.market.tick_interval, lambda: feed.tell(FeedTick()))
+    else:  # 3. an external program pushes trades in
+        # in market time the session control sees each trade's time first
+        taker = control if settings.control.clock == "market" else feed
+        bus.pull(
+            settings.endpoints.quotes_in, lambda msgs: taker.tell(Pushed(msgs)), untrusted=True
+        )
     log.info("controller up at %s", datetime.now(UTC).isoformat())
     process.run(bus, [control, feed])
 

@@ -53,12 +53,18 @@ class SyntheticFeed:
             if walk.symbol in prices:
                 walk.ticks = max(1, int(Decimal(prices[walk.symbol]) / self.tick_size))
 
-    def step(self) -> list[Tick]:
-        """Advance every symbol by one step and return the new trades."""
+    def step(self, bands: dict[str, tuple[Decimal, Decimal]] | None = None) -> list[Tick]:
+        """Advance every symbol by one step and return the new trades; a walk that would
+        leave its symbol's band (the day's price limits) stops at the edge."""
         ticks = []
         for walk in self._walks:
             move = round(walk.ticks * walk.rng.gauss(0.0, self.sigma))
             walk.ticks = max(1, walk.ticks + move)
+            if bands and walk.symbol in bands:
+                low, high = bands[walk.symbol]
+                walk.ticks = min(
+                    max(walk.ticks, int(low / self.tick_size)), int(high / self.tick_size)
+                )
             volume = walk.rng.randint(1, 50) * self.lot
             ticks.append(Tick(walk.symbol, walk.ticks * self.tick_size, volume))
         return ticks

@@ -31,6 +31,7 @@ from sqlalchemy import (
     bindparam,
     create_engine,
     event,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -109,6 +110,8 @@ class PositionRow(Base):
     reserved_qty: Mapped[Amount]
     cost_basis: Mapped[Amount]
     realized_pnl: Mapped[Amount]
+    locked_qty: Mapped[Amount] = mapped_column(server_default="0")  # T+1: bought on locked_day
+    locked_day: Mapped[str | None] = mapped_column(String(10))
 
 
 class OrderRow(Base):
@@ -125,8 +128,17 @@ class OrderRow(Base):
     symbol: Mapped[str] = mapped_column(String(32))
     side: Mapped[str] = mapped_column(String(4))
     type: Mapped[str] = mapped_column(String(16))
+    time_in_force: Mapped[str] = mapped_column(String(3), server_default="gtc")
     qty: Mapped[Amount]
-    price: Mapped[Amount]
+    price: Mapped[Amount]  # the bound: its limit, or a market or stop order's protection price
+    limit_price: Mapped[Amount | None]
+    stop_price: Mapped[Amount | None]
+    trail_price: Mapped[Amount | None]
+    trail_percent: Mapped[Amount | None]
+    triggered: Mapped[bool] = mapped_column(Boolean, server_default=false())
+    replaces: Mapped[int | None]
+    replaced_by: Mapped[int | None]
+    trading_day: Mapped[str | None] = mapped_column(String(10))  # a DAY order ends with it
     status: Mapped[str] = mapped_column(String(20))
     filled_qty: Mapped[Amount]
     filled_value: Mapped[Amount]

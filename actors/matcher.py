@@ -1,9 +1,10 @@
 """The matcher process: owns the order books and decides fills.
 
-The accountant pushes orders and cancels here; the controller broadcasts run state and
-quotes. The `Router` actor keeps one `Book` per symbol, fills against trade prices (wait
-mode) or at the limit (instant mode) while trading is on, and pushes each fill and each
-cancel answer back to the accountant, tagged with the epoch of the book snapshot it holds.
+The accountant pushes orders, cancels and replacements here; the controller broadcasts
+run state and trades. The `Router` actor keeps one `Book` per symbol, triggers stops and
+fills against trades (wait mode) or at once (instant mode) while trading is on, and pushes
+each fill, trigger and answer back to the accountant, tagged with the epoch of the book
+snapshot it holds. The fill model is in actors/book.py and docs/fill-model.md.
 """
 
 from __future__ import annotations
@@ -19,10 +20,12 @@ from typing import Any
 import pykka
 
 from actors import process
-from actors.book import Book, Match, Resting
+from actors.book import Book, FillModel, Match, Resting, Trade, Trigger
 from actors.bus import Bus, Message
-from actors.clock import Clock, LiveClock
+from actors.clock import Clock, clock_for
+from actors.rules import Profile
 from protocol import topics
+from protocol.orders import IMMEDIATE
 from protocol.settings import Settings
 
 log = logging.getLogger("matcher")
@@ -54,9 +57,15 @@ class Router(pykka.ThreadingActor):
         self.clock = clock
         self.bus = bus
         self.instant = settings.trading.fill_mode == "instant"
-        self.books: dict[str, Book] = {s.symbol: Book(s.symbol) for s in settings.market.symbols}
-        self.last: dict[str, Decimal] = {}
+        t = settings.trading
+        self.model = FillModel(
+            Profile.from_settings(settings), t.participation_rate, t.slippage_ticks, t.slippage_bp
+        )
+        self.books: dict[str, Book] = {
+            s.symbol: Book(s.symbol, self.model) for s in settings.market.symbols
+        }
         self.epoch: int | None = None  # None until the accountant's first snapshot
+        self.trading_day = ""  # from the controller
         self.trading = False
         # without a control heartbeat for this long, the run state is unknown: fill nothing
         self.control_expiry = 3 * settings.control.heartbeat_interval + 1.0
@@ -65,6 +74,7 @@ class Router(pykka.ThreadingActor):
             "book.snapshot": self.on_snapshot,
             "book.add": self.on_add,
             "book.cancel": self.on_cancel,
+            "book.replace": self.on_replace,
         }
 
     def on_start(self) -> None:
@@ -97,36 +107,70 @@ class Router(pykka.ThreadingActor):
     def book(self, symbol: str) -> Book:
         book = self.books.get(symbol)
         if book is None:  # the accountant checks symbols; a new one still gets a book
-            book = self.books[symbol] = Book(symbol)
+            book = self.books[symbol] = Book(symbol, self.model)
         return book
+
+    def answer(self, kind: str, **fields: Any) -> None:
+        self.bus.send(topics.ACCOUNTANT, {"type": kind, "epoch": self.epoch, **fields})
 
     # COMMANDS --------------------------------------------------------------------------
 
     def on_snapshot(self, msg: Message) -> None:
         self.epoch = msg["epoch"]
-        for symbol in self.books:
-            self.books[symbol] = Book(symbol)
+        for symbol, book in self.books.items():  # the last trade stays, its volume is used up
+            self.books[symbol] = Book(symbol, self.model, trade=book.trade)
         for order in msg["orders"]:
             self.book(order["symbol"]).add(_resting(order))
         log.info("book snapshot epoch=%d: %d open orders", self.epoch, len(msg["orders"]))
         for order_id in msg["cancels"]:
             self.cancel(order_id)
+        self.expire_day_orders()
         if self.trading:
             self.fill_all_books()
+
+    def expire_day_orders(self) -> None:
+        """DAY orders end with their trading day. The matcher takes them out as it learns
+        the day has turned, before the trades of the next day reach it."""
+        if self.epoch is None or not self.trading_day:
+            return
+        for book in self.books.values():
+            for order in book.expire(self.trading_day):
+                self.answer("book.expired", order_id=order.order_id)
 
     def on_add(self, msg: Message) -> None:
         if self.epoch is None or msg["epoch"] != self.epoch:
             return  # sent before the snapshot we hold; that snapshot has it if it is open
-        order = msg["order"]
-        book = self.book(order["symbol"])
-        book.add(_resting(order))
-        if not self.trading:
+        order = _resting(msg["order"])
+        if order.time_in_force == "day" and not order.day:
+            order.day = self.trading_day
+        book = self.book(msg["order"]["symbol"])
+        if order.time_in_force in IMMEDIATE:
+            self.fill_or_kill(book, order)
             return
+        book.add(order)
+        if self.trading:
+            self.fill_new(book, order)
+
+    def fill_new(self, book: Book, order: Resting) -> None:
         if self.instant:
-            match = book.fill_at_limit(order["order_id"])
-            self.emit([match] if match else [])
-        elif order["symbol"] in self.last:
-            self.emit(book.cross(self.last[order["symbol"]]))
+            match = book.fill_instantly(order.order_id)
+            self.emit([], [match] if match else [])
+        else:
+            self.emit([], book.match())
+
+    def fill_or_kill(self, book: Book, order: Resting) -> None:
+        """IOC and FOK never rest: fill what the latest trade allows (FOK: all or nothing),
+        then answer `book.canceled` for an IOC's rest or `book.killed` for a FOK."""
+        fok = order.time_in_force == "fok"
+        if not self.trading or (
+            fok and not self.instant and book.fillable(order) < order.leaves_qty
+        ):
+            self.answer("book.killed" if fok else "book.canceled", order_id=order.order_id)
+            return
+        book.add(order)
+        self.fill_new(book, order)
+        if book.remove(order.order_id) is not None:
+            self.answer("book.killed" if fok else "book.canceled", order_id=order.order_id)
 
     def on_cancel(self, msg: Message) -> None:
         if self.epoch is None or msg["epoch"] != self.epoch:
@@ -136,14 +180,35 @@ class Router(pykka.ThreadingActor):
     def cancel(self, order_id: int, symbol: str | None = None) -> None:
         books = [self.books[symbol]] if symbol in self.books else list(self.books.values())
         found = any(book.remove(order_id) is not None for book in books)
-        kind = "book.canceled" if found else "book.cancel_rejected"
-        self.bus.send(topics.ACCOUNTANT, {"type": kind, "epoch": self.epoch, "order_id": order_id})
+        self.answer("book.canceled" if found else "book.cancel_rejected", order_id=order_id)
+
+    def on_replace(self, msg: Message) -> None:
+        """Swap an order for its replacement, only if it has not filled since the accountant
+        looked (`cum_qty`); otherwise the replacement is refused and the order stays."""
+        if self.epoch is None or msg["epoch"] != self.epoch:
+            return  # the accountant refuses replacements pending when it sends a snapshot
+        new = _resting(msg["order"])
+        if new.time_in_force == "day" and not new.day:
+            new.day = self.trading_day
+        book = self.book(msg["order"]["symbol"])
+        old = book.get(msg["old_id"])
+        if old is None or old.cum_qty != Decimal(msg["cum_qty"]):
+            self.answer("book.replace_rejected", old_id=msg["old_id"], order_id=new.order_id)
+            return
+        book.replace(old.order_id, new)
+        self.answer("book.replaced", old_id=old.order_id, order_id=new.order_id)
+        if self.trading:
+            self.fill_new(book, new)
 
     # MARKET ----------------------------------------------------------------------------
 
     def on_broadcast(self, message: Broadcast) -> None:
+        self.clock.advance(message.messages[-1]["ts"])  # market time, if that is the clock
         if message.topic == topics.CONTROL:
             self.control_seen_at = time.monotonic()
+            if message.messages[-1]["trading_day"] != self.trading_day:
+                self.trading_day = message.messages[-1]["trading_day"]
+                self.expire_day_orders()
             trading = bool(message.messages[-1]["trading"])
             resumed = trading and not self.trading
             if trading != self.trading:
@@ -152,43 +217,65 @@ class Router(pykka.ThreadingActor):
             if resumed:
                 self.fill_all_books()
         elif message.topic.startswith(topics.MARKET_PREFIX):
-            quote = message.messages[-1]
-            symbol = quote["symbol"]
-            self.last[symbol] = last = Decimal(quote["last"])
-            if self.trading and self.epoch is not None and not self.instant:
-                self.emit(self.book(symbol).cross(last))
+            for quote in message.messages:  # every trade: each one's volume counts
+                self.on_trade(quote)
+
+    def on_trade(self, quote: Message) -> None:
+        book = self.book(quote["symbol"])
+        if book.see(_trade(quote)) and self.trading and self.epoch is not None:
+            triggers = book.trigger()
+            self.emit(triggers, book.fill_everything() if self.instant else book.match())
 
     def fill_all_books(self) -> None:
+        """Trading is on again (or the books were rebuilt while it is on). Instant mode fills
+        what rests; wait mode waits for the next trade: the trades before were printed
+        while nothing could fill, maybe yesterday."""
         if self.epoch is None:
             return
-        for symbol, book in self.books.items():
+        for book in self.books.values():
             if self.instant:
-                self.emit(book.fill_everything())
-            elif symbol in self.last:
-                self.emit(book.cross(self.last[symbol]))
+                self.emit([], book.fill_everything())
+            else:
+                book.exhaust()
 
-    def emit(self, matches: list[Match]) -> None:
-        if not matches:
+    def emit(self, triggers: list[Trigger], matches: list[Match]) -> None:
+        if not matches and not triggers:
             return
         now = self.clock.now_ns()
-        self.bus.send_many(
-            [
-                (
-                    topics.ACCOUNTANT,
-                    None,
-                    {
-                        "type": "exec",
-                        "epoch": self.epoch,
-                        "order_id": m.order_id,
-                        "qty": str(m.qty),
-                        "price": str(m.price),
-                        "cum_qty": str(m.cum_qty),
-                        "ts": now,
-                    },
-                )
-                for m in matches
-            ]
-        )
+        out: list[tuple[str, str | None, Message]] = [
+            (
+                topics.ACCOUNTANT,
+                None,
+                {
+                    "type": "book.triggered",
+                    "epoch": self.epoch,
+                    "order_id": t.order_id,
+                    "stop_price": str(t.stop_price),
+                    "price": str(t.price),
+                    "ts": now,
+                },
+            )
+            for t in triggers
+        ]
+        out += [
+            (
+                topics.ACCOUNTANT,
+                None,
+                {
+                    "type": "exec",
+                    "epoch": self.epoch,
+                    "order_id": m.order_id,
+                    "qty": str(m.qty),
+                    "price": str(m.price),
+                    "cum_qty": str(m.cum_qty),
+                    "ts": now,
+                },
+            )
+            for m in matches
+        ]
+        self.bus.send_many(out)
+        for t in triggers:
+            process.activity("matcher", f"trigger order={t.order_id} stop={t.stop_price}")
         for m in matches:
             process.activity("matcher", f"fill order={m.order_id} qty={m.qty} price={m.price}")
 
@@ -201,7 +288,28 @@ def _resting(order: Message) -> Resting:
         leaves_qty=Decimal(order["leaves_qty"]),
         cum_qty=Decimal(order["cum_qty"]),
         seq=order["seq"],
+        order_type=order["order_type"],
+        time_in_force=order["time_in_force"],
+        stop_price=_decimal(order.get("stop_price")),
+        trail_price=_decimal(order.get("trail_price")),
+        trail_percent=_decimal(order.get("trail_percent")),
+        triggered=order["triggered"],
+        day=order.get("day") or "",
     )
+
+
+def _trade(quote: Message) -> Trade:
+    volume = quote.get("volume")
+    return Trade(
+        last=Decimal(quote["last"]),
+        volume=None if volume is None else Decimal(volume),
+        bid=_decimal(quote.get("bid")),
+        ask=_decimal(quote.get("ask")),
+    )
+
+
+def _decimal(text: str | None) -> Decimal | None:
+    return None if text is None else Decimal(text)
 
 
 def main(settings: Settings) -> None:
@@ -210,7 +318,7 @@ def main(settings: Settings) -> None:
     bus = Bus("matcher")
     # 1. fills and cancel answers go to the accountant
     bus.push_to(topics.ACCOUNTANT, settings.endpoints.accountant_in)
-    router = Router.start(settings, LiveClock(), bus)
+    router = Router.start(settings, clock_for(settings.control.clock), bus)
     # 2. orders, cancels and snapshots come from the accountant
     bus.pull(settings.endpoints.matcher_in, lambda msgs: router.tell(Commands(msgs)))
     # 3. run state and quotes come from the controller

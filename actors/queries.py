@@ -63,7 +63,15 @@ def load_accounts(engine: Engine, profile: Profile) -> tuple[Accounts, dict[int,
             )
         for p in session.scalars(select(PositionRow)):
             accounts.positions.setdefault(p.user_id, {})[p.symbol] = Position(
-                p.user_id, p.symbol, p.qty, p.reserved_qty, p.cost_basis, p.realized_pnl, True
+                p.user_id,
+                p.symbol,
+                p.qty,
+                p.reserved_qty,
+                p.cost_basis,
+                p.realized_pnl,
+                stored=True,
+                locked_qty=p.locked_qty,
+                locked_day=p.locked_day,
             )
         for o in session.scalars(select(OrderRow).where(OrderRow.status.in_(OPEN))):
             accounts.open_orders[o.id] = Order(
@@ -82,7 +90,17 @@ def load_accounts(engine: Engine, profile: Profile) -> tuple[Accounts, dict[int,
                 commission=o.commission,
                 tax=o.tax,
                 reserved_cash=o.reserved_cash,
+                order_type=o.type,
+                time_in_force=o.time_in_force,
+                limit_price=o.limit_price,
+                stop_price=o.stop_price,
+                trail_price=o.trail_price,
+                trail_percent=o.trail_percent,
+                triggered=o.triggered,
+                replaces=o.replaces,
+                trading_day=o.trading_day or "",
             )
+        _derive_reservations(accounts)
         for user_id, coid, order_id in session.execute(
             select(OrderRow.user_id, OrderRow.client_order_id, OrderRow.id).where(
                 OrderRow.client_order_id.is_not(None)
@@ -100,6 +118,28 @@ def load_accounts(engine: Engine, profile: Profile) -> tuple[Accounts, dict[int,
             )
         }
     return accounts, user_seqs
+
+
+def latest_time(engine: Engine) -> int:
+    """The time of the latest user's entry in the operation log: market time resumes from
+    it (system entries, such as the users run.py creates, carry wall-clock time)."""
+    with Session(engine) as session:
+        query = select(func.max(OperationRow.ts_event)).where(OperationRow.user_id.is_not(None))
+        return session.scalar(query) or 0
+
+
+def _derive_reservations(accounts: Accounts) -> None:
+    """Reserved cash and shares are what the open orders hold; the stored totals may also
+    count an IOC/FOK order or a replacement that was in flight when the process stopped."""
+    for account in accounts.accounts.values():
+        account.reserved_cash = Decimal(0)
+    for held in accounts.positions.values():
+        for pos in held.values():
+            pos.reserved_qty = Decimal(0)
+    for order in accounts.open_orders.values():
+        accounts.accounts[order.user_id].reserved_cash += order.reserved_cash
+        if order.side == "sell":
+            accounts.position(order.user_id, order.symbol).reserved_qty += order.leaves_qty
 
 
 class Reader(pykka.ThreadingActor):

@@ -15,14 +15,25 @@ from protocol.values import average, iso_time, money, number, ratio
 
 
 def order_view(o: Any) -> OrderView:
+    """`o` is an Order or an OrderRow: the in-memory order calls its type `order_type`."""
+    limit = _optional(o.limit_price)
     return {
         "id": o.id,
         "client_order_id": o.client_order_id,
         "symbol": o.symbol,
         "side": o.side,
-        "type": "limit",
+        "type": o.order_type if hasattr(o, "order_type") else o.type,
+        "time_in_force": o.time_in_force,
         "qty": number(o.qty),
-        "price": number(o.price),
+        "limit_price": limit,
+        "price": limit,
+        "stop_price": _optional(o.stop_price),
+        "trail_price": _optional(o.trail_price),
+        "trail_percent": _optional(o.trail_percent),
+        "price_bound": number(o.price),
+        "triggered": o.triggered,
+        "replaces": o.replaces,
+        "replaced_by": o.replaced_by,
         "status": o.status,
         "filled_qty": number(o.filled_qty),
         "avg_fill_price": average(o.filled_value, o.filled_qty) if o.filled_qty else None,
@@ -31,6 +42,10 @@ def order_view(o: Any) -> OrderView:
         "created_at": iso_time(o.ts_created),
         "updated_at": iso_time(o.ts_updated),
     }
+
+
+def _optional(value: Decimal | None) -> str | None:
+    return None if value is None else number(value)
 
 
 def fill_view(f: Any) -> FillView:
@@ -48,12 +63,12 @@ def fill_view(f: Any) -> FillView:
     }
 
 
-def position_view(p: Position, last: Decimal | None) -> PositionView:
+def position_view(p: Position, last: Decimal | None, sellable: Decimal) -> PositionView:
     value = mark(p, last)
     return {
         "symbol": p.symbol,
         "qty": number(p.qty),
-        "available_qty": number(p.available_qty),
+        "available_qty": number(sellable),
         "avg_cost": number(p.avg_cost),
         "cost_basis": money(p.cost_basis),
         "last_price": None if last is None else number(last),

@@ -1,5 +1,8 @@
 """A first bot: buy 100 shares a little above the last trade, wait for the fill, sell, report.
 
+Under cn_a's T+1 rule (on by default) shares bought today may be sold from the next
+trading day: the bot then says so and keeps them.
+
     python examples/quickstart_bot.py --token TOKEN [--endpoint tcp://127.0.0.1:5555]
 
 The token is printed by `python run.py` at start (and kept in runtime/demo_token).
@@ -31,13 +34,17 @@ def main() -> None:
         fill = client.wait_for("order.filled", buy["id"], timeout=30)["fill"]
         print(f"bought {fill['qty']} at {fill['price']}, commission {fill['commission']}")
 
-        sell_limit = (Decimal(fill["price"]) * Decimal("0.99")).quantize(Decimal("0.01"))
-        sell = client.place_order(args.symbol, "sell", 100, sell_limit)
-        fill = client.wait_for("order.filled", sell["id"], timeout=30)["fill"]
-        print(
-            f"sold {fill['qty']} at {fill['price']}, commission {fill['commission']}, "
-            f"stamp tax {fill['tax']}"
-        )
+        [held] = [p for p in client.positions() if p["symbol"] == args.symbol]
+        if Decimal(held["available_qty"]) < 100:
+            print(f"T+1: {held['qty']} held, sellable from the next trading day; keeping them")
+        else:
+            sell_limit = (Decimal(fill["price"]) * Decimal("0.99")).quantize(Decimal("0.01"))
+            sell = client.place_order(args.symbol, "sell", 100, sell_limit)
+            fill = client.wait_for("order.filled", sell["id"], timeout=30)["fill"]
+            print(
+                f"sold {fill['qty']} at {fill['price']}, commission {fill['commission']}, "
+                f"stamp tax {fill['tax']}"
+            )
 
         account = client.account()
         stats = client.stats()

@@ -24,7 +24,7 @@ from gateway.core import Gateway, to_command
 from gateway.sessions import Sessions
 from protocol.codec import PROTOCOL_VERSION
 from protocol.errors import HTTP_STATUS, ErrorCode, RejectError, error_body
-from protocol.messages import ControlFields, OrderFields, UserFields
+from protocol.messages import ControlFields, OrderFields, ReplaceFields, UserFields
 from protocol.settings import Settings
 from protocol.tokens import hash_token
 
@@ -149,9 +149,18 @@ def create_app(settings: Settings, gateway: Gateway, sessions: Sessions) -> Fast
 
     # ORDERS ----------------------------------------------------------------------------
 
-    @app.post("/v1/orders", tags=["orders"], summary="Place a limit order")
+    @app.post("/v1/orders", tags=["orders"], summary="Place an order")
     async def place_order(body: OrderFields, user: Auth) -> JSONResponse:
         return await ask(to_command(body, "order.new"), user, "order")
+
+    @app.patch(
+        "/v1/orders/{order_id}",
+        tags=["orders"],
+        summary="Replace an open order: a new order takes its place; returns the new order",
+    )
+    async def replace_order(order_id: OrderId, body: ReplaceFields, user: Auth) -> JSONResponse:
+        command = {**to_command(body, "order.replace"), "order_id": order_id}
+        return await ask(command, user, "order")
 
     @app.delete("/v1/orders/{order_id}", tags=["orders"], summary="Cancel an open order")
     async def cancel_order(order_id: OrderId, user: Auth) -> JSONResponse:

@@ -24,7 +24,8 @@ import zmq.asyncio
 
 from protocol import codec, topics
 from protocol.errors import ErrorCode, error_body
-from protocol.messages import OrderFields, Request, UserFields
+from protocol.messages import NewOrder, OrderFields, ReplaceFields, Request, UserFields
+from protocol.orders import order_command, replace_command
 from protocol.settings import Settings
 from protocol.values import number, parse_decimal
 
@@ -40,19 +41,25 @@ def _canonical(value: Any, field: str, code: ErrorCode) -> str:
     return number(parse_decimal(value, field, code))
 
 
-def to_command(request: Request | OrderFields | UserFields, kind: str) -> dict[str, Any]:
+def to_command(
+    request: Request | OrderFields | ReplaceFields | UserFields, kind: str
+) -> dict[str, Any]:
     """An internal command from a validated client request; numbers become exact strings.
 
     Raises:
-        RejectError: REQUEST_INVALID_QTY / REQUEST_INVALID_PRICE / REQUEST_INVALID_AMOUNT.
+        RejectError: a bad number or an order whose fields do not fit its type
+            (protocol.orders), REQUEST_INVALID_AMOUNT.
     """
-    fields = request.model_dump(exclude={"v", "rid", "token"})
-    fields["type"] = kind
+    fields = request.model_dump(exclude={"v", "rid", "token", "type"})
     if isinstance(request, OrderFields):
-        fields["qty"] = _canonical(request.qty, "qty", ErrorCode.REQUEST_INVALID_QTY)
-        fields["price"] = _canonical(request.price, "price", ErrorCode.REQUEST_INVALID_PRICE)
+        fields["order_type"] = request.type
+    if isinstance(request, OrderFields | NewOrder):
+        fields = order_command(fields)
+    elif isinstance(request, ReplaceFields):
+        fields = replace_command(fields)
     elif isinstance(request, UserFields):
         fields["cash"] = _canonical(request.cash, "cash", ErrorCode.REQUEST_INVALID_AMOUNT)
+    fields["type"] = kind
     return fields
 
 

@@ -29,7 +29,7 @@ from gateway.core import Gateway, Reply, essential, to_command
 from protocol import codec, topics
 from protocol.codec import PROTOCOL_VERSION, Limits
 from protocol.errors import ErrorCode, RejectError, error_body
-from protocol.messages import REQUESTS, Login
+from protocol.messages import REQUESTS, Login, validation_message
 from protocol.settings import Settings
 from protocol.tokens import hash_token
 
@@ -49,12 +49,6 @@ class ZmqSession:
     envelope: list[bytes]
     events: bool
     connection: Connection
-
-
-def validation_message(exc: ValidationError) -> str:
-    first = exc.errors()[0]
-    where = ".".join(str(p) for p in first["loc"]) or "message"
-    return f"{where}: {first['msg']} ({exc.error_count()} problem(s))"
 
 
 class ClientEndpoint:

@@ -132,18 +132,34 @@ class TradeClient:
         symbol: str,
         side: str,
         qty: Number,
-        price: Number,
+        price: Number | None = None,
         client_order_id: str | None = None,
+        *,
+        order_type: str = "limit",
+        time_in_force: str = "day",
+        stop_price: Number | None = None,
+        trail_price: Number | None = None,
+        trail_percent: Number | None = None,
     ) -> dict[str, Any]:
+        """Place an order; `price` is the limit price (limit and stop_limit orders)."""
         fields: dict[str, Any] = {
             "symbol": symbol,
             "side": side,
             "qty": _wire(qty),
-            "price": _wire(price),
+            "order_type": order_type,
+            "time_in_force": time_in_force,
+            "client_order_id": client_order_id,
+            "limit_price": price,
+            "stop_price": stop_price,
+            "trail_price": trail_price,
+            "trail_percent": trail_percent,
         }
-        if client_order_id is not None:
-            fields["client_order_id"] = client_order_id
-        return self.request("order.new", **fields)["order"]
+        return self.request("order.new", **_present(fields))["order"]
+
+    def replace_order(self, order_id: int, **changes: Any) -> dict[str, Any]:
+        """Replace an open order (qty, time_in_force, limit_price, stop_price, trail_price,
+        trail_percent, client_order_id); returns the reply: `order` (new), `replaced` (old)."""
+        return self.request("order.replace", order_id=order_id, **_present(changes))
 
     def cancel_order(self, order_id: int) -> dict[str, Any]:
         return self.request("order.cancel", order_id=order_id)["order"]
@@ -249,6 +265,11 @@ class MarketData:
 
     def close(self) -> None:
         self._socket.close(linger=0)
+
+
+def _present(fields: dict[str, Any]) -> dict[str, Any]:
+    """The fields that are set, numbers as wire values."""
+    return {key: _wire(value) for key, value in fields.items() if value is not None}
 
 
 def _wire(value: Number) -> int | str:

@@ -7,9 +7,18 @@ fields are documented here as TypedDicts; docs/protocol.md describes the same sh
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, TypedDict
+from typing import Annotated, Literal, NotRequired, TypedDict
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+)
 
 from protocol.codec import PROTOCOL_VERSION
 
@@ -49,22 +58,65 @@ class Ping(Request):
 # ORDERS -----------------------------------------------------------------------------
 
 
-class OrderFields(BaseModel):
-    """The body of `POST /v1/orders`; `order.new` over ZeroMQ adds the Request fields."""
+OrderType = Literal["market", "limit", "stop", "stop_limit", "trailing_stop"]
+TimeInForce = Literal["day", "gtc", "ioc", "fok"]
+ClientOrderId = Annotated[StrictStr, Field(min_length=1, max_length=64)]
+
+
+class _OrderBody(BaseModel):
+    """An order's fields but its type (which protocol.orders checks against the type)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     symbol: Annotated[StrictStr, Field(min_length=1, max_length=32)]
     side: Literal["buy", "sell"]
-    qty: WireNumber  # whole shares: an integer or a decimal string such as "100"
-    price: WireNumber  # limit price: a decimal string ("10.50") or a number
-    client_order_id: Annotated[StrictStr, Field(min_length=1, max_length=64)] | None = None
+    qty: WireNumber  # an integer or a decimal string such as "100"
+    time_in_force: TimeInForce = "day"
+    limit_price: WireNumber | None = None  # limit and stop_limit
+    price: WireNumber | None = None  # the core's name for limit_price, still accepted
+    stop_price: WireNumber | None = None  # stop and stop_limit
+    trail_price: WireNumber | None = None  # trailing_stop: trail by this amount...
+    trail_percent: WireNumber | None = None  # ...or by this percentage (0 to 100, exclusive)
+    client_order_id: ClientOrderId | None = None
 
 
-class NewOrder(Request, OrderFields):
-    """`order.new`: a limit order; replies `order.accepted` with the order, or `error`."""
+class OrderFields(_OrderBody):
+    """The body of `POST /v1/orders`."""
+
+    type: OrderType = "limit"
+
+
+class NewOrder(Request, _OrderBody):
+    """`order.new`: replies `order.accepted` with the order, or `error`.
+
+    The same fields as the HTTP body, but the order type is `order_type`: `type` names
+    the message on ZeroMQ.
+    """
 
     type: Literal["order.new"] = "order.new"
+    order_type: OrderType = "limit"
+
+
+class ReplaceFields(BaseModel):
+    """The body of `PATCH /v1/orders/{id}`: what changes; the rest is kept."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    qty: WireNumber | None = None  # the new order's qty
+    time_in_force: TimeInForce | None = None
+    limit_price: WireNumber | None = None
+    price: WireNumber | None = None  # alias of limit_price
+    stop_price: WireNumber | None = None
+    trail_price: WireNumber | None = None
+    trail_percent: WireNumber | None = None
+    client_order_id: ClientOrderId | None = None  # of the new order
+
+
+class ReplaceOrder(Request, ReplaceFields):
+    """`order.replace`: a new order replaces an open one; replies `order.replaced`."""
+
+    type: Literal["order.replace"] = "order.replace"
+    order_id: Id
 
 
 class CancelOrder(Request):
@@ -187,12 +239,20 @@ class ListUsers(Request):
     type: Literal["user.list"] = "user.list"
 
 
+def validation_message(exc: ValidationError) -> str:
+    """The first problem pydantic found, where it is, and how many there are."""
+    first = exc.errors()[0]
+    where = ".".join(str(p) for p in first["loc"]) or "message"
+    return f"{where}: {first['msg']} ({exc.error_count()} problem(s))"
+
+
 REQUESTS: dict[str, type[Request]] = {
     model.model_fields["type"].annotation.__args__[0]: model  # type: ignore[union-attr]
     for model in (
         Login,
         Ping,
         NewOrder,
+        ReplaceOrder,
         CancelOrder,
         GetOrder,
         ListOrders,
@@ -217,15 +277,36 @@ CONTROLLER_REQUESTS = frozenset({"control.get", "control.set", "quote.get"})
 # OBJECTS IN REPLIES AND EVENTS (all decimals are strings) ----------------------------
 
 
+OrderStatus = Literal[
+    "new",
+    "partially_filled",
+    "filled",
+    "canceled",
+    "expired",
+    "replaced",
+    "rejected",
+    "pending_new",
+]
+
+
 class OrderView(TypedDict):
     id: int
     client_order_id: str | None
     symbol: str
     side: Literal["buy", "sell"]
-    type: Literal["limit"]
+    type: OrderType
+    time_in_force: TimeInForce
     qty: str
-    price: str
-    status: Literal["new", "partially_filled", "filled", "canceled", "rejected"]
+    limit_price: str | None
+    price: str | None  # the same as limit_price, under the core's name
+    stop_price: str | None  # a trailing stop's: where it stood when last recorded
+    trail_price: str | None
+    trail_percent: str | None
+    price_bound: str  # the least favourable price it may fill at (docs/fill-model.md)
+    triggered: bool  # a stop order a trade has triggered
+    replaces: int | None
+    replaced_by: int | None
+    status: OrderStatus
     filled_qty: str
     avg_fill_price: str | None
     commission: str
@@ -287,15 +368,54 @@ class Routed(TypedDict):
 
 
 class BookOrder(TypedDict):
-    """An open order as the matcher holds it (`book.add`, and inside `book.snapshot`)."""
+    """An open order as the matcher holds it (`book.add`, `book.replace`, `book.snapshot`)."""
 
     order_id: int
     symbol: str
     side: Literal["buy", "sell"]
-    price: str
+    order_type: OrderType
+    time_in_force: TimeInForce
+    price: str  # the bound: the least favourable price it may fill at
+    stop_price: str | None  # stops: where they trigger; trailing stops start here
+    trail_price: str | None
+    trail_percent: str | None
+    triggered: bool
     leaves_qty: str  # qty still to fill
     cum_qty: str  # qty filled so far
     seq: int  # acceptance order: time priority
+
+
+class BookReplace(TypedDict):
+    """`book.replace`, accountant -> matcher: swap `old_id` for `order` if it has filled
+    exactly `cum_qty` so far; answered `book.replaced` or `book.replace_rejected`."""
+
+    type: Literal["book.replace"]
+    epoch: int
+    old_id: int
+    cum_qty: str
+    order: BookOrder
+
+
+class BookAnswer(TypedDict):
+    """Matcher -> accountant, about one order: `book.canceled` (out of the book: a cancel,
+    an expiry, an IOC's rest), `book.cancel_rejected` (not in the book), `book.killed` (a FOK
+    that could not fill whole), `book.replaced` / `book.replace_rejected` (with `old_id`)."""
+
+    type: str
+    epoch: int
+    order_id: int
+    old_id: NotRequired[int]
+
+
+class Triggered(TypedDict):
+    """`book.triggered`, matcher -> accountant: a trade reached a stop order's stop."""
+
+    type: Literal["book.triggered"]
+    epoch: int
+    order_id: int
+    stop_price: str  # where the stop stood (a trailing stop's, after trailing)
+    price: str  # its bound from now on: only ever tighter
+    ts: int
 
 
 class Execution(TypedDict):
@@ -311,14 +431,34 @@ class Execution(TypedDict):
 
 
 class Quote(TypedDict):
-    """`quote`, controller PUB md.<symbol> (public)."""
+    """`quote`, controller PUB md.<symbol> (public): one trade, with the best bid and ask
+    when the feed has them."""
 
     type: Literal["quote"]
     symbol: str
     last: str
-    volume: int
+    volume: int  # 0: a price repeated for late joiners, not a trade
+    bid: NotRequired[str]
+    ask: NotRequired[str]
+    prev_close: str  # the previous trading day's last trade: the day's price limits
     ts: int
+    time: str
     seq: int
+
+
+class PushedQuote(BaseModel):
+    """`quote`, pushed by an external feed to the controller's `quotes_in` (feed=external)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    v: Literal[1] = PROTOCOL_VERSION
+    type: Literal["quote"]
+    symbol: Annotated[StrictStr, Field(min_length=1, max_length=32)]
+    last: WireNumber  # the trade price, above 0
+    volume: Annotated[StrictInt, Field(ge=0, le=10**15)]  # what traded at it
+    bid: WireNumber | None = None
+    ask: WireNumber | None = None
+    ts: Annotated[StrictInt, Field(ge=0, le=2**63 - 1)] | None = None  # ns; clock = market
 
 
 class ControlState(TypedDict):
@@ -328,5 +468,8 @@ class ControlState(TypedDict):
     state: Literal["running", "paused", "stopped"]
     session_open: bool
     trading: bool  # running and in session: fills can happen
+    trading_day: str  # YYYY-MM-DD: the session in progress, else the next one
+    last_close: int  # ns of the latest session close (0: sessions never close)
     ts: int
+    time: str
     seq: int

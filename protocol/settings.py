@@ -14,8 +14,9 @@ import tomllib
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 ENV_PREFIX = "TRADESERVER_"
 # Unix socket paths are limited to about 107 bytes; longer data dirs use a /tmp folder.
@@ -44,12 +45,15 @@ class EndpointSettings(_Section):
     accountant_in: str = ""
     control_pub: str = ""  # controller PUB: ctl and md.<symbol> broadcasts
     gateway_in: str = ""  # gateway PULL: replies and private events from the other processes
+    quotes_in: str = ""  # controller PULL: trades pushed in by an external feed (feed=external)
 
 
 class SymbolSettings(_Section):
     symbol: str
     name: str
     prev_close: Decimal = Field(gt=0)
+    st: bool = False  # cn_a: a "special treatment" name, daily limit +/-5%
+    price_limit_pct: Decimal | None = Field(default=None, gt=0, lt=1)  # overrides the board's
 
 
 DEFAULT_SYMBOLS = (
@@ -62,7 +66,7 @@ DEFAULT_SYMBOLS = (
 
 class MarketSettings(_Section):
     profile: Literal["cn_a"] = "cn_a"
-    feed: Literal["synthetic"] = "synthetic"
+    feed: Literal["synthetic", "external"] = "synthetic"
     tick_interval: float = Field(default=0.5, gt=0)  # seconds between ticks of one symbol
     volatility_bp: int = Field(default=10, ge=0)  # std-dev of one step, basis points
     seed: int = 20170101
@@ -78,12 +82,67 @@ class TradingSettings(_Section):
     tick_size: Decimal = Field(default=Decimal("0.01"), gt=0)
     max_qty: int = Field(default=100_000_000, gt=0)
     max_price: Decimal = Field(default=Decimal("1000000"), gt=0)
+    # cn_a rules
+    t_plus_one: bool = True  # shares bought on a trading day are sellable from the next
+    transfer_fee_rate: Decimal = Field(default=Decimal(0), ge=0, lt=1)  # both sides
+    price_limits: bool = True  # orders outside the daily band around prev_close are refused
+    odd_lots: Literal["sell_all", "any"] = "sell_all"  # an odd-lot sell sells all it may, or any
+    # the fill model (docs/fill-model.md)
+    participation_rate: Decimal = Field(default=Decimal("0.25"), gt=0, le=1)
+    slippage_ticks: int = Field(default=0, ge=0)
+    slippage_bp: Decimal = Field(default=Decimal(0), ge=0, lt=10_000)
+    market_protection_bp: Decimal = Field(default=Decimal(500), gt=0, lt=10_000)
 
 
 class ControlSettings(_Section):
     initial_state: Literal["running", "paused", "stopped"] = "running"
-    sessions: Literal["always", "cn_a"] = "always"
+    # always | cn_a (the XSHG calendar) | hours (the daily `hours` in `timezone`, every day)
+    sessions: Literal["always", "cn_a", "hours"] = "always"
+    hours: tuple[str, ...] = ("09:30-11:30", "13:00-15:00")  # HH:MM[:SS]-HH:MM[:SS]
+    timezone: str = "Asia/Shanghai"
     heartbeat_interval: float = Field(default=1.0, gt=0)
+    # wall | market: time is the `ts` of the trades an external feed pushes (actors/clock.py)
+    clock: Literal["wall", "market"] = "wall"
+
+    @field_validator("hours")
+    @classmethod
+    def _hours_in_order(cls, hours: tuple[str, ...]) -> tuple[str, ...]:
+        edges = [edge for window in session_windows(hours) for edge in window]
+        if not hours or edges != sorted(set(edges)):
+            raise ValueError("hours: windows like 09:30-11:30, in order, not overlapping")
+        return hours
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, name: str) -> str:
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"timezone: unknown zone {name!r}") from None
+        return name
+
+
+def session_windows(hours: tuple[str, ...]) -> list[tuple[int, int]]:
+    """'09:30-11:30' style windows as (start, end) seconds after midnight.
+
+    Raises:
+        ValueError: a window that is not HH:MM[:SS]-HH:MM[:SS].
+    """
+    windows = []
+    for window in hours:
+        start, _, end = window.partition("-")
+        windows.append((_seconds(start), _seconds(end)))
+    return windows
+
+
+def _seconds(text: str) -> int:
+    parts = text.strip().split(":")
+    if len(parts) not in (2, 3) or not all(p.isdigit() and len(p) == 2 for p in parts):
+        raise ValueError(f"hours: {text!r} is not HH:MM or HH:MM:SS")
+    h, m, s = (int(p) for p in (*parts, "00")[:3])
+    if h > 23 or m > 59 or s > 59:
+        raise ValueError(f"hours: {text!r} is not a time of day")
+    return h * 3600 + m * 60 + s
 
 
 class StatsSettings(_Section):
@@ -124,6 +183,14 @@ class Settings(_Section):
         if len(names) != len(set(names)):
             raise ValueError("market.symbols lists a symbol twice")
         return market
+
+    @model_validator(mode="after")
+    def _market_clock_needs_market_time(self) -> Settings:
+        if self.control.clock == "market" and self.market.feed != "external":
+            raise ValueError(
+                'control.clock = "market" takes its time from market.feed = "external"'
+            )
+        return self
 
     # Derived paths; valid once resolve() has filled the endpoints.
     @property
@@ -176,7 +243,14 @@ def resolve(settings: Settings) -> Settings:
     data_dir = Path(settings.server.data_dir).expanduser().resolve()
     ipc = _ipc_dir(data_dir)
     endpoints = settings.endpoints.model_dump()
-    for role in ("controller_in", "matcher_in", "accountant_in", "gateway_in", "control_pub"):
+    for role in (
+        "controller_in",
+        "matcher_in",
+        "accountant_in",
+        "gateway_in",
+        "control_pub",
+        "quotes_in",
+    ):
         if not endpoints[role]:
             endpoints[role] = f"ipc://{ipc / role}"
     server = settings.server.model_copy(update={"data_dir": str(data_dir)})

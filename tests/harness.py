@@ -20,7 +20,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import zmq
 
+from protocol import codec
 from protocol.client import MarketData, TradeClient
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -44,7 +46,14 @@ def write_config(folder: Path, fill_mode: str = "instant", **sections: dict[str,
         },
         "market": {"tick_interval": 0.05},
         "control": {"heartbeat_interval": 0.2},
-        "trading": {"fill_mode": fill_mode},
+        # cn_a's T+1, daily limits and odd-lot rule are off unless a test is about them:
+        # most tests trade freely, at prices far from the symbols' previous close
+        "trading": {
+            "fill_mode": fill_mode,
+            "t_plus_one": False,
+            "price_limits": False,
+            "odd_lots": "any",
+        },
         "stats": {"snapshot_interval": 1.0},
         "ledger": {"sqlite_synchronous": "NORMAL"},
         "limits": {"request_timeout": 10.0},
@@ -54,10 +63,19 @@ def write_config(folder: Path, fill_mode: str = "instant", **sections: dict[str,
     lines = []
     for name, values in config.items():
         lines.append(f"[{name}]")
-        lines += [f"{key} = {json.dumps(value)}" for key, value in values.items()]
+        lines += [f"{key} = {_toml(value)}" for key, value in values.items()]
     path = folder / "config.toml"
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+def _toml(value: Any) -> str:
+    """A TOML value: JSON for scalars and arrays, inline tables for maps."""
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k} = {_toml(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
+    return json.dumps(value)
 
 
 class Server:
@@ -71,6 +89,7 @@ class Server:
         self.proc: subprocess.Popen[bytes] | None = None
         self._settings: dict[str, Any] = {}
         self._clients: list[Any] = []
+        self._quote_socket: zmq.Socket | None = None
 
     # LIFE CYCLE ------------------------------------------------------------------------
 
@@ -141,6 +160,9 @@ class Server:
             with contextlib.suppress(Exception):
                 client.close()
         self._clients.clear()
+        if self._quote_socket is not None:
+            self._quote_socket.close()
+            self._quote_socket = None
         if self.proc is None:
             return 0
         self.proc.send_signal(signal.SIGTERM)
@@ -241,6 +263,16 @@ class Server:
         )
         assert r.status_code == 201, r.text
         return str(r.json()["token"])
+
+    def push_quotes(self, *quotes: dict[str, Any]) -> None:
+        """Push trades into the controller's external feed (a server with feed "external"),
+        each a map with symbol, last, volume and optionally bid and ask."""
+        if self._quote_socket is None:
+            self._quote_socket = zmq.Context.instance().socket(zmq.PUSH)
+            self._quote_socket.setsockopt(zmq.LINGER, 1000)
+            self._quote_socket.connect(self._settings["endpoints"]["quotes_in"])
+        for quote in quotes:
+            self._quote_socket.send(codec.encode({"v": 1, "type": "quote", **quote}))
 
     def set_control(self, state: str) -> None:
         r = httpx.post(

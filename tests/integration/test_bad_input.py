@@ -3,7 +3,8 @@
 Every bad request must get a structured error with a stable code (HTTP:
 `{"error": {"code", "message"}}` with the status of that code; ZeroMQ: a reply of type
 `error` echoing the request id when it had a usable one), must change nothing (the
-user's cash, reserved cash, open orders and positions are compared before and after),
+user's cash, reserved cash, open orders and positions are compared before and after, and
+for order types and replacements the operation log too),
 and must crash no process (the last test compares every pid with the start and places
 orders that fill).
 
@@ -122,12 +123,15 @@ class User:
         body = {"symbol": symbol, "side": side, "qty": qty, "price": price}
         return ok(self.http.post("/v1/orders", json=body))
 
-    def state(self) -> dict[str, Any]:
-        """What no bad request may change: money, open orders, holdings."""
+    def state(self, history: bool = False) -> dict[str, Any]:
+        """What no bad request may change: money, open orders, holdings (and, with
+        `history`, the operation log: every ledger write the user can see)."""
         account = ok(self.http.get("/v1/account"))
         orders = ok(self.http.get("/v1/orders", params={"status": "open", "limit": 1000}))
         positions = ok(self.http.get("/v1/positions"))
+        log = ok(self.http.get("/v1/history", params={"limit": 1000})) if history else None
         return {
+            "history": log,
             "cash": account["cash"],
             "reserved_cash": account["reserved_cash"],
             "available_cash": account["available_cash"],
@@ -140,6 +144,14 @@ class User:
                     o["price"],
                     o["status"],
                     o["filled_qty"],
+                    o["type"],
+                    o["time_in_force"],
+                    o["stop_price"],
+                    o["trail_price"],
+                    o["trail_percent"],
+                    o["price_bound"],
+                    o["replaced_by"],
+                    o["updated_at"],
                 )
                 for o in orders
             ),
@@ -157,11 +169,12 @@ class User:
 
 
 @contextlib.contextmanager
-def unchanged(*users: User) -> Iterator[None]:
-    """Assert that what runs inside leaves every user's account and orders as they were."""
-    before = [user.state() for user in users]
+def unchanged(*users: User, history: bool = False) -> Iterator[None]:
+    """Assert that what runs inside leaves every user's account and orders (and, with
+    `history`, operation log) as they were."""
+    before = [user.state(history) for user in users]
     yield
-    assert [user.state() for user in users] == before
+    assert [user.state(history) for user in users] == before
 
 
 _http_clients: dict[tuple[int, str | None], httpx.Client] = {}
@@ -465,7 +478,9 @@ PRICE_CASES = {
     "exponent-string": Bad('"1e1"', "1e1", E.REQUEST_INVALID_PRICE),
     "above-max-price": Bad('"1000000.01"', "1000000.01", E.REQUEST_INVALID_PRICE),
     "true": Bad("true", True, E.REQUEST_INVALID),
-    "null": Bad("null", None, E.REQUEST_INVALID),
+    # price is optional since order types (a market order has none): null is no price,
+    # which a limit order (the default type) needs
+    "null": Bad("null", None, E.REQUEST_FIELD_REQUIRED),
     "2**64": Bad(str(2**64), 2**64 - 1, E.REQUEST_INVALID_PRICE),
     "100-digit-string": Bad(f'"{DIGITS_100}"', DIGITS_100, E.REQUEST_INVALID_PRICE),
     "5000-digit-number": Bad(DIGITS_5000, NO_WIRE, E.REQUEST_MALFORMED),
@@ -690,8 +705,9 @@ MESSAGE_CASES = [
     # missing, extra and wrongly typed fields
     *[
         pytest.param(_without(order_msg(), key), E.REQUEST_INVALID, RID, id=f"no-{key}")
-        for key in ("symbol", "side", "qty", "price")
+        for key in ("symbol", "side", "qty")
     ],
+    pytest.param(_without(order_msg(), "price"), E.REQUEST_FIELD_REQUIRED, RID, id="no-price"),
     pytest.param(order_msg(extra=1), E.REQUEST_INVALID, RID, id="extra-field"),
     pytest.param(order_msg(side="hold"), E.REQUEST_INVALID, RID, id="side-hold"),
     pytest.param(order_msg(side="BUY"), E.REQUEST_INVALID, RID, id="side-in-caps"),
@@ -909,7 +925,6 @@ INVALID_BODIES = {
     "no-symbol": '{"side": "buy", "qty": 100, "price": "1.00"}',
     "no-side": '{"symbol": "600000", "qty": 100, "price": "1.00"}',
     "no-qty": '{"symbol": "600000", "side": "buy", "price": "1.00"}',
-    "no-price": '{"symbol": "600000", "side": "buy", "qty": 100}',
     "extra-field": order_json(extra="1"),
     "side-hold": order_json(side='"hold"'),
     "side-in-caps": order_json(side='"BUY"'),
@@ -999,7 +1014,8 @@ def test_an_unknown_http_route_is_a_structured_404(
     ("method", "path"),
     [
         ("PUT", "/v1/orders"),
-        ("PATCH", "/v1/orders/1"),
+        ("PATCH", "/v1/orders"),
+        ("PUT", "/v1/orders/1"),
         ("DELETE", "/v1/account"),
         ("POST", "/v1/fills"),
     ],
@@ -1050,6 +1066,443 @@ def test_a_bad_control_state_is_rejected(server: Server, state: Any) -> None:
     response = admin_http(server).post("/v1/control", json={"state": state})
     assert_http_error(response, E.REQUEST_INVALID)
     assert control_state(server) == "running"
+
+
+# ORDER TYPES, TIME IN FORCE AND REPLACE -----------------------------------------------
+#
+# A case is the fields of a request under their HTTP names; over ZeroMQ the order type is
+# `order_type`, since `type` names the message. Each case goes over both APIs in one test
+# and must leave the user's money, open orders, holdings and operation log as they were.
+
+
+class Case(NamedTuple):
+    fields: dict[str, Any]
+    code: ErrorCode
+
+
+def typed_order(fields: dict[str, Any]) -> dict[str, Any]:
+    """A POST /v1/orders body: a buy of 100 600000 with `fields` (no price by default)."""
+    return {"symbol": "600000", "side": "buy", "qty": 100, **fields}
+
+
+def zmq_fields(fields: dict[str, Any]) -> dict[str, Any]:
+    """HTTP field names to ZeroMQ ones: `type` (the order type) is `order_type`."""
+    return {("order_type" if key == "type" else key): value for key, value in fields.items()}
+
+
+def post_and_send(user: User, client: TradeClient, body: dict[str, Any], code: ErrorCode) -> None:
+    """POST `body` as an order and send it as `order.new`: both refused with `code`."""
+    response = user.http.post("/v1/orders", content=json.dumps(body), headers=JSON)
+    assert_http_error(response, code)
+    message = {"v": 1, "type": "order.new", "rid": RID, **zmq_fields(body)}
+    assert_zmq_error(exchange(client, pack(message)), code)
+
+
+def patch_and_send(
+    user: User, client: TradeClient, order_id: int, fields: dict[str, Any], code: ErrorCode
+) -> None:
+    """PATCH order `order_id` with `fields` and send the same `order.replace`: both refused
+    with `code`."""
+    response = user.http.patch(f"/v1/orders/{order_id}", content=json.dumps(fields), headers=JSON)
+    assert_http_error(response, code)
+    message = {"v": 1, "type": "order.replace", "rid": RID, "order_id": order_id}
+    assert_zmq_error(exchange(client, pack({**message, **zmq_fields(fields)})), code)
+
+
+NAN = float("nan")
+STOP = {"type": "stop", "stop_price": "20.00"}
+STOP_LIMIT = {"type": "stop_limit", "stop_price": "20.00", "limit_price": "20.00"}
+TRAILING = {"type": "trailing_stop", "trail_price": "1.00"}
+
+TYPED_ORDER_CASES = {
+    # a field the type does not take
+    "limit-with-stop_price": Case(
+        {"type": "limit", "limit_price": "1.00", "stop_price": "1.00"}, E.REQUEST_FIELD_NOT_ALLOWED
+    ),
+    "default-type-with-stop_price": Case(
+        {"price": "1.00", "stop_price": "1.00"}, E.REQUEST_FIELD_NOT_ALLOWED
+    ),
+    "limit-with-trail_price": Case(
+        {"type": "limit", "limit_price": "1.00", "trail_price": "0.10"},
+        E.REQUEST_FIELD_NOT_ALLOWED,
+    ),
+    "limit-with-trail_percent": Case(
+        {"type": "limit", "price": "1.00", "trail_percent": 5}, E.REQUEST_FIELD_NOT_ALLOWED
+    ),
+    "market-with-limit_price": Case(
+        {"type": "market", "limit_price": "1.00"}, E.REQUEST_FIELD_NOT_ALLOWED
+    ),
+    "market-with-price-alias": Case(
+        {"type": "market", "price": "1.00"}, E.REQUEST_FIELD_NOT_ALLOWED
+    ),
+    "market-with-stop_price": Case(
+        {"type": "market", "stop_price": "20.00"}, E.REQUEST_FIELD_NOT_ALLOWED
+    ),
+    "market-with-trail_percent": Case(
+        {"type": "market", "trail_percent": "5"}, E.REQUEST_FIELD_NOT_ALLOWED
+    ),
+    "stop-with-limit_price": Case({**STOP, "limit_price": "20.00"}, E.REQUEST_FIELD_NOT_ALLOWED),
+    "stop-with-price-alias": Case({**STOP, "price": "20.00"}, E.REQUEST_FIELD_NOT_ALLOWED),
+    "stop-with-trail_price": Case({**STOP, "trail_price": "1.00"}, E.REQUEST_FIELD_NOT_ALLOWED),
+    "stop-with-trail_percent": Case({**STOP, "trail_percent": 5}, E.REQUEST_FIELD_NOT_ALLOWED),
+    "stop_limit-with-trail_percent": Case(
+        {**STOP_LIMIT, "trail_percent": 5}, E.REQUEST_FIELD_NOT_ALLOWED
+    ),
+    "trailing_stop-with-limit_price": Case(
+        {**TRAILING, "limit_price": "20.00"}, E.REQUEST_FIELD_NOT_ALLOWED
+    ),
+    "trailing_stop-with-stop_price": Case(
+        {**TRAILING, "stop_price": "20.00"}, E.REQUEST_FIELD_NOT_ALLOWED
+    ),
+    # a field the type needs is missing
+    "limit-without-limit_price": Case({"type": "limit"}, E.REQUEST_FIELD_REQUIRED),
+    "default-type-without-a-price": Case({}, E.REQUEST_FIELD_REQUIRED),
+    "limit-with-limit_price-null": Case(
+        {"type": "limit", "limit_price": None}, E.REQUEST_FIELD_REQUIRED
+    ),
+    "limit-with-only-a-stop_price": Case(
+        {"type": "limit", "stop_price": "1.00"}, E.REQUEST_FIELD_REQUIRED
+    ),
+    "stop-without-stop_price": Case({"type": "stop"}, E.REQUEST_FIELD_REQUIRED),
+    "stop_limit-without-stop_price": Case(
+        {"type": "stop_limit", "limit_price": "20.00"}, E.REQUEST_FIELD_REQUIRED
+    ),
+    "stop_limit-without-limit_price": Case(
+        {"type": "stop_limit", "stop_price": "20.00"}, E.REQUEST_FIELD_REQUIRED
+    ),
+    "trailing_stop-without-a-trail": Case({"type": "trailing_stop"}, E.REQUEST_FIELD_REQUIRED),
+    "trailing_stop-with-both-trails": Case(
+        {**TRAILING, "trail_percent": 5}, E.REQUEST_FIELD_REQUIRED
+    ),
+    # immediate time in force on a stop
+    **{
+        f"{kind}-{tif}": Case({**fields, "time_in_force": tif}, E.REQUEST_TIF_NOT_ALLOWED)
+        for kind, fields in (("stop", STOP), ("stop_limit", STOP_LIMIT), ("trailing", TRAILING))
+        for tif in ("ioc", "fok")
+    },
+    # unknown type, time in force; both price and limit_price
+    "type-bogus": Case({"type": "bogus", "price": "1.00"}, E.REQUEST_INVALID),
+    "type-in-caps": Case({"type": "LIMIT", "price": "1.00"}, E.REQUEST_INVALID),
+    "type-empty": Case({"type": "", "price": "1.00"}, E.REQUEST_INVALID),
+    "type-null": Case({"type": None, "price": "1.00"}, E.REQUEST_INVALID),
+    "type-an-int": Case({"type": 1, "price": "1.00"}, E.REQUEST_INVALID),
+    "tif-bogus": Case({"price": "1.00", "time_in_force": "gtd"}, E.REQUEST_INVALID),
+    "tif-in-caps": Case({"price": "1.00", "time_in_force": "IOC"}, E.REQUEST_INVALID),
+    "tif-null": Case({"price": "1.00", "time_in_force": None}, E.REQUEST_INVALID),
+    "tif-an-int": Case({"price": "1.00", "time_in_force": 1}, E.REQUEST_INVALID),
+    "price-and-limit_price": Case({"price": "1.00", "limit_price": "1.00"}, E.REQUEST_INVALID),
+    "price-and-limit_price-on-stop_limit": Case(
+        {**STOP_LIMIT, "price": "20.00"}, E.REQUEST_INVALID
+    ),
+    # trail_percent: above 0 and below 100
+    **{
+        f"trail_percent-{name}": Case(
+            {"type": "trailing_stop", "trail_percent": value}, E.REQUEST_INVALID_TRAIL
+        )
+        for name, value in {
+            "0": 0,
+            "0-string": "0",
+            "negative": "-5",
+            "100": 100,
+            "100.00-string": "100.00",
+            "150": 150.0,
+            "nan-string": "nan",
+            "NaN": NAN,
+            "inf": float("inf"),
+            "abc": "abc",
+            "empty-string": "",
+            "exponent-string": "1e1",
+        }.items()
+    },
+    "trail_percent-true": Case({"type": "trailing_stop", "trail_percent": True}, E.REQUEST_INVALID),
+    "trail_percent-a-list": Case(
+        {"type": "trailing_stop", "trail_percent": [5]}, E.REQUEST_INVALID
+    ),
+    # a trail that puts the stop outside the price range (600000 trades near 8.50)
+    "sell-trail_price-above-the-price": Case(
+        {"type": "trailing_stop", "side": "sell", "trail_price": "1000.00"},
+        E.REQUEST_INVALID_TRAIL,
+    ),
+    "sell-trail_percent-99.99-rounds-the-stop-to-0": Case(
+        {"type": "trailing_stop", "side": "sell", "trail_percent": "99.99"},
+        E.REQUEST_INVALID_TRAIL,
+    ),
+    "buy-trail_price-beyond-max_price": Case(
+        {"type": "trailing_stop", "trail_price": "999999.00"}, E.REQUEST_INVALID_TRAIL
+    ),
+    # stop_price, trail_price and the new name limit_price: like price
+    **{
+        f"{field}-{name}": Case({**fields, field: value}, code)
+        for field, fields in (
+            ("stop_price", {"type": "stop"}),
+            ("trail_price", {"type": "trailing_stop"}),
+            ("limit_price", {"type": "stop_limit", "stop_price": "20.00"}),
+        )
+        for name, (value, code) in {
+            "zero": ("0", E.REQUEST_INVALID_PRICE),
+            "negative": ("-1.00", E.REQUEST_INVALID_PRICE),
+            "off-the-tick": ("20.001", E.REQUEST_PRICE_TICK),
+            "nan-string": ("NaN", E.REQUEST_INVALID_PRICE),
+            "NaN": (NAN, E.REQUEST_INVALID_PRICE),
+            "abc": ("abc", E.REQUEST_INVALID_PRICE),
+            "above-max-price": ("1000000.01", E.REQUEST_INVALID_PRICE),
+            "10**30": (str(10**30), E.REQUEST_INVALID_PRICE),
+            "true": (True, E.REQUEST_INVALID),
+        }.items()
+    },
+    # funds and shares, reserved at the bound: a market order's or a stop's protection price
+    "market-buy-beyond-the-cash": Case(
+        {"type": "market", "symbol": "600519", "qty": 1_000_000}, E.RISK_INSUFFICIENT_CASH
+    ),
+    "stop-buy-beyond-the-cash": Case(
+        {"type": "stop", "symbol": "600519", "stop_price": "5000.00", "qty": 10_000},
+        E.RISK_INSUFFICIENT_CASH,
+    ),
+    "stop-sell-beyond-the-shares": Case(
+        {"type": "stop", "side": "sell", "stop_price": "1.00", "qty": 701},
+        E.RISK_INSUFFICIENT_SHARES,
+    ),
+    "trailing-sell-beyond-the-shares": Case(
+        {"type": "trailing_stop", "side": "sell", "trail_percent": 10, "qty": 701},
+        E.RISK_INSUFFICIENT_SHARES,
+    ),
+    "stop_price-on-stop_limit-off-the-tick": Case(
+        {**STOP_LIMIT, "stop_price": "0.001"}, E.REQUEST_PRICE_TICK
+    ),
+}
+
+
+@pytest.mark.parametrize("case", [pytest.param(c, id=n) for n, c in TYPED_ORDER_CASES.items()])
+def test_an_order_whose_fields_do_not_fit_its_type_is_rejected(
+    trader: User, session: TradeClient, case: Case
+) -> None:
+    with unchanged(trader, history=True):
+        post_and_send(trader, session, typed_order(case.fields), case.code)
+
+
+def test_the_order_type_field_has_each_apis_name(trader: User, session: TradeClient) -> None:
+    """HTTP calls it `type`, ZeroMQ `order_type`: the other name is an unknown field (or,
+    over ZeroMQ, a message type)."""
+    with unchanged(trader, history=True):
+        body = typed_order({"order_type": "limit", "price": "1.00"})
+        response = trader.http.post("/v1/orders", json=body)
+        assert_http_error(response, E.REQUEST_INVALID)
+        message = {"v": 1, "type": "limit", "rid": RID, **typed_order({"price": "1.00"})}
+        assert_zmq_error(exchange(session, pack(message)), E.REQUEST_UNKNOWN_TYPE)
+
+
+@pytest.fixture(scope="module")
+def holder(server: Server) -> User:
+    """Holds one open order of each type (buys far from the market: none triggers or
+    fills), a filled buy of 100 600000 all reserved by an open sell, and a canceled order."""
+    user = new_user(server, cash="100000", prefix="holder")
+    bought = user.place("600000", "buy", 100, "20.00")
+    user.wait_status(bought["id"], "filled")
+    user.orders["filled"] = bought["id"]
+    doomed = user.place("600519", "buy", 100, "1.00")["id"]
+    ok(user.http.delete(f"/v1/orders/{doomed}"))
+    user.wait_status(doomed, "canceled")
+    user.orders["canceled"] = doomed
+    typed = {
+        "limit": {"symbol": "600519", "type": "limit", "limit_price": "1.00"},
+        "sell": {"symbol": "600000", "side": "sell", "price": "99.00"},
+        # 000001 trades near 11.20
+        "stop": {"symbol": "000001", "type": "stop", "stop_price": "100.00"},
+        "stop_limit": {
+            "symbol": "000001",
+            "type": "stop_limit",
+            "stop_price": "100.00",
+            "limit_price": "100.00",
+            "time_in_force": "gtc",
+        },
+        "trail_price": {"symbol": "000001", "type": "trailing_stop", "trail_price": "50.00"},
+        "trail_percent": {"symbol": "000001", "type": "trailing_stop", "trail_percent": "50"},
+    }
+    for name, fields in typed.items():
+        order = ok(user.http.post("/v1/orders", json=typed_order(fields)))
+        assert order["status"] == "new", order
+        user.orders[name] = order["id"]
+    positions = ok(user.http.get("/v1/positions"))
+    assert [(p["symbol"], p["qty"], p["available_qty"]) for p in positions] == [
+        ("600000", "100", "0")
+    ]
+    return user
+
+
+@pytest.fixture
+def holder_session(holder: User) -> Iterator[TradeClient]:
+    client = holder.session()
+    yield client
+    client.close()
+
+
+REPLACE_CASES = [
+    # refused by the gateway: nothing that changes, or a bad value
+    *[
+        pytest.param("limit", fields, E.REQUEST_NOTHING_TO_REPLACE, id=name)
+        for name, fields in {
+            "nothing": {},
+            "only-a-client_order_id": {"client_order_id": "only-coid"},
+            "all-null": {"qty": None, "limit_price": None, "time_in_force": None},
+        }.items()
+    ],
+    pytest.param(
+        "limit", {"price": "2.00", "limit_price": "2.00"}, E.REQUEST_INVALID, id="price-twice"
+    ),
+    pytest.param("limit", {"time_in_force": "gtd"}, E.REQUEST_INVALID, id="tif-bogus"),
+    pytest.param("limit", {"time_in_force": 1}, E.REQUEST_INVALID, id="tif-an-int"),
+    pytest.param("limit", {"type": "market"}, E.REQUEST_INVALID, id="a-new-type"),
+    pytest.param("limit", {"symbol": "000001"}, E.REQUEST_INVALID, id="a-new-symbol"),
+    pytest.param("sell", {"side": "buy"}, E.REQUEST_INVALID, id="a-new-side"),
+    pytest.param("limit", {"qty": 100, "extra": 1}, E.REQUEST_INVALID, id="extra-field"),
+    pytest.param("limit", {"qty": 100, "client_order_id": ""}, E.REQUEST_INVALID, id="coid-empty"),
+    pytest.param("limit", {"qty": 0}, E.REQUEST_INVALID_QTY, id="qty-zero"),
+    pytest.param("limit", {"qty": "abc"}, E.REQUEST_INVALID_QTY, id="qty-abc"),
+    pytest.param("limit", {"qty": -100}, E.REQUEST_INVALID_QTY, id="qty-negative"),
+    pytest.param("limit", {"qty": True}, E.REQUEST_INVALID, id="qty-true"),
+    pytest.param("limit", {"limit_price": "0"}, E.REQUEST_INVALID_PRICE, id="limit_price-zero"),
+    pytest.param("limit", {"price": NAN}, E.REQUEST_INVALID_PRICE, id="price-NaN"),
+    pytest.param("stop", {"stop_price": "-1"}, E.REQUEST_INVALID_PRICE, id="stop_price-negative"),
+    pytest.param(
+        "trail_price", {"trail_price": "abc"}, E.REQUEST_INVALID_PRICE, id="trail_price-abc"
+    ),
+    *[
+        pytest.param(
+            "trail_percent", {"trail_percent": v}, E.REQUEST_INVALID_TRAIL, id=f"trail_percent-{n}"
+        )
+        for n, v in {"0": 0, "100": "100", "NaN": NAN, "abc": "abc"}.items()
+    ],
+    # refused by the accountant, which knows the order
+    *[
+        pytest.param(which, {"time_in_force": tif}, E.REQUEST_TIF_NOT_ALLOWED, id=f"{which}-{tif}")
+        for which, tif in (
+            ("limit", "ioc"),
+            ("limit", "fok"),
+            ("stop", "ioc"),
+            ("stop_limit", "fok"),
+            ("trail_price", "ioc"),
+        )
+    ],
+    *[
+        pytest.param(which, fields, E.REQUEST_FIELD_NOT_ALLOWED, id=f"{which}-{name}")
+        for which, name, fields in (
+            ("limit", "adds-stop_price", {"stop_price": "2.00"}),
+            ("limit", "adds-trail_percent", {"trail_percent": 5}),
+            ("stop", "adds-limit_price", {"limit_price": "100.00"}),
+            ("stop", "adds-price-alias", {"price": "100.00"}),
+            ("stop", "adds-trail_price", {"trail_price": "1.00"}),
+            ("stop_limit", "adds-trail_percent", {"trail_percent": 5}),
+            ("trail_price", "adds-limit_price", {"limit_price": "100.00"}),
+            ("trail_price", "adds-stop_price", {"stop_price": "100.00"}),
+            ("trail_percent", "adds-stop_price", {"stop_price": "100.00"}),
+        )
+    ],
+    pytest.param(
+        "trail_price",
+        {"trail_price": "40.00", "trail_percent": 40},
+        E.REQUEST_FIELD_REQUIRED,
+        id="trailing-both-trails",
+    ),
+    pytest.param(
+        "trail_price",
+        {"trail_price": "999999.00"},
+        E.REQUEST_INVALID_TRAIL,
+        id="trailing-stop-beyond-max_price",
+    ),
+    pytest.param("limit", {"qty": 150}, E.REQUEST_LOT_SIZE, id="buy-qty-off-the-lot"),
+    pytest.param("limit", {"limit_price": "1.001"}, E.REQUEST_PRICE_TICK, id="limit-off-the-tick"),
+    pytest.param("stop", {"stop_price": "100.001"}, E.REQUEST_PRICE_TICK, id="stop-off-the-tick"),
+    pytest.param(
+        "trail_price", {"trail_price": "0.001"}, E.REQUEST_PRICE_TICK, id="trail-off-the-tick"
+    ),
+    pytest.param(
+        "stop_limit",
+        {"stop_price": "1000000.01"},
+        E.REQUEST_INVALID_PRICE,
+        id="stop-above-max-price",
+    ),
+    # funds: the replacement needs more than the order it replaces holds, and more than
+    # is available (about 69,000 of 100,000)
+    pytest.param(
+        "limit", {"limit_price": "1000.00"}, E.RISK_INSUFFICIENT_CASH, id="limit-price-up"
+    ),
+    pytest.param("limit", {"qty": 100_000}, E.RISK_INSUFFICIENT_CASH, id="limit-qty-up"),
+    pytest.param("stop", {"stop_price": "999999.00"}, E.RISK_INSUFFICIENT_CASH, id="stop-price-up"),
+    pytest.param("sell", {"qty": 200}, E.RISK_INSUFFICIENT_SHARES, id="sell-more-than-held"),
+    # orders that cannot be replaced
+    pytest.param("filled", {"qty": 100}, E.REQUEST_ORDER_NOT_OPEN, id="own-filled-order"),
+    pytest.param("canceled", {"qty": 100}, E.REQUEST_ORDER_NOT_OPEN, id="own-canceled-order"),
+    pytest.param(
+        "filled", {"time_in_force": "ioc"}, E.REQUEST_ORDER_NOT_OPEN, id="own-filled-order-ioc"
+    ),
+    pytest.param(None, {"qty": 100}, E.REQUEST_UNKNOWN_ORDER, id="unknown-id"),
+    pytest.param("other:open", {"qty": 100}, E.REQUEST_UNKNOWN_ORDER, id="another-users-open"),
+    pytest.param(
+        "other:canceled", {"qty": 100}, E.REQUEST_UNKNOWN_ORDER, id="another-users-canceled"
+    ),
+]
+
+
+@pytest.mark.parametrize(("which", "fields", "code"), REPLACE_CASES)
+def test_a_bad_replace_is_rejected(
+    holder: User,
+    other: User,
+    holder_session: TradeClient,
+    which: str | None,
+    fields: dict[str, Any],
+    code: ErrorCode,
+) -> None:
+    if which is None:
+        order_id = 999_999_999
+    elif which.startswith("other:"):
+        order_id = other.orders[which.removeprefix("other:")]
+    else:
+        order_id = holder.orders[which]
+    users = (holder, other) if which is not None and which.startswith("other:") else (holder,)
+    with unchanged(*users, history=True):
+        patch_and_send(holder, holder_session, order_id, fields, code)
+
+
+@pytest.mark.parametrize("path_id", ["abc", "0", "-5", "1.5", str(2**63)])
+def test_a_replace_of_a_bad_order_id_is_rejected(holder: User, path_id: str) -> None:
+    with unchanged(holder, history=True):
+        response = holder.http.patch(f"/v1/orders/{path_id}", json={"qty": 100})
+        assert_http_error(response, E.REQUEST_INVALID)
+
+
+REPLACE_MESSAGE_CASES = [
+    *[pytest.param({"order_id": v}, id=f"order_id-{name}") for name, v in ORDER_IDS.items()],
+    pytest.param({}, id="no-order_id"),
+]
+
+
+@pytest.mark.parametrize("ids", REPLACE_MESSAGE_CASES)
+def test_a_zmq_replace_of_a_bad_order_id_is_rejected(
+    holder: User, holder_session: TradeClient, ids: dict[str, Any]
+) -> None:
+    with unchanged(holder, history=True):
+        message = {"v": 1, "type": "order.replace", "rid": RID, "qty": 100, **ids}
+        assert_zmq_error(exchange(holder_session, pack(message)), E.REQUEST_INVALID)
+
+
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        pytest.param(b"", E.REQUEST_INVALID, id="no-body"),
+        pytest.param(b"{", E.REQUEST_MALFORMED, id="open-brace"),
+        pytest.param(b'{"qty": 100,}', E.REQUEST_MALFORMED, id="trailing-comma"),
+        pytest.param(b'[{"qty": 100}]', E.REQUEST_INVALID, id="array-body"),
+        pytest.param(b"null", E.REQUEST_INVALID, id="null-body"),
+    ],
+)
+def test_a_replace_body_of_the_wrong_shape_is_rejected(
+    holder: User, body: bytes, code: ErrorCode
+) -> None:
+    with unchanged(holder, history=True):
+        response = holder.http.patch(
+            f"/v1/orders/{holder.orders['limit']}", content=body, headers=JSON
+        )
+        assert_http_error(response, code)
 
 
 # AFTER ALL OF IT ----------------------------------------------------------------------

@@ -45,13 +45,25 @@ def cents(amount: Decimal) -> Decimal:
     return amount.quantize(CENT, rounding=ROUND_HALF_UP)
 
 
-def need(side: str, leaves: Decimal, price: Decimal) -> Decimal:
-    """What an open order holds back: its worst-case cost at the limit (cn_a fees)."""
+def order_fees(side: str, value: Decimal) -> tuple[Decimal, Decimal]:
+    """cn_a fees of an order that filled `value` in all: per order, not per fill."""
+    if not value:
+        return ZERO, ZERO
+    tax = cents(value * RATE) if side == "sell" else ZERO
+    return max(cents(value * RATE), MIN_COMMISSION), tax
+
+
+def need(
+    side: str, leaves: Decimal, price: Decimal, filled: Decimal, paid: tuple[Decimal, Decimal]
+) -> Decimal:
+    """What an open order holds back: the worst its rest can cost at the limit, the fees
+    it will owe in all less the fees its fills have paid."""
     value = leaves * price
-    commission = max(cents(value * RATE), MIN_COMMISSION)
+    commission, tax = order_fees(side, filled + value)
+    more = max(ZERO, commission - paid[0]) + max(ZERO, tax - paid[1])
     if side == "buy":
-        return value + commission
-    return max(ZERO, commission + cents(value * RATE) - value)
+        return value + more
+    return max(ZERO, more - value)
 
 
 # OPERATIONS ----------------------------------------------------------------------------
@@ -282,11 +294,14 @@ def assert_conserved(player: Player, snap: Snapshot, instant: bool) -> None:
     orders = {o["id"]: o for o in snap.all_orders}
     assert set(player.placed) == set(orders)
     filled_qty: dict[int, Decimal] = defaultdict(Decimal)
+    filled_value: dict[int, Decimal] = defaultdict(Decimal)
+    paid: dict[int, tuple[Decimal, Decimal]] = defaultdict(lambda: (ZERO, ZERO))
     for f in fills:
         value = Decimal(f["qty"]) * Decimal(f["price"])
         assert Decimal(f["value"]) == value
-        assert Decimal(f["commission"]) == max(cents(value * RATE), MIN_COMMISSION)
-        assert Decimal(f["tax"]) == (cents(value * RATE) if f["side"] == "sell" else ZERO)
+        filled_value[f["order_id"]] += value
+        c, t = paid[f["order_id"]]
+        paid[f["order_id"]] = (c + Decimal(f["commission"]), t + Decimal(f["tax"]))
         limit = Decimal(orders[f["order_id"]]["price"])
         if instant:
             assert Decimal(f["price"]) == limit
@@ -299,6 +314,9 @@ def assert_conserved(player: Player, snap: Snapshot, instant: bool) -> None:
     # orders: filled as the fills say, canceled when a cancel succeeded
     for order_id, order in orders.items():
         assert Decimal(order["filled_qty"]) == filled_qty[order_id]
+        # fees per order: what its whole filled value owes, however many fills it took
+        fees = order_fees(order["side"], filled_value[order_id])
+        assert paid[order_id] == fees == (Decimal(order["commission"]), Decimal(order["tax"]))
         if order["status"] == "filled":
             assert filled_qty[order_id] == Decimal(order["qty"])
         if order_id in player.canceled:
@@ -309,7 +327,17 @@ def assert_conserved(player: Player, snap: Snapshot, instant: bool) -> None:
     # reservations: what the open orders can still cost, and the shares they may sell
     leaves = {o["id"]: Decimal(o["qty"]) - Decimal(o["filled_qty"]) for o in snap.open_orders}
     assert d["reserved_cash"] == sum(
-        (need(o["side"], leaves[o["id"]], Decimal(o["price"])) for o in snap.open_orders), ZERO
+        (
+            need(
+                o["side"],
+                leaves[o["id"]],
+                Decimal(o["price"]),
+                filled_value[o["id"]],
+                paid[o["id"]],
+            )
+            for o in snap.open_orders
+        ),
+        ZERO,
     )
 
     # shares: positions hold what was bought less what was sold

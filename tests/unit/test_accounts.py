@@ -7,22 +7,39 @@ from decimal import Decimal as D
 import pytest
 
 from actors.accounts import Account, Accounts, Order, Rejection, User
-from actors.rules import Profile
+from actors.rules import OrderSpec, Profile
 from protocol.errors import ErrorCode
-from protocol.settings import Settings
+from protocol.settings import Settings, TradingSettings
+
+PROFILE = Profile.from_settings(Settings())
 
 
-@pytest.fixture
-def book() -> Accounts:
-    accounts = Accounts(Profile.from_settings(Settings()))
+def accounts_for(**trading: object) -> Accounts:
+    settings = Settings(trading=TradingSettings(**trading))  # type: ignore[arg-type]
+    accounts = Accounts(Profile.from_settings(settings))
     accounts.add_user(User(1, "ann", "h1", False), Account(1, D("10000.00"), D("10000.00")))
     return accounts
 
 
+@pytest.fixture
+def book() -> Accounts:
+    """Accounts without T+1: these tests buy and sell within one day."""
+    return accounts_for(t_plus_one=False)
+
+
+def spec(side: str, qty: int, price: str, tif: str = "gtc") -> OrderSpec:
+    return OrderSpec("600000", side, "limit", tif, D(qty), D(price), limit_price=D(price))
+
+
 def place(accounts: Accounts, side: str, qty: int, price: str) -> Order:
-    placed = accounts.place(1, "600000", side, D(qty), D(price), None, 0)
+    placed = accounts.place(1, spec(side, qty, price), None, 0)
     assert isinstance(placed, Order), placed
     return placed
+
+
+def reservations_add_up(accounts: Accounts) -> bool:
+    open_cash = sum((o.reserved_cash for o in accounts.open_orders.values()), D(0))
+    return accounts.accounts[1].reserved_cash == open_cash
 
 
 def conserved(accounts: Accounts) -> bool:
@@ -43,7 +60,7 @@ def test_exact_cash_is_accepted_and_one_cent_less_is_refused(book: Accounts) -> 
     assert isinstance(place(book, "buy", 100, "10.00"), Order)
     book.accounts[1].reserved_cash = D(0)
     book.accounts[1].cash = D("1004.99")
-    refused = book.place(1, "600000", "buy", D(100), D("10.00"), None, 0)
+    refused = book.place(1, spec("buy", 100, "10.00"), None, 0)
     assert isinstance(refused, Rejection)
     assert refused.code is ErrorCode.RISK_INSUFFICIENT_CASH
 
@@ -110,10 +127,54 @@ def test_selling_everything_realises_the_whole_cost_basis(book: Accounts) -> Non
 def test_a_sell_of_shares_already_reserved_is_refused(book: Accounts) -> None:
     buy = place(book, "buy", 100, "10.00")
     book.fill(buy, D(100), D("10.00"), 1)
-    place(book, "sell", 60, "20.00")
-    refused = book.place(1, "600000", "sell", D(50), D("20.00"), None, 0)
+    place(book, "sell", 100, "20.00")
+    refused = book.place(1, spec("sell", 100, "20.00"), None, 0)
     assert isinstance(refused, Rejection)
     assert refused.code is ErrorCode.RISK_INSUFFICIENT_SHARES
+
+
+def test_an_odd_lot_sell_must_sell_everything_that_may_be_sold(book: Accounts) -> None:
+    buy = place(book, "buy", 200, "10.00")
+    book.fill(buy, D(200), D("10.00"), 1)
+    book.position(1, "600000").qty = D(250)  # 50 more, say from a bonus issue
+    refused = book.place(1, spec("sell", 50, "11.00"), None, 0)
+    assert isinstance(refused, Rejection) and refused.code is ErrorCode.REQUEST_LOT_SIZE
+    place(book, "sell", 100, "11.00")  # whole lots are fine
+    place(book, "sell", 150, "11.00")  # and the odd rest, all of it at once
+
+
+def test_t_plus_one_keeps_todays_shares_until_the_next_trading_day() -> None:
+    accounts = accounts_for(t_plus_one=True)
+    accounts.trading_day = "2024-01-02"
+    buy = place(accounts, "buy", 300, "10.00")
+    accounts.fill(buy, D(300), D("10.00"), 1)
+    pos = accounts.position(1, "600000")
+    assert (pos.locked_qty, pos.locked_day, accounts.sellable(pos)) == (300, "2024-01-02", 0)
+    refused = accounts.place(1, spec("sell", 100, "11.00"), None, 2)
+    assert isinstance(refused, Rejection) and refused.code is ErrorCode.RISK_T_PLUS_ONE
+    accounts.trading_day = "2024-01-03"
+    assert accounts.sellable(pos) == 300
+    place(accounts, "sell", 100, "11.00")
+    again = place(accounts, "buy", 100, "10.00")
+    accounts.fill(again, D(100), D("10.00"), 3)  # today's 100 are locked, not yesterday's
+    assert (pos.locked_qty, accounts.sellable(pos)) == (100, 200)
+    refused = accounts.place(1, spec("sell", 300, "11.00"), None, 4)
+    assert isinstance(refused, Rejection) and refused.code is ErrorCode.RISK_T_PLUS_ONE
+    over = accounts.place(1, spec("sell", 400, "11.00"), None, 4)
+    assert isinstance(over, Rejection) and over.code is ErrorCode.RISK_INSUFFICIENT_SHARES
+
+
+def test_the_transfer_fee_is_charged_on_both_sides_with_the_taxes() -> None:
+    accounts = accounts_for(t_plus_one=False, transfer_fee_rate="0.00001")
+    accounts.accounts[1].cash = accounts.accounts[1].initial_cash = D("20000.00")
+    buy = place(accounts, "buy", 1000, "10.00")  # 10000.00 x 0.00001 = 0.10
+    assert buy.reserved_cash == D("10000.00") + D("10.00") + D("0.10")
+    fill = accounts.fill(buy, D(1000), D("10.00"), 1)
+    assert (fill.commission, fill.tax) == (D("10.00"), D("0.10"))
+    sell = place(accounts, "sell", 1000, "10.00")
+    fill = accounts.fill(sell, D(1000), D("10.00"), 2)
+    assert fill.tax == D("10.00") + D("0.10")  # stamp tax and transfer fee
+    assert conserved(accounts)
 
 
 def test_cancel_of_a_sell_frees_its_shares(book: Accounts) -> None:
@@ -128,6 +189,99 @@ def test_a_partial_fill_trues_up_the_reservation_to_what_is_left(book: Accounts)
     order = place(book, "buy", 300, "10.00")
     book.fill(order, D(100), D("10.00"), 1)
     assert order.status == "partially_filled"
-    assert order.reserved_cash == D("2005.00")
-    assert book.accounts[1].reserved_cash == D("2005.00")
+    # the 5.00 minimum is per order and the first fill paid it: the rest adds no commission
+    assert order.commission == D("5.00")
+    assert order.reserved_cash == D("2000.00")
+    assert book.accounts[1].reserved_cash == D("2000.00")
     assert conserved(book)
+
+
+def test_an_order_filled_in_parts_pays_what_it_would_filled_at_once(book: Accounts) -> None:
+    book.accounts[1].cash = book.accounts[1].initial_cash = D("200000.00")
+    order = place(book, "buy", 800, "10.00")
+    fees = [book.fill(order, D(100), D("10.00"), t).commission for t in range(8)]
+    # in all: 5.00 (the minimum) up to 5000.00 filled, then 0.1% of the whole: 6.00, 7.00, 8.00
+    assert fees == [D("5.00"), 0, 0, 0, 0, D("1.00"), D("1.00"), D("1.00")]
+    assert order.commission == PROFILE.commission(D("8000.00")) == D("8.00")
+    big = place(book, "buy", 10000, "10.00")
+    parts = [book.fill(big, D(qty), D("10.00"), 9).commission for qty in (5000, 3000, 2000)]
+    # 50.00 on 50000, then 80.00 in all on 80000, then 100.00 on 100000
+    assert parts == [D("50.00"), D("30.00"), D("20.00")]
+    assert book.accounts[1].reserved_cash == 0
+    assert conserved(book)
+
+
+def test_a_sell_filled_in_parts_pays_stamp_tax_on_the_whole_order(book: Accounts) -> None:
+    buy = place(book, "buy", 300, "10.00")
+    book.fill(buy, D(300), D("10.00"), 1)
+    sell = place(book, "sell", 300, "10.05")
+    taxes = [book.fill(sell, D(100), D("10.05"), 2).tax for _ in range(3)]
+    # 1005.00 x 0.001 = 1.005 -> 1.01; 2010.00 -> 2.01 in all; 3015.00 -> 3.02 in all
+    assert taxes == [D("1.01"), D("1.00"), D("1.01")]
+    assert sell.tax == D("3.02") == PROFILE.tax("sell", D("3015.00"))
+    assert conserved(book)
+
+
+@pytest.mark.parametrize("status", ["canceled", "expired", "replaced", "rejected"])
+def test_closing_an_order_releases_what_it_held(book: Accounts, status: str) -> None:
+    buy = place(book, "buy", 200, "10.00")
+    book.fill(buy, D(200), D("10.00"), 1)
+    sell = place(book, "sell", 200, "11.00")
+    book.fill(sell, D(100), D("11.00"), 2)
+    book.close(sell, status, 3)
+    assert sell.status == status and sell.id not in book.open_orders
+    assert book.position(1, "600000").reserved_qty == 0
+    assert book.accounts[1].reserved_cash == 0
+    assert conserved(book)
+
+
+def test_a_trigger_that_tightens_the_bound_releases_cash(book: Accounts) -> None:
+    stop = OrderSpec("600000", "buy", "stop", "gtc", D(100), D("10.50"), stop_price=D("10.00"))
+    order = book.place(1, stop, None, 0)
+    assert isinstance(order, Order)
+    assert order.reserved_cash == D("1055.00")
+    book.trigger(order, D("9.80"), D("10.29"))
+    assert order.triggered and order.price == D("10.29")
+    assert order.reserved_cash == book.accounts[1].reserved_cash == D("1034.00")
+
+
+def test_a_replacement_holds_only_what_the_old_order_does_not(book: Accounts) -> None:
+    old = place(book, "buy", 100, "10.00")  # holds 1005.00
+    new = book.request_replace(old, spec("buy", 200, "10.00"), "r1", 5)
+    assert isinstance(new, Order) and new.status == "pending_new"
+    assert old.replace_hold == D("1000.00")  # 2005.00 needed, 1005.00 held already
+    assert book.accounts[1].reserved_cash == D("2005.00")
+    book.replace(old, 6)
+    assert (old.status, old.replaced_by, new.status, new.replaces) == (
+        "replaced",
+        new.id,
+        "new",
+        old.id,
+    )
+    assert book.accounts[1].reserved_cash == new.reserved_cash == D("2005.00")
+    assert reservations_add_up(book)
+
+
+def test_a_refused_replacement_releases_its_hold(book: Accounts) -> None:
+    old = place(book, "buy", 100, "10.00")
+    new = book.request_replace(old, spec("buy", 100, "12.00"), "r1", 5)
+    assert isinstance(new, Order)
+    assert book.unreplace(old) is new
+    assert book.accounts[1].reserved_cash == old.reserved_cash == D("1005.00")
+    assert "r1" not in {coid for _, coid in book.client_ids}
+    assert old.replacement is None and old.status == "new"
+
+
+def test_a_replacement_beyond_the_cash_is_refused_and_holds_nothing(book: Accounts) -> None:
+    old = place(book, "buy", 900, "10.00")  # 9009.00 of 10000.00
+    refused = book.request_replace(old, spec("buy", 1000, "10.00"), None, 5)
+    assert isinstance(refused, Rejection)
+    assert refused.code is ErrorCode.RISK_INSUFFICIENT_CASH
+    assert book.accounts[1].reserved_cash == D("9009.00")
+    assert old.replacement is None
+
+
+def test_an_ioc_order_opens_pending_until_the_matcher_decides(book: Accounts) -> None:
+    order = book.place(1, spec("buy", 100, "10.00", tif="ioc"), None, 0)
+    assert isinstance(order, Order)
+    assert order.pending and order.reserved_cash == D("1005.00")

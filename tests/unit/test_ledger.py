@@ -58,3 +58,37 @@ def test_amounts_come_back_exactly_as_written(tmp_path: Path) -> None:
         stored = session.scalars(select(AccountRow)).one()
     assert str(stored.cash) == "0.10" and str(stored.initial_cash) == "12345678.90"
     engine.dispose()
+
+
+def test_orders_from_before_order_types_become_gtc_limit_orders(tmp_path: Path) -> None:
+    """A ledger written by the core release (revision 0001) upgrades in place."""
+    from alembic import command
+    from alembic.config import Config
+    from sqlalchemy import text
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    cfg = Config()
+    cfg.set_main_option("script_location", str(Path("actors/migrations").resolve()))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0001")
+        conn.execute(
+            text(
+                "INSERT INTO users (id, name, token_hash, is_admin, ts_created)"
+                " VALUES (1, 'ann', 'h', 0, 0)"
+            )
+        )
+        conn.execute(
+            text(
+                "INSERT INTO orders (id, user_id, client_order_id, symbol, side, type, qty, price,"
+                " status, filled_qty, filled_value, commission, tax, reserved_cash, ts_created,"
+                " ts_updated) VALUES (7, 1, NULL, '600000', 'buy', 'limit', '100', '8.50', 'new',"
+                " '0', '0', '0', '0', '855.00', 1, 1)"
+            )
+        )
+    migrate(engine)
+    with engine.connect() as conn:
+        row = conn.execute(
+            text("SELECT type, time_in_force, limit_price, stop_price, triggered FROM orders")
+        ).one()
+    assert tuple(row) == ("limit", "gtc", "8.50", None, 0)

@@ -1,13 +1,14 @@
-"""Trading-session gating (actors/controller.py session_checker) with exchange-calendars."""
+"""Trading sessions (actors/sessions.py): when the market is open and when it last closed."""
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 
-from actors.controller import session_checker
+from actors.sessions import sessions_for
 from protocol.settings import ControlSettings, Settings
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -21,7 +22,7 @@ def at(text: str) -> int:
 
 @pytest.fixture(scope="module")
 def in_session() -> object:
-    return session_checker(Settings(control=ControlSettings(sessions="cn_a")))
+    return sessions_for(Settings(control=ControlSettings(sessions="cn_a")))
 
 
 @pytest.mark.parametrize(
@@ -44,5 +45,97 @@ def test_cn_a_sessions_follow_the_xshg_calendar(in_session, moment: str, open_: 
     assert in_session(at(moment)) is open_
 
 
-def test_always_sessions_are_always_open() -> None:
-    assert session_checker(Settings())(0) is True
+def test_always_sessions_are_always_open_and_never_close() -> None:
+    always = sessions_for(Settings())
+    assert always(0) is True and always.last_close(at("2024-01-02 15:30")) == 0
+
+
+@pytest.mark.parametrize(
+    ("moment", "closed_at"),
+    [
+        ("2024-01-02 14:59", "2023-12-29 15:00"),  # the previous trading day, over New Year
+        ("2024-01-02 15:00", "2023-12-29 15:00"),  # the minute of the close is not after it
+        ("2024-01-02 15:00:01", "2024-01-02 15:00"),
+        ("2024-01-02 12:00", "2023-12-29 15:00"),  # the lunch break is not a close
+        ("2024-01-06 10:00", "2024-01-05 15:00"),  # Saturday: Friday's close
+    ],
+)
+def test_cn_a_last_close_is_the_end_of_the_latest_trading_day(
+    in_session: Any, moment: str, closed_at: str
+) -> None:
+    assert in_session.last_close(at(moment)) == at(closed_at)
+
+
+HOURS = ControlSettings(sessions="hours", hours=("09:00-12:00", "13:00:00-16:30:30"))
+
+
+@pytest.mark.parametrize(
+    ("moment", "open_", "closed_at"),
+    [
+        ("2024-01-06 08:59:59", False, "2024-01-05 16:30:30"),
+        ("2024-01-06 09:00", True, "2024-01-05 16:30:30"),  # every day, Saturdays too
+        ("2024-01-06 12:00", False, "2024-01-05 16:30:30"),  # a break, not a close
+        ("2024-01-06 16:30:29", True, "2024-01-05 16:30:30"),
+        ("2024-01-06 16:30:30", False, "2024-01-06 16:30:30"),
+    ],
+)
+def test_daily_hours_open_in_their_windows_and_close_after_the_last(
+    moment: str, open_: bool, closed_at: str
+) -> None:
+    hours = sessions_for(Settings(control=HOURS))
+    assert hours(at(moment)) is open_
+    assert hours.last_close(at(moment)) == at(closed_at)
+
+
+@pytest.mark.parametrize(
+    "hours",
+    [(), ("10:00-09:00",), ("09:00-11:00", "10:00-12:00"), ("9:00-10:00",), ("24:00-25:00",)],
+)
+def test_daily_hours_must_be_windows_in_order(hours: tuple[str, ...]) -> None:
+    with pytest.raises(ValueError, match="hours"):
+        ControlSettings(sessions="hours", hours=hours)
+
+
+def test_an_unknown_time_zone_is_refused() -> None:
+    with pytest.raises(ValueError, match="timezone"):
+        ControlSettings(timezone="Mars/Olympus")
+
+
+@pytest.mark.parametrize(
+    ("moment", "open_", "closed_at"),
+    [
+        ("2099-01-05 10:00", True, "2099-01-02 15:00"),  # a Monday no calendar knows yet
+        ("2099-01-05 12:00", False, "2099-01-02 15:00"),
+        ("2099-01-10 10:00", False, "2099-01-09 15:00"),  # Saturday: Friday's close
+        ("2099-01-12 09:00", False, "2099-01-09 15:00"),  # Monday before the open
+    ],
+)
+def test_cn_a_goes_on_with_weekdays_past_the_years_the_calendar_knows(
+    in_session: Any, moment: str, open_: bool, closed_at: str
+) -> None:
+    assert in_session(at(moment)) is open_
+    assert in_session.last_close(at(moment)) == at(closed_at)
+
+
+@pytest.mark.parametrize(
+    ("moment", "day"),
+    [
+        ("2024-01-02 08:00", "2024-01-02"),  # before the open: today's session
+        ("2024-01-02 12:00", "2024-01-02"),  # the lunch break is inside the day
+        ("2024-01-02 15:00", "2024-01-03"),  # after the close: the next session
+        ("2024-01-05 20:00", "2024-01-08"),  # Friday evening: Monday
+        ("2024-02-08 16:00", "2024-02-19"),  # over the Spring Festival
+        ("2099-01-02 16:00", "2099-01-05"),  # past the calendar: weekdays
+    ],
+)
+def test_cn_a_trading_day_is_the_session_in_progress_or_the_next(
+    in_session: Any, moment: str, day: str
+) -> None:
+    assert in_session.trading_day(at(moment)) == day
+
+
+def test_daily_hours_trading_day_turns_at_the_last_close() -> None:
+    hours = sessions_for(Settings(control=HOURS))
+    assert hours.trading_day(at("2024-01-06 16:30:29")) == "2024-01-06"
+    assert hours.trading_day(at("2024-01-06 16:30:30")) == "2024-01-07"  # every day
+    assert sessions_for(Settings()).trading_day(at("2024-01-06 07:59")) == "2024-01-05"  # UTC

@@ -1,0 +1,156 @@
+"""Trading sessions: whether the market is open at a time, and when it last closed.
+
+The controller asks one of these on every heartbeat and broadcasts both answers on `ctl`:
+`session_open` gates trading, `last_close` is when DAY orders expire (docs/fill-model.md).
+- `always`: always open, never closes (DAY orders never expire);
+- `cn_a`: the XSHG calendar from exchange-calendars (09:30-11:30 and 13:00-15:00
+  Asia/Shanghai on exchange trading days); the lunch break is not a close. Past the
+  years whose holidays the library records, every weekday is taken as a trading day
+  (logged once), so the server keeps trading rather than never opening again;
+- `hours`: the configured daily windows in the configured zone, every day; the day's
+  session closes at the end of its last window.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+from zoneinfo import ZoneInfo
+
+from protocol.settings import Settings, session_windows
+
+CALENDAR_DEPRECATION = r".*\.values returning an ndarray that drops timezone"
+NS = 1_000_000_000
+CN_A_HOURS = ("09:30-11:30", "13:00-15:00")
+log = logging.getLogger("controller")
+
+
+class Sessions(Protocol):
+    def __call__(self, ts_ns: int) -> bool:
+        """Whether the market is in session at a time (ns since the epoch)."""
+
+    def last_close(self, ts_ns: int) -> int:
+        """The latest session close at or before a time, in ns; 0 if there is none."""
+
+    def trading_day(self, ts_ns: int) -> str:
+        """The trading day a time belongs to, YYYY-MM-DD: the session in progress, else
+        the next one (an order placed overnight is for the next day's session)."""
+
+
+def sessions_for(settings: Settings) -> Sessions:
+    kind = settings.control.sessions
+    if kind == "cn_a":
+        return ExchangeSessions("XSHG", CN_A_HOURS, "Asia/Shanghai")
+    if kind == "hours":
+        return DailyHours(settings.control.hours, settings.control.timezone)
+    return AlwaysOpen()
+
+
+class AlwaysOpen:
+    def __call__(self, ts_ns: int) -> bool:
+        return True
+
+    def last_close(self, ts_ns: int) -> int:
+        return 0
+
+    def trading_day(self, ts_ns: int) -> str:
+        """The UTC date: with no closes, days turn at midnight UTC."""
+        return datetime.fromtimestamp(ts_ns / NS, UTC).date().isoformat()
+
+
+class ExchangeSessions:
+    def __init__(self, exchange: str, hours: tuple[str, ...], zone: str) -> None:
+        import exchange_calendars  # a second or two of pandas import: only when asked for
+
+        # exchange-calendars still reads Series.values, which pandas 3 deprecates; harmless
+        warnings.filterwarnings("ignore", message=CALENDAR_DEPRECATION)
+        self.calendar = exchange_calendars.get_calendar(exchange)
+        self.beyond = DailyHours(hours, zone, weekdays_only=True)
+        self.end = int(self.calendar.last_minute.value) + 60 * NS
+        self.warned = False
+
+    def __call__(self, ts_ns: int) -> bool:
+        if ts_ns >= self.end:
+            return self._beyond()(ts_ns)
+        minute = _minute(ts_ns, "floor")
+        if minute < self.calendar.first_minute:
+            return False
+        return bool(self.calendar.is_open_on_minute(minute, ignore_breaks=False))
+
+    def last_close(self, ts_ns: int) -> int:
+        """Rounded up to the minute: a close counts from the minute after its last one."""
+        if ts_ns >= self.end:
+            return self._beyond().last_close(ts_ns)
+        minute = _minute(ts_ns, "ceil")
+        if minute <= self.calendar.first_minute:
+            return 0
+        return int(self.calendar.previous_close(minute).value)
+
+    def trading_day(self, ts_ns: int) -> str:
+        if ts_ns >= self.end:
+            return self._beyond().trading_day(ts_ns)
+        minute = max(_minute(ts_ns, "floor"), self.calendar.first_minute)
+        return str(self.calendar.minute_to_session(minute, direction="next").date())
+
+    def _beyond(self) -> DailyHours:
+        if not self.warned:
+            log.warning(
+                "past %s, the last day exchange-calendars knows for %s: holidays unknown, "
+                "every weekday is a trading day",
+                self.calendar.last_session.date(),
+                self.calendar.name,
+            )
+            self.warned = True
+        return self.beyond
+
+
+class DailyHours:
+    def __init__(self, hours: tuple[str, ...], zone: str, weekdays_only: bool = False) -> None:
+        self.windows = session_windows(hours)
+        self.zone = ZoneInfo(zone)
+        self.weekdays_only = weekdays_only
+
+    def _trading_day(self, day: datetime) -> bool:
+        return not self.weekdays_only or day.weekday() < 5
+
+    def __call__(self, ts_ns: int) -> bool:
+        local = datetime.fromtimestamp(ts_ns / NS, self.zone)
+        if not self._trading_day(local):
+            return False
+        second = local.hour * 3600 + local.minute * 60 + local.second
+        return any(start <= second < end for start, end in self.windows)
+
+    def last_close(self, ts_ns: int) -> int:
+        local = datetime.fromtimestamp(ts_ns / NS, self.zone)
+        close = self.windows[-1][1]
+        midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
+        for days_back in range(8):  # a trading day is never more than a week back
+            day = midnight - timedelta(days=days_back)
+            closed_at = _at(day, close, self.zone)
+            if self._trading_day(day) and closed_at <= ts_ns:
+                return closed_at
+        return 0
+
+    def trading_day(self, ts_ns: int) -> str:
+        local = datetime.fromtimestamp(ts_ns / NS, self.zone)
+        day = local.replace(hour=0, minute=0, second=0, microsecond=0)
+        if _at(day, self.windows[-1][1], self.zone) <= ts_ns:
+            day += timedelta(days=1)
+        while not self._trading_day(day):
+            day += timedelta(days=1)
+        return day.date().isoformat()
+
+
+def _at(midnight: datetime, second: int, zone: ZoneInfo) -> int:
+    """ns of `second` after a local midnight, by the wall clock (DST gaps move it on)."""
+    naive = midnight.replace(tzinfo=None) + timedelta(seconds=second)
+    return int(naive.replace(tzinfo=zone).timestamp()) * NS
+
+
+def _minute(ts_ns: int, rounding: str) -> Any:
+    import pandas as pd
+
+    stamp = pd.Timestamp(ts_ns, unit="ns", tz=UTC)
+    return stamp.floor("min") if rounding == "floor" else stamp.ceil("min")
