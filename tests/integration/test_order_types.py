@@ -454,3 +454,40 @@ def test_day_orders_expire_at_the_session_close_and_gtc_orders_stay(
         kinds = [e["kind"] for e in trader.history() if e["order_id"] == day["id"]]
         assert kinds == ["order.accepted", "order.expired"]
         server.assert_no_crash()
+
+
+def test_the_replacement_of_a_triggered_stop_works_at_once(trader: Trader) -> None:
+    sym = symbol()
+    order = trader.order(
+        symbol=sym, side="buy", qty=100, type="stop_limit", stop_price="10.20", limit_price="10.22"
+    )
+    trader.trade(sym, "10.30", 1000)  # triggers; above the limit, so no fill
+    trader.wait(order["id"], triggered=True)
+    r = trader.http.patch(f"/v1/orders/{order['id']}", json={"stop_price": "10.40"})
+    assert (r.status_code, r.json()["error"]["code"]) == (422, "REQUEST_FIELD_NOT_ALLOWED")
+    new = trader.zmq.replace_order(order["id"], limit_price="10.19")["order"]
+    assert new["triggered"] is True
+    trader.trade(sym, "10.19", 1000)  # below the stop: a stop waiting for it would not fill
+    trader.wait(new["id"], status="filled", avg_fill_price="10.1900")
+    again = trader.http.patch(f"/v1/orders/{new['id']}", json={"qty": 100})
+    assert again.status_code == 409
+
+
+def test_a_replace_retried_with_its_client_order_id_gets_the_same_replacement(
+    trader: Trader,
+) -> None:
+    sym = symbol()
+    first = trader.order(symbol=sym, side="buy", qty=100, limit_price="9.00", client_order_id="a")
+    other = trader.order(symbol=sym, side="buy", qty=100, limit_price="9.00", client_order_id="b")
+    body = {"limit_price": "9.10", "client_order_id": "a2"}
+    new = trader.http.patch(f"/v1/orders/{first['id']}", json=body).json()
+    retried = trader.http.patch(f"/v1/orders/{first['id']}", json=body)
+    assert (retried.status_code, retried.json()["id"]) == (200, new["id"])
+    taken = trader.http.patch(
+        f"/v1/orders/{other['id']}", json={"qty": 200, "client_order_id": "a"}
+    )
+    assert (taken.status_code, taken.json()["error"]["code"]) == (
+        409,
+        "REQUEST_DUPLICATE_CLIENT_ORDER_ID",
+    )
+    assert trader.get(other["id"])["status"] == "new"
