@@ -525,6 +525,7 @@ class Accountant(pykka.ThreadingActor):
             "epoch": self.epoch,
             "old_id": old.id,
             "cum_qty": str(old.filled_qty),
+            "triggered": old.triggered,
             "order": self.book_order(new),
         }
         work.outbound.append((topics.MATCHER, None, replace))

@@ -235,9 +235,12 @@ class Accounts:
         self._release_replace_hold(old)
         self.close(old, "replaced", now_ns)
         old.replaced_by = new.id
-        held = self._hold(new.user_id, self._spec(new), None)
-        assert not isinstance(held, Rejection), "the hold covered it"
-        new.reserved_cash = held[0]
+        # reserve without checking again: the hold made room, and the rules were checked
+        # when the replacement was asked for
+        new.reserved_cash = self.profile.cash_to_reserve(new.side, new.qty, new.price)
+        self.accounts[new.user_id].reserved_cash += new.reserved_cash
+        if new.side == "sell":
+            self.position(new.user_id, new.symbol).reserved_qty += new.qty
         new.status = "new"
         new.ts_created = new.ts_updated = now_ns  # it is placed now, as the old one goes
         self.open_orders[new.id] = new

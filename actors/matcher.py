@@ -184,7 +184,8 @@ class Router(pykka.ThreadingActor):
 
     def on_replace(self, msg: Message) -> None:
         """Swap an order for its replacement, only if it has not filled since the accountant
-        looked (`cum_qty`); otherwise the replacement is refused and the order stays."""
+        looked (`cum_qty`) nor triggered since (`triggered`, which moves its bound and its
+        reservation); otherwise the replacement is refused and the order stays."""
         if self.epoch is None or msg["epoch"] != self.epoch:
             return  # the accountant refuses replacements pending when it sends a snapshot
         new = _resting(msg["order"])
@@ -192,7 +193,11 @@ class Router(pykka.ThreadingActor):
             new.day = self.trading_day
         book = self.book(msg["order"]["symbol"])
         old = book.get(msg["old_id"])
-        if old is None or old.cum_qty != Decimal(msg["cum_qty"]):
+        changed = old is None or (old.cum_qty, old.triggered) != (
+            Decimal(msg["cum_qty"]),
+            msg["triggered"],
+        )
+        if changed:
             self.answer("book.replace_rejected", old_id=msg["old_id"], order_id=new.order_id)
             return
         book.replace(old.order_id, new)

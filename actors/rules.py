@@ -123,13 +123,18 @@ class Profile:
 
         A buy fills at its bound `price` or better, so qty x price plus the fees that value
         adds is the most it can cost. A sell brings in qty x price at least, less fees;
-        only a sell so small that fees exceed proceeds needs cash, most at the bound.
+        only a sell so small that fees exceed proceeds needs cash, most at the bound and
+        most after its smallest next fill (one fill increment, or all that is left), which
+        may have to pay the whole minimum commission: each fill after it brings in more
+        than the fees it adds.
         """
         value = qty * price
         commission, tax = self.fill_fees(side, filled_value, value, paid)
         if side == "buy":
             return value + commission + tax
-        return max(ZERO, commission + tax - value)
+        first = min(qty, self.fill_increment(side)) * price
+        first_fees = sum(self.fill_fees(side, filled_value, first, paid))
+        return max(ZERO, commission + tax - value, first_fees - first)
 
     # PRICES --------------------------------------------------------------------------
 

@@ -387,12 +387,14 @@ class BookOrder(TypedDict):
 
 class BookReplace(TypedDict):
     """`book.replace`, accountant -> matcher: swap `old_id` for `order` if it has filled
-    exactly `cum_qty` so far; answered `book.replaced` or `book.replace_rejected`."""
+    exactly `cum_qty` so far and is still `triggered` or not as the accountant saw it;
+    answered `book.replaced` or `book.replace_rejected`."""
 
     type: Literal["book.replace"]
     epoch: int
     old_id: int
     cum_qty: str
+    triggered: bool
     order: BookOrder
 
 

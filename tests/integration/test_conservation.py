@@ -27,6 +27,7 @@ ZERO = Decimal(0)
 CENT = Decimal("0.01")
 RATE = Decimal("0.001")  # cn_a commission and stamp tax rates
 MIN_COMMISSION = Decimal("5.00")
+LOT = Decimal(100)
 SYMBOLS = ("600000", "000725")  # 8.50 and 4.10 at the open: cheap enough for small accounts
 MAX_PAGE = 1000
 
@@ -63,7 +64,11 @@ def need(
     more = max(ZERO, commission - paid[0]) + max(ZERO, tax - paid[1])
     if side == "buy":
         return value + more
-    return max(ZERO, more - value)
+    # a sell's smallest next fill (a lot, or the rest) may pay the whole minimum commission
+    first = min(leaves, LOT) * price
+    commission, tax = order_fees(side, filled + first)
+    first_more = max(ZERO, commission - paid[0]) + max(ZERO, tax - paid[1])
+    return max(ZERO, more - value, first_more - first)
 
 
 # OPERATIONS ----------------------------------------------------------------------------

@@ -285,3 +285,18 @@ def test_an_ioc_order_opens_pending_until_the_matcher_decides(book: Accounts) ->
     order = book.place(1, spec("buy", 100, "10.00", tif="ioc"), None, 0)
     assert isinstance(order, Order)
     assert order.pending and order.reserved_cash == D("1005.00")
+
+
+def test_a_replacement_checked_when_asked_is_not_checked_again_when_swapped() -> None:
+    accounts = accounts_for(t_plus_one=False)  # odd lots: a sell sells all it may, or lots
+    buy = place(accounts, "buy", 200, "10.00")
+    accounts.fill(buy, D(200), D("10.00"), 1)
+    pos = accounts.position(1, "600000")
+    pos.qty += 50  # 250 held, say after a bonus issue
+    first, second = place(accounts, "sell", 100, "11.00"), place(accounts, "sell", 100, "11.00")
+    new = accounts.request_replace(second, spec("sell", 150, "11.00"), None, 2)  # all it may
+    assert isinstance(new, Order)
+    accounts.cancel(first, 3)  # 100 more may be sold now: 150 is no longer "all"
+    assert accounts.replace(second, 4) is new
+    assert (new.status, pos.reserved_qty) == ("new", 150)
+    assert reservations_add_up(accounts)

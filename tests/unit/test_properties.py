@@ -1,15 +1,15 @@
 """Property-based tests of the plain trading classes: Profile, Accounts and Book together.
 
-A hypothesis state machine plays the accountant and the matcher (wait mode, plus the
-instant-mode fills) over the plain classes: orders of every type are checked by
+A hypothesis state machine plays the accountant and the matcher, in wait or instant fill
+mode, over the plain classes: orders of every type (GTC and DAY) are checked by
 `Profile.check_order`, reserved by `Accounts.place` and rested in one `Book` per symbol,
 each with its own fill model; cancels and replacements go through Book and Accounts
-together; market trades (`Book.see`, `Book.trigger`, `Book.match`) trigger stops and fill
-orders in part, and instant fills (`Book.fill_instantly`, `Book.fill_everything`) fill
-them whole; every fill settles through `Accounts.fill`; trading days pass (T+1). The test
-keeps its own record of every order and fill, and an independent statement of the fill
-model and the fees, and after every step the money, share and reservation invariants of
-actors/accounts.py must hold exactly.
+together; trades (`Book.see`, `Book.trigger`, then `Book.match` or `Book.fill_everything`)
+trigger stops and fill orders, in part in wait mode; every fill settles through
+`Accounts.fill`; trading days pass (T+1, DAY expiry). The test keeps its own record of
+every order and fill and an independent statement of the fill model and the fees, and
+after every step the money, share and reservation invariants of actors/accounts.py must
+hold exactly.
 
 The machine runs without daily price limits, so that prices roam from one cent upward
 (tiny sells whose fees exceed their proceeds need cash reserved), and with a transfer fee,
@@ -18,6 +18,7 @@ so that buys pay `tax` too; the price band has a property test of its own.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 from collections import defaultdict
@@ -27,7 +28,7 @@ from fractions import Fraction
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, note, settings
+from hypothesis import HealthCheck, example, given, note, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
@@ -123,6 +124,17 @@ def price_text(cents: int) -> str:
     return f"{cents // 100}.{cents % 100:02d}"
 
 
+def limit_order(side: str, qty: Decimal, price: Decimal, symbol: str = "600000") -> dict[str, str]:
+    return {
+        "symbol": symbol,
+        "side": side,
+        "order_type": "limit",
+        "time_in_force": "gtc",
+        "qty": str(qty),
+        "limit_price": str(price),
+    }
+
+
 # ORACLES: the rules restated in exact rational arithmetic ---------------------------------
 
 
@@ -166,7 +178,14 @@ def expected_reserve(
     value = leaves * bound
     total = filled_value + value
     fees = expected_commission(total) + expected_tax(side, total) - paid
-    return value + fees if side == "buy" else max(ZERO, fees - value)
+    if side == "buy":
+        return value + fees
+    # a sell's smallest next fill (a lot, or the rest) may pay the whole minimum commission
+    first = min(leaves, Decimal(LOT)) * bound
+    first_fees = expected_commission(filled_value + first) + expected_tax(
+        side, filled_value + first
+    )
+    return max(ZERO, fees - value, first_fees - paid - first)
 
 
 def expected_protection(side: str, start: Decimal) -> Decimal:
@@ -490,6 +509,46 @@ def test_filling_everything_serves_bids_then_asks_in_priority_at_their_own_limit
     assert book.best_bid() is None and book.best_ask() is None
 
 
+# ACCOUNTS ------------------------------------------------------------------------------
+
+
+@example(lots=2, cents=1, cuts=[1])
+@given(
+    lots=st.integers(1, 20),
+    cents=st.integers(1, 10),
+    cuts=st.lists(st.integers(1, 19), max_size=4, unique=True),
+)
+@PROPERTY_SETTINGS
+def test_a_tiny_sell_filled_in_parts_never_overdraws_the_cash_it_holds(
+    lots: int, cents: int, cuts: list[int]
+) -> None:
+    """A user whose free cash is exactly what a sell of a penny stock reserves (its fees
+    exceed its proceeds) sells it in parts, each at the bound: cash never goes below what
+    is reserved."""
+    qty, bound = Decimal(lots * LOT), money(cents)
+    bought = qty * bound + expected_commission(qty * bound) + expected_tax("buy", qty * bound)
+    cash = bought + expected_reserve("sell", qty, bound, ZERO, ZERO)
+    accounts = Accounts(PROFILE)
+    accounts.add_user(User(1, "penny", "h", False), Account(1, cash, cash))
+    spec = PROFILE.check_order(SYMBOLS, limit_order("sell", qty, bound), bound)
+    buy = accounts.place(1, dataclasses.replace(spec, side="buy"), None, 0)
+    assert isinstance(buy, Order)
+    accounts.fill(buy, qty, bound, 1)
+    accounts.trading_day = "2024-00002"  # the shares bought before may be sold
+    sell = accounts.place(1, spec, None, 2)
+    assert isinstance(sell, Order), sell
+    account = accounts.accounts[1]
+    assert account.available_cash == 0
+    parts = [Decimal(c * LOT) for c in sorted(c for c in cuts if c < lots)]
+    for filled, upto in zip([ZERO, *parts], [*parts, qty], strict=True):
+        accounts.fill(sell, upto - filled, bound, 3)
+        assert account.cash - account.reserved_cash >= 0, (filled, upto, account)
+    value = qty * bound
+    sell_fees = expected_commission(value) + expected_tax("sell", value)
+    assert account.cash == cash - bought + value - sell_fees >= 0
+    assert account.reserved_cash == 0 and sell.status == "filled"
+
+
 # THE SYSTEM AS A STATE MACHINE -----------------------------------------------------------
 
 
@@ -546,6 +605,7 @@ class TradingSystem(RuleBasedStateMachine):
         self.taken: dict[str, dict[str, Decimal]] = {
             symbol: {"buy": ZERO, "sell": ZERO} for symbol in TRADED
         }
+        self.instant = False  # the matcher's fill mode: wait, or instant
         self.day = 0  # trading days the controller has announced; 0: none yet
         self.bought_today: dict[tuple[int, str], Decimal] = defaultdict(Decimal)
 
@@ -555,11 +615,16 @@ class TradingSystem(RuleBasedStateMachine):
         cash=st.lists(cash_cents, min_size=1, max_size=4),
         lots=st.lists(st.integers(0, 30), min_size=len(TRADED), max_size=len(TRADED)),
         day_known=st.sampled_from([True, True, True, False]),
+        instant=st.sampled_from([False, False, True]),
     )
-    def open_accounts(self, cash: list[int], lots: list[int], day_known: bool) -> None:
-        """Open the accounts, and let each buy `lots` of each symbol at its previous close
-        in instant mode, or half as many until it can pay; then, mostly, a trading day
-        begins, so that sells have shares to sell (T+1)."""
+    def open_accounts(
+        self, cash: list[int], lots: list[int], day_known: bool, instant: bool
+    ) -> None:
+        """Open the accounts, and let each buy `lots` of each symbol at its previous close,
+        filled at once (instantly, whatever the fill mode), or half as many until it can
+        pay; then, mostly, a trading day begins, so that sells have shares to sell (T+1).
+        The matcher then works in one fill mode: wait (mostly) or instant."""
+        self.instant = instant
         for user_id, cents in enumerate(cash, start=1):
             amount = money(cents)
             user = User(user_id, f"user{user_id}", f"hash{user_id}", False)
@@ -572,7 +637,7 @@ class TradingSystem(RuleBasedStateMachine):
                     command = self.command(
                         symbol, "buy", "limit", n * LOT, ("near", 0), ("near", 0), ("", "")
                     )
-                    placed = self.place(user_id, command)
+                    placed = self.place(user_id, command, seeding=True)
                     assert placed is not None
                     match = self.books[symbol].fill_instantly(placed)
                     assert match is not None
@@ -580,7 +645,6 @@ class TradingSystem(RuleBasedStateMachine):
         if day_known:
             self.next_trading_day()
 
-    @rule()
     def next_trading_day(self) -> None:
         """The controller announces a new trading day: yesterday's buys may be sold, and
         the matcher takes out the DAY orders of the days before (a DAY order placed while
@@ -729,8 +793,9 @@ class TradingSystem(RuleBasedStateMachine):
         assert (spec.qty, spec.time_in_force) == (Decimal(command["qty"]), command["time_in_force"])
         return spec
 
-    def place(self, user_id: int, command: dict[str, str]) -> int | None:
-        """Place an order as the accountant and the matcher would; its id if it opened."""
+    def place(self, user_id: int, command: dict[str, str], seeding: bool = False) -> int | None:
+        """Place an order as the accountant and the matcher would; its id if it opened.
+        A `seeding` order is only placed: the caller fills it."""
         spec = self.check(command)
         if spec is None:
             return None
@@ -773,7 +838,8 @@ class TradingSystem(RuleBasedStateMachine):
         if trade is not None and not model.waiting:  # what a FOK would be told
             fits = portion(q, self.room[symbol][side]) if crosses(side, p, trade) else ZERO
             assert book.fillable(resting) == fits
-        self.match(symbol)  # a new order fills against what the latest trade has left
+        if not seeding:
+            self.fill_new(placed.id)
         return placed.id
 
     @staticmethod
@@ -1018,7 +1084,7 @@ class TradingSystem(RuleBasedStateMachine):
         )
         del self.orders[old_id]
         self.orders[new.id] = new_model
-        self.match(model.symbol)
+        self.fill_new(new.id)
 
     # FILLS ---------------------------------------------------------------------------
 
@@ -1111,11 +1177,34 @@ class TradingSystem(RuleBasedStateMachine):
         return matches
 
     def match(self, symbol: str) -> None:
+        """Wait mode: fill what the latest trade allows, in priority."""
         expected = self.expected_matches(symbol)
         matches = self.books[symbol].match()
         assert matches == expected
         for match in matches:
             self.settle(match, capped=True)
+
+    def fill_new(self, order_id: int) -> None:
+        """What the matcher does with a new order: in wait mode, fill what the latest
+        trade has left (the whole book, in priority); in instant mode, fill it at once."""
+        symbol = self.orders[order_id].symbol
+        if not self.instant:
+            self.match(symbol)
+            return
+        expected = self.expected_instant(order_id)
+        match = self.books[symbol].fill_instantly(order_id)
+        assert match == expected, (match, expected)
+        if match is not None:
+            self.settle(match, capped=False)
+
+    def fill_everything(self, symbol: str) -> None:
+        """Instant mode: every working order that can fills, bids then asks in priority."""
+        in_priority = self.working(symbol, "buy") + self.working(symbol, "sell")
+        expected = [self.expected_instant(i) for i, _ in in_priority]
+        matches = self.books[symbol].fill_everything()
+        assert matches == [m for m in expected if m is not None], (matches, expected)
+        for match in matches:
+            self.settle(match, capped=False)
 
     def expected_triggers(self, symbol: str, last: Decimal) -> list[Trigger]:
         """Trail the waiting trailing stops, then trigger every stop the last reached, in
@@ -1146,6 +1235,7 @@ class TradingSystem(RuleBasedStateMachine):
     @rule(
         symbol=st.sampled_from(TRADED),
         busy=picks,
+        new_day=st.sampled_from([False] * 7 + [True]),
         moves=st.lists(
             st.tuples(st.one_of(st.integers(-15, 15), price_cents.map(str)), volumes, quotes),
             min_size=1,
@@ -1156,10 +1246,14 @@ class TradingSystem(RuleBasedStateMachine):
         self,
         symbol: str,
         busy: int,
+        new_day: bool,
         moves: list[tuple[int | str, int | None, tuple[int, int] | None]],
     ) -> None:
         """A few trades in a row in one symbol: mostly one with open orders (`busy` picks
-        one). Each moves some ticks from the last (an int) or jumps anywhere (a str)."""
+        one). Each moves some ticks from the last (an int) or jumps anywhere (a str).
+        Sometimes a new trading day begins first."""
+        if new_day:
+            self.next_trading_day()
         if self.orders and busy % 4:
             symbol = self.orders[sorted(self.orders)[busy % len(self.orders)]].symbol
         for move, volume, quote in moves:
@@ -1207,7 +1301,10 @@ class TradingSystem(RuleBasedStateMachine):
                 assert t.price <= before[t.order_id]
             else:
                 assert t.price >= before[t.order_id]
-        self.match(symbol)
+        if self.instant:
+            self.fill_everything(symbol)
+        else:
+            self.match(symbol)
 
     def expected_instant(self, order_id: int) -> Match | None:
         """Instant mode: a working limit order fills whole at its limit; a market-priced one
@@ -1224,32 +1321,17 @@ class TradingSystem(RuleBasedStateMachine):
         quoted = trade.ask if o.side == "buy" else trade.bid
         return Match(order_id, o.leaves, trade.last if quoted is None else quoted, o.qty)
 
-    @precondition(lambda self: bool(self.orders))
-    @rule(pick=picks, how=st.sampled_from(["instant", "resume_instant", "resume_wait"]))
-    def instant_fill_or_resume(self, pick: int, how: str) -> None:
-        """Instant mode: one new order fills at once, or trading resumes in the symbol of an
-        open order and every order that can fills, bids then asks in priority. Wait mode:
-        trading resumes and nothing fills against the trade printed before."""
-        order_id = sorted(self.orders)[pick % len(self.orders)]
-        symbol = self.orders[order_id].symbol
-        book = self.books[symbol]
-        if how == "resume_wait":
-            book.exhaust()
-            self.room[symbol] = {"buy": ZERO, "sell": ZERO}
-            self.match(symbol)  # nothing
-            return
-        if how == "resume_instant":
-            in_priority = self.working(symbol, "buy") + self.working(symbol, "sell")
-            expected = [self.expected_instant(i) for i, _ in in_priority]
-            matches = book.fill_everything()
-            assert matches == [m for m in expected if m is not None], (matches, expected)
-        else:
-            expected = [self.expected_instant(order_id)]
-            match = book.fill_instantly(order_id)
-            assert [match] == expected, (match, expected)
-            matches = [] if match is None else [match]
-        for match in matches:
-            self.settle(match, capped=False)
+    @rule()
+    def trading_resumes(self) -> None:
+        """Trading is on again: in instant mode what rests fills as it can; in wait mode
+        nothing fills against the trades printed before, only against the next."""
+        for symbol in TRADED:
+            if self.instant:
+                self.fill_everything(symbol)
+            else:
+                self.books[symbol].exhaust()
+                self.room[symbol] = {"buy": ZERO, "sell": ZERO}
+                self.match(symbol)  # nothing
 
     # INVARIANTS ----------------------------------------------------------------------
 
