@@ -100,8 +100,8 @@ class Order:
     replaces: int | None = None  # the order this one replaced
     trading_day: str = ""  # the trading day it was placed for (a DAY order ends with it)
     replaced_by: int | None = None
-    cancel_pending: bool = False  # a cancel (or expiry) is on its way to the matcher
-    expiring: bool = False  # ...and it is an expiry
+    cancel_pending: bool = False  # a cancel is on its way to the matcher
+    expiring: bool = False  # the matcher took it out because its trading day ended
     replacement: Order | None = None  # a replacement on its way to the matcher
     replace_hold: Decimal = ZERO  # cash held back for that replacement beyond this order's
     replace_shares: Decimal = ZERO  # and shares
