@@ -400,8 +400,9 @@ class BookReplace(TypedDict):
 
 class BookAnswer(TypedDict):
     """Matcher -> accountant, about one order: `book.canceled` (out of the book: a cancel,
-    an expiry, an IOC's rest), `book.cancel_rejected` (not in the book), `book.killed` (a FOK
-    that could not fill whole), `book.replaced` / `book.replace_rejected` (with `old_id`)."""
+    an IOC's rest), `book.expired` (a DAY order whose trading day ended), `book.cancel_rejected`
+    (not in the book), `book.killed` (a FOK that could not fill whole), `book.replaced` /
+    `book.replace_rejected` (with `old_id`)."""
 
     type: str
     epoch: int
