@@ -303,21 +303,6 @@ class Accounts:
         account.reserved_cash += cash
         return cash, shares
 
-    @staticmethod
-    def _spec(order: Order) -> OrderSpec:
-        return OrderSpec(
-            symbol=order.symbol,
-            side=order.side,
-            order_type=order.order_type,
-            time_in_force=order.time_in_force,
-            qty=order.qty,
-            price=order.price,
-            limit_price=order.limit_price,
-            stop_price=order.stop_price,
-            trail_price=order.trail_price,
-            trail_percent=order.trail_percent,
-        )
-
     def _new_order(
         self, user_id: int, spec: OrderSpec, client_order_id: str | None, now_ns: int
     ) -> Order:

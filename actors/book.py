@@ -22,8 +22,8 @@ from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from sortedcontainers import SortedDict
 
 from actors.rules import BP, ZERO, Profile
+from protocol.orders import STOP_TYPES
 
-STOP_TYPES = frozenset({"stop", "stop_limit", "trailing_stop"})
 LIMIT_TYPES = frozenset({"limit", "stop_limit"})  # fill at their limit in instant mode
 
 

@@ -231,7 +231,6 @@ class MarketFeed(pykka.ThreadingActor):
         self.quotes: dict[str, Message] = {}
         self.flowing = False
         self.seq = 0
-        self.dropped = 0
         now = clock.now_ns()
         for symbol, last in prices.items():
             self.quotes[symbol] = self._quote(symbol, last, 0, now)
@@ -353,7 +352,6 @@ class MarketFeed(pykka.ThreadingActor):
         for pushed in trades:
             ts = pushed.ts if self.market_time else self.clock.now_ns()
             if not self.flowing or ts < self.last_ts:
-                self.dropped += 1
                 continue
             self.last_ts = ts
             self.trade(pushed.symbol, pushed.last, pushed.volume, ts, pushed.extra)
