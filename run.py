@@ -31,10 +31,13 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from actors.feeds import volume_unit
 from actors.process import LEDGER_LOCK, exclusive_lock
+from actors.rules import Market
 from protocol import settings as settings_module
 from protocol.client import TradeError
 from protocol.settings import Settings, build_settings, ipc_paths
+from protocol.values import wire_qty
 
 ROOT = Path(__file__).resolve().parent
 # Flow order: the accountant first so that it is ready for the matcher's sync request.
@@ -248,12 +251,14 @@ def banner(settings: Settings) -> str:
     if demo_file.exists():
         token = demo_file.read_text().strip()
         symbol = settings.market.symbols[0]
+        rules = Market.from_settings(settings).rules(symbol.symbol)
+        qty = json.dumps(wire_qty(volume_unit(rules, symbol.prev_close)))  # an order that fits
         lines += [
             f"  Demo user    {settings.demo.name}, token {token}",
             "  Place an order:",
             f"    curl -s -X POST {url}/v1/orders -H 'Authorization: Bearer {token}' "
             "-H 'Content-Type: application/json' "
-            f'-d \'{{"symbol":"{symbol.symbol}","side":"buy","qty":100,'
+            f'-d \'{{"symbol":"{symbol.symbol}","side":"buy","qty":{qty},'
             f'"price":"{symbol.prev_close}"}}\'',
         ]
     lines.append("  Stop with Ctrl-C.")

@@ -36,7 +36,7 @@ from actors.ledger import (
     make_engine,
 )
 from actors.queries import Reader, latest_time, load_accounts
-from actors.rules import Profile, symbol_table
+from actors.rules import TAKER, Market
 from actors.views import account_view, fill_view, order_view, position_view
 from protocol import topics
 from protocol.errors import ErrorCode, RejectError, error_body
@@ -44,7 +44,7 @@ from protocol.messages import ADMIN_REQUESTS, CONTROLLER_REQUESTS, OrderView
 from protocol.orders import IMMEDIATE, PRICE_FIELDS, STOP_FIELDS, check_fits_type
 from protocol.settings import Settings
 from protocol.tokens import hash_token, new_token
-from protocol.values import money, parse_decimal
+from protocol.values import money, number, parse_decimal, wire_qty
 
 log = logging.getLogger("accountant")
 
@@ -168,6 +168,7 @@ def fill_row(f: Fill) -> dict[str, Any]:
         "tax": f.tax,
         "realized_pnl": f.realized_pnl,
         "ts_event": f.ts_event,
+        "liquidity": f.liquidity,
     }
 
 
@@ -189,8 +190,8 @@ class Accountant(pykka.ThreadingActor):
         self.clock = clock
         self.bus = bus
         self.accounts = accounts
-        self.profile = accounts.profile
-        self.symbols = symbol_table(settings)
+        self.market = accounts.market
+        self.symbols = self.market.symbols
         self.user_seqs = user_seqs
         self.ledger = ledger
         self.reader = reader
@@ -379,8 +380,8 @@ class Accountant(pykka.ThreadingActor):
             self.reply_existing_order(work, msg, user, self.accounts.client_ids[(user.id, coid)])
             return
         symbol = msg["symbol"]
-        spec = self.profile.check_order(
-            self.symbols, msg, self.reference_price(symbol), self.prev_closes.get(symbol)
+        spec = self.market.check_order(
+            msg, self.reference_price(symbol), self.prev_closes.get(symbol)
         )
         placed = self.accounts.place(user.id, spec, coid, self.clock.now_ns())
         if isinstance(placed, Rejection):
@@ -511,8 +512,8 @@ class Accountant(pykka.ThreadingActor):
                 ErrorCode.REQUEST_FIELD_NOT_ALLOWED,
                 f"order {old.id} has triggered: its stop and trail no longer apply",
             )
-        spec = self.profile.check_order(
-            self.symbols, command, self.reference_price(old.symbol), self.prev_closes[old.symbol]
+        spec = self.market.check_order(
+            command, self.reference_price(old.symbol), self.prev_closes[old.symbol]
         )
         new = self.accounts.request_replace(old, spec, coid, self.clock.now_ns())
         if isinstance(new, Rejection):
@@ -565,7 +566,7 @@ class Accountant(pykka.ThreadingActor):
             self.send_book_snapshot(work)
             return
         self.accept_pending(work, order)
-        fill = self.accounts.fill(order, qty, price, msg["ts"])
+        fill = self.accounts.fill(order, qty, price, msg["ts"], msg.get("liquidity", TAKER))
         work.inserts.append((FillRow, fill_row(fill)))
         self.store_order(work, order)
         self.store_position(work, order.user_id, order.symbol)
@@ -764,9 +765,9 @@ class Accountant(pykka.ThreadingActor):
         self.reply(work, msg, {"type": "positions", "positions": views})
 
     def on_list_symbols(self, work: Work, msg: Message, _user: User) -> None:
-        p = self.profile
         symbols = []
         for s in self.symbols.values():
+            p = self.market.rules(s.symbol)
             prev_close = self.prev_closes[s.symbol]
             low, high = p.price_band(s, prev_close)
             symbols.append(
@@ -776,7 +777,9 @@ class Accountant(pykka.ThreadingActor):
                     "profile": p.name,
                     "prev_close": str(prev_close),
                     "tick_size": str(p.tick_size),
-                    "lot_size": p.lot_size,
+                    "lot_size": wire_qty(p.lot_size),
+                    "qty_step": wire_qty(p.qty_step),
+                    "min_notional": number(p.min_notional),
                     "st": s.st,
                     "limit_down": str(low) if p.price_limits else None,
                     "limit_up": str(high) if p.price_limits else None,
@@ -970,7 +973,7 @@ def main(settings: Settings) -> None:
 def _serve(settings: Settings) -> None:
     engine: Engine = make_engine(settings.database_url, settings.ledger.sqlite_synchronous)
     clock = clock_for(settings.control.clock, latest_time(engine))
-    accounts, user_seqs = load_accounts(engine, Profile.from_settings(settings))
+    accounts, user_seqs = load_accounts(engine, Market.from_settings(settings))
     bus = Bus("accountant")
     # 1. requests from gateways and answers from the matcher arrive on one inbox
     # 2. checked, reserved and recorded orders go to the matcher

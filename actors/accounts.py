@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 
-from actors.rules import ZERO, OrderSpec, Profile
+from actors.rules import TAKER, ZERO, Market, OrderSpec
 from protocol.errors import ErrorCode
 from protocol.orders import IMMEDIATE
 from protocol.values import AVERAGE_PLACES, CENT
@@ -134,6 +134,7 @@ class Fill:
     tax: Decimal
     ts_event: int
     realized_pnl: Decimal = ZERO  # sells: proceeds - fees - cost of the shares sold
+    liquidity: str = TAKER  # maker: it rested before the market came to it (fill-model.md)
 
 
 @dataclass(slots=True)
@@ -146,7 +147,7 @@ class Rejection:
 class Accounts:
     """All users' accounts, positions and open orders, owned by the accountant."""
 
-    profile: Profile
+    market: Market
     users: dict[int, User] = field(default_factory=dict)
     by_token: dict[str, int] = field(default_factory=dict)
     by_name: dict[str, int] = field(default_factory=dict)
@@ -237,7 +238,8 @@ class Accounts:
         old.replaced_by = new.id
         # reserve without checking again: the hold made room, and the rules were checked
         # when the replacement was asked for
-        new.reserved_cash = self.profile.cash_to_reserve(new.side, new.qty, new.price)
+        rules = self.market.rules(new.symbol)
+        new.reserved_cash = rules.cash_to_reserve(new.side, new.qty, new.price)
         self.accounts[new.user_id].reserved_cash += new.reserved_cash
         if new.side == "sell":
             self.position(new.user_id, new.symbol).reserved_qty += new.qty
@@ -266,7 +268,8 @@ class Accounts:
         """Reserve the cash and shares an order needs, beyond what the order it replaces
         holds; return both amounts reserved, or why they are not there."""
         account = self.accounts[user_id]
-        cash_needed = self.profile.cash_to_reserve(spec.side, spec.qty, spec.price)
+        rules = self.market.rules(spec.symbol)
+        cash_needed = rules.cash_to_reserve(spec.side, spec.qty, spec.price)
         own_cash = replacing.reserved_cash if replacing else ZERO
         cash = max(ZERO, cash_needed - own_cash)
         if cash > account.available_cash:
@@ -292,8 +295,8 @@ class Accounts:
                     ErrorCode.RISK_INSUFFICIENT_SHARES,
                     f"sell {spec.qty} {spec.symbol}, available {available}",
                 )
-            lot = self.profile.lot_size
-            if self.profile.odd_lots_sell_all and spec.qty % lot and spec.qty != available:
+            lot = rules.lot_size
+            if rules.odd_lots_sell_all and spec.qty % lot and spec.qty != available:
                 return Rejection(
                     ErrorCode.REQUEST_LOT_SIZE,
                     f"sell qty must be a multiple of {lot}, or all {available} you may sell",
@@ -329,13 +332,20 @@ class Accounts:
             self.client_ids[(user_id, client_order_id)] = order.id
         return order
 
-    def fill(self, order: Order, qty: Decimal, price: Decimal, now_ns: int) -> Fill:
+    def fill(
+        self, order: Order, qty: Decimal, price: Decimal, now_ns: int, liquidity: str = TAKER
+    ) -> Fill:
         """Settle one fill of an open order: cash, fees, position, reservations, P&L."""
         account = self.accounts[order.user_id]
         pos = self.position(order.user_id, order.symbol)
+        rules = self.market.rules(order.symbol)
         value = qty * price
-        commission, tax = self.profile.fill_fees(
-            order.side, order.filled_value, value, (order.commission, order.tax)
+        commission, tax = rules.fill_fees(
+            order.side,
+            (order.filled_qty, order.filled_value),
+            (qty, value),
+            (order.commission, order.tax),
+            liquidity,
         )
         fill = Fill(
             id=self.next_fill_id,
@@ -349,6 +359,7 @@ class Accounts:
             commission=commission,
             tax=tax,
             ts_event=now_ns,
+            liquidity=liquidity,
         )
         self.next_fill_id += 1
         if order.side == "buy":
@@ -356,7 +367,7 @@ class Accounts:
             account.bought_value += value
             pos.qty += qty
             pos.cost_basis += value + commission + tax
-            if self.profile.t_plus_one:
+            if rules.t_plus_one:
                 if pos.locked_day != self.trading_day:
                     pos.locked_qty, pos.locked_day = ZERO, self.trading_day
                 pos.locked_qty += qty
@@ -367,7 +378,7 @@ class Accounts:
                 removed_basis = pos.cost_basis
             else:
                 removed_basis = (pos.cost_basis * qty / pos.qty).quantize(
-                    CENT, rounding=ROUND_HALF_UP
+                    rules.cash_unit, rounding=ROUND_HALF_UP
                 )
             fill.realized_pnl = value - commission - tax - removed_basis
             pos.qty -= qty
@@ -415,11 +426,11 @@ class Accounts:
     def _reserve_for_leaves(self, order: Order) -> None:
         """True up the order's cash reservation to what its unfilled part can still cost."""
         needed = (
-            self.profile.cash_to_reserve(
+            self.market.rules(order.symbol).cash_to_reserve(
                 order.side,
                 order.leaves_qty,
                 order.price,
-                order.filled_value,
+                (order.filled_qty, order.filled_value),
                 (order.commission, order.tax),
             )
             if order.leaves_qty

@@ -11,6 +11,11 @@ them, the best bid and ask. Per trade, the orders of each side may take at most
 increment (an order's rest below one increment fills whole). A buy fills at the ask, or
 the last price when there is no ask, moved by any slippage, never above its bound; a sell
 likewise at the bid or last, never below its bound.
+
+Each order is a maker or a taker as a whole, decided when it starts working: a limit or
+triggered stop-limit order that does not reach the latest trade's price then rests and
+makes liquidity; market and stop orders, and limits that cross at once, take it. Instant
+mode fills every order at once: all its fills are taker fills.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
 from sortedcontainers import SortedDict
 
-from actors.rules import BP, ZERO, Profile
+from actors.rules import BP, MAKER, TAKER, ZERO, Profile
 from protocol.orders import STOP_TYPES
 
 LIMIT_TYPES = frozenset({"limit", "stop_limit"})  # fill at their limit in instant mode
@@ -43,6 +48,7 @@ class Resting:
     triggered: bool = False
     extreme: Decimal | None = None  # trailing stops: best price seen since it started
     day: str = ""  # DAY orders: the trading day they are for ("" until it is known)
+    maker: bool = False  # it rested before the market reached it; set when it starts working
 
     @property
     def waiting(self) -> bool:
@@ -58,6 +64,7 @@ class Match:
     qty: Decimal
     price: Decimal
     cum_qty: Decimal
+    liquidity: str = TAKER
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,7 +163,14 @@ class Book:
         if order.waiting:
             self._stops[order.order_id] = order
         else:
+            order.maker = self._rests(order)
             self._side(order.side).setdefault(order.price, {})[order.order_id] = order
+
+    def _rests(self, order: Resting) -> bool:
+        """A limit order the latest trade does not reach: it makes liquidity."""
+        return order.order_type in LIMIT_TYPES and (
+            self.trade is None or not self.model.crosses(order.side, order.price, self.trade)
+        )
 
     def remove(self, order_id: int) -> Resting | None:
         order = self._orders.pop(order_id, None)
@@ -187,6 +201,7 @@ class Book:
             self.remove(old_id)
             self.add(new)
             return True
+        new.maker = old.maker
         side = self._side(old.side)
         side[old.price] = {
             (new.order_id if oid == old_id else oid): (new if oid == old_id else o)
@@ -258,7 +273,8 @@ class Book:
                 order.leaves_qty -= qty
                 order.cum_qty += qty
                 at = min(price, bound) if side == "buy" else max(price, bound)
-                matches.append(Match(order.order_id, qty, at, order.cum_qty))
+                liquidity = MAKER if order.maker else TAKER
+                matches.append(Match(order.order_id, qty, at, order.cum_qty, liquidity))
                 if not order.leaves_qty:
                     filled.append(order)
             else:
@@ -299,6 +315,7 @@ class Book:
                 )
             del self._stops[order.order_id]
             order.triggered = True
+            order.maker = self._rests(order)
             self._side(order.side).setdefault(order.price, {})[order.order_id] = order
             triggers.append(Trigger(order.order_id, order.stop_price, order.price))
         return triggers

@@ -15,7 +15,6 @@ import contextlib
 import json
 import logging
 import sys
-from collections.abc import Container
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -29,13 +28,15 @@ from actors import process
 from actors.bus import Bus, Message
 from actors.clock import Clock, clock_for
 from actors.feeds import SyntheticFeed
-from actors.rules import Profile
+from actors.rules import ZERO, Market
 from actors.sessions import Sessions, sessions_for
 from protocol import topics
 from protocol.errors import ErrorCode, RejectError, error_body
 from protocol.messages import PushedQuote, validation_message
 from protocol.settings import Settings
-from protocol.values import iso_time, number, parse_decimal
+from protocol.values import iso_time, number, parse_decimal, wire_qty
+
+MAX_VOLUME = 10**15
 
 log = logging.getLogger("controller")
 PUB = "pub"  # the controller's one PUB socket
@@ -105,8 +106,7 @@ class SessionControl(pykka.ThreadingActor):
         self.in_session = in_session
         self.state_file = control_file(settings)
         self.market_time = settings.control.clock == "market"
-        self.symbols = {s.symbol for s in settings.market.symbols}
-        self.tick_size = settings.trading.tick_size
+        self.market = Market.from_settings(settings)
         self.state = str(load_control(settings).get("state", settings.control.initial_state))
         self.saved_time = self.clock.now_ns()
         self.session: tuple[bool, str] = (False, "")  # (open, trading day)
@@ -165,7 +165,7 @@ class SessionControl(pykka.ThreadingActor):
         batch: list[PushedTrade] = []
         for raw in messages:
             try:
-                pushed = parse_pushed(raw, self.symbols, self.tick_size, market_time=True)
+                pushed = parse_pushed(raw, self.market, market_time=True)
             except RejectError as exc:
                 log.warning("external quote dropped: %s", exc.message)
                 continue
@@ -205,9 +205,7 @@ class MarketFeed(pykka.ThreadingActor):
         self.clock = clock
         self.bus = bus
         self.state_file = Path(settings.server.data_dir) / "feed.json"
-        self.tick_size = settings.trading.tick_size
-        self.profile = Profile.from_settings(settings)
-        self.symbols = {s.symbol: s for s in settings.market.symbols}
+        self.market = Market.from_settings(settings)
         self.market_time = settings.control.clock == "market"
         saved = self._load()
         # each symbol's previous close, and its latest trade and that trade's trading day
@@ -233,7 +231,7 @@ class MarketFeed(pykka.ThreadingActor):
         self.seq = 0
         now = clock.now_ns()
         for symbol, last in prices.items():
-            self.quotes[symbol] = self._quote(symbol, last, 0, now)
+            self.quotes[symbol] = self._quote(symbol, last, ZERO, now)
 
     def on_failure(self, *_exc: object) -> None:
         process.die("market feed failed")
@@ -256,14 +254,14 @@ class MarketFeed(pykka.ThreadingActor):
         tmp.replace(self.state_file)
 
     def _quote(
-        self, symbol: str, last: str, volume: int, ts: int, extra: Message | None = None
+        self, symbol: str, last: str, volume: Decimal, ts: int, extra: Message | None = None
     ) -> Message:
         self.seq += 1
         return {
             "type": "quote",
             "symbol": symbol,
             "last": last,
-            "volume": volume,
+            "volume": wire_qty(volume),
             **(extra or {}),
             "prev_close": str(self.prev_close_today(symbol)),
             "ts": ts,
@@ -277,7 +275,7 @@ class MarketFeed(pykka.ThreadingActor):
         now = self.clock.now_ns()
         for symbol, quote in self.quotes.items():
             extra = {side: quote[side] for side in ("bid", "ask") if side in quote}
-            repeat = self._quote(symbol, quote["last"], 0, now, extra)
+            repeat = self._quote(symbol, quote["last"], ZERO, now, extra)
             self.bus.send(PUB, repeat, topics.market(symbol))
 
     def prev_close_today(self, symbol: str) -> Decimal:
@@ -288,7 +286,7 @@ class MarketFeed(pykka.ThreadingActor):
         return Decimal(close.prev_close)
 
     def trade(
-        self, symbol: str, last: str, volume: int, ts: int, extra: Message | None = None
+        self, symbol: str, last: str, volume: Decimal, ts: int, extra: Message | None = None
     ) -> None:
         """Publish a trade; the first of a trading day makes the day before's last trade
         the previous close."""
@@ -306,7 +304,7 @@ class MarketFeed(pykka.ThreadingActor):
         if isinstance(message, FeedTick) and self.flowing and self.source is not None:
             now = self.clock.now_ns()
             bands = {
-                symbol: self.profile.price_band(self.symbols[symbol], self.prev_close_today(symbol))
+                symbol: self.market.price_band(symbol, self.prev_close_today(symbol))
                 for symbol in self.closes
             }
             for tick in self.source.step(bands):
@@ -341,7 +339,7 @@ class MarketFeed(pykka.ThreadingActor):
         trades = []
         for raw in messages:
             try:
-                trades.append(parse_pushed(raw, self.closes, self.tick_size))
+                trades.append(parse_pushed(raw, self.market))
             except RejectError as exc:
                 log.warning("external quote dropped: %s", exc.message)
         self.on_checked(trades)
@@ -362,14 +360,12 @@ class PushedTrade(NamedTuple):
 
     symbol: str
     last: str
-    volume: int
+    volume: Decimal
     extra: Message  # bid and ask, when sent
     ts: int
 
 
-def parse_pushed(
-    raw: Message, symbols: Container[str], tick: Decimal, market_time: bool = False
-) -> PushedTrade:
+def parse_pushed(raw: Message, market: Market, market_time: bool = False) -> PushedTrade:
     """Check one quote pushed by an external feed (untrusted input).
 
     Raises:
@@ -379,8 +375,12 @@ def parse_pushed(
         pushed = PushedQuote.model_validate(raw)
     except ValidationError as exc:
         raise RejectError(ErrorCode.REQUEST_INVALID, validation_message(exc)) from None
-    if pushed.symbol not in symbols:
+    if pushed.symbol not in market:
         raise RejectError(ErrorCode.REQUEST_UNKNOWN_SYMBOL, f"no symbol {pushed.symbol!r}")
+    tick = market.rules(pushed.symbol).tick_size
+    volume = parse_decimal(pushed.volume, "volume", ErrorCode.REQUEST_INVALID)
+    if not 0 <= volume <= MAX_VOLUME:
+        raise RejectError(ErrorCode.REQUEST_INVALID, f"volume must be 0 to {MAX_VOLUME}")
     prices = {
         field: _on_tick(value, field, tick)
         for field, value in (("last", pushed.last), ("bid", pushed.bid), ("ask", pushed.ask))
@@ -391,7 +391,7 @@ def parse_pushed(
     if market_time and pushed.ts is None:
         raise RejectError(ErrorCode.REQUEST_INVALID, "ts is required on market time")
     extra = {side: number(prices[side]) for side in ("bid", "ask") if side in prices}
-    return PushedTrade(pushed.symbol, number(prices["last"]), pushed.volume, extra, pushed.ts or 0)
+    return PushedTrade(pushed.symbol, number(prices["last"]), volume, extra, pushed.ts or 0)
 
 
 def _on_tick(value: Any, field: str, tick: Decimal) -> Decimal:

@@ -164,6 +164,7 @@ class FillRow(Base):
     tax: Mapped[Amount]
     realized_pnl: Mapped[Amount]
     ts_event: Mapped[TsNs]
+    liquidity: Mapped[str] = mapped_column(String(5), server_default="taker")  # or maker
 
 
 class OperationRow(Base):

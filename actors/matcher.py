@@ -23,7 +23,7 @@ from actors import process
 from actors.book import Book, FillModel, Match, Resting, Trade, Trigger
 from actors.bus import Bus, Message
 from actors.clock import Clock, clock_for
-from actors.rules import Profile
+from actors.rules import Market
 from protocol import topics
 from protocol.orders import IMMEDIATE
 from protocol.settings import Settings
@@ -58,12 +58,14 @@ class Router(pykka.ThreadingActor):
         self.bus = bus
         self.instant = settings.trading.fill_mode == "instant"
         t = settings.trading
-        self.model = FillModel(
-            Profile.from_settings(settings), t.participation_rate, t.slippage_ticks, t.slippage_bp
-        )
-        self.books: dict[str, Book] = {
-            s.symbol: Book(s.symbol, self.model) for s in settings.market.symbols
+        market = Market.from_settings(settings)
+        self.models = {
+            symbol: FillModel(
+                market.rules(symbol), t.participation_rate, t.slippage_ticks, t.slippage_bp
+            )
+            for symbol in market.symbols
         }
+        self.books: dict[str, Book] = {s: Book(s, model) for s, model in self.models.items()}
         self.epoch: int | None = None  # None until the accountant's first snapshot
         self.trading_day = ""  # from the controller
         self.trading = False
@@ -107,7 +109,8 @@ class Router(pykka.ThreadingActor):
     def book(self, symbol: str) -> Book:
         book = self.books.get(symbol)
         if book is None:  # the accountant checks symbols; a new one still gets a book
-            book = self.books[symbol] = Book(symbol, self.model)
+            model = next(iter(self.models.values()))
+            book = self.books[symbol] = Book(symbol, model)
         return book
 
     def answer(self, kind: str, **fields: Any) -> None:
@@ -118,7 +121,7 @@ class Router(pykka.ThreadingActor):
     def on_snapshot(self, msg: Message) -> None:
         self.epoch = msg["epoch"]
         for symbol, book in self.books.items():  # the last trade stays, its volume is used up
-            self.books[symbol] = Book(symbol, self.model, trade=book.trade)
+            self.books[symbol] = Book(symbol, book.model, trade=book.trade)
         for order in msg["orders"]:
             self.book(order["symbol"]).add(_resting(order))
         log.info("book snapshot epoch=%d: %d open orders", self.epoch, len(msg["orders"]))
@@ -273,6 +276,7 @@ class Router(pykka.ThreadingActor):
                     "qty": str(m.qty),
                     "price": str(m.price),
                     "cum_qty": str(m.cum_qty),
+                    "liquidity": m.liquidity,
                     "ts": now,
                 },
             )

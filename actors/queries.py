@@ -27,7 +27,7 @@ from actors.ledger import (
     PositionRow,
     UserRow,
 )
-from actors.rules import Profile
+from actors.rules import Market
 from actors.stats import summary
 from actors.views import fill_view, operation_view, order_view
 from protocol import topics
@@ -40,9 +40,9 @@ OPEN = tuple(sorted(OPEN_STATUSES))  # for SQL IN
 MAX_CURVE_POINTS = 5000
 
 
-def load_accounts(engine: Engine, profile: Profile) -> tuple[Accounts, dict[int, int]]:
+def load_accounts(engine: Engine, market: Market) -> tuple[Accounts, dict[int, int]]:
     """Rebuild users, accounts, positions and open orders from the ledger."""
-    accounts = Accounts(profile)
+    accounts = Accounts(market)
     with Session(engine) as session:
         rows = {a.user_id: a for a in session.scalars(select(AccountRow))}
         for u in session.scalars(select(UserRow)):

@@ -2,11 +2,13 @@
 
 The controller asks one of these on every heartbeat and broadcasts both answers on `ctl`:
 `session_open` gates trading, `last_close` is when DAY orders expire (docs/fill-model.md).
-- `always`: always open, never closes (DAY orders never expire);
+- `always` and `crypto`: always open, never closes (DAY orders never expire);
 - `cn_a`: the XSHG calendar from exchange-calendars (09:30-11:30 and 13:00-15:00
   Asia/Shanghai on exchange trading days); the lunch break is not a close. Past the
   years whose holidays the library records, every weekday is taken as a trading day
   (logged once), so the server keeps trading rather than never opening again;
+- `us_equity`: the XNYS calendar (09:30-16:00 America/New_York on NYSE trading days,
+  early closes included), with the same weekday fallback;
 - `hours`: the configured daily windows in the configured zone, every day; the day's
   session closes at the end of its last window.
 """
@@ -24,6 +26,7 @@ from protocol.settings import Settings, session_windows
 CALENDAR_DEPRECATION = r".*\.values returning an ndarray that drops timezone"
 NS = 1_000_000_000
 CN_A_HOURS = ("09:30-11:30", "13:00-15:00")
+US_EQUITY_HOURS = ("09:30-16:00",)
 log = logging.getLogger("controller")
 
 
@@ -43,6 +46,8 @@ def sessions_for(settings: Settings) -> Sessions:
     kind = settings.control.sessions
     if kind == "cn_a":
         return ExchangeSessions("XSHG", CN_A_HOURS, "Asia/Shanghai")
+    if kind == "us_equity":
+        return ExchangeSessions("XNYS", US_EQUITY_HOURS, "America/New_York")
     if kind == "hours":
         return DailyHours(settings.control.hours, settings.control.timezone)
     return AlwaysOpen()

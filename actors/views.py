@@ -59,6 +59,7 @@ def fill_view(f: Any) -> FillView:
         "value": money(f.value),
         "commission": money(f.commission),
         "tax": money(f.tax),
+        "liquidity": f.liquidity,
         "time": iso_time(f.ts_event),
     }
 

@@ -325,6 +325,7 @@ class FillView(TypedDict):
     value: str
     commission: str
     tax: str
+    liquidity: Literal["maker", "taker"]  # maker: it rested before the market reached it
     time: str
 
 
@@ -430,6 +431,7 @@ class Execution(TypedDict):
     qty: str
     price: str
     cum_qty: str  # qty filled on this order including this fill
+    liquidity: Literal["maker", "taker"]  # sets the fee rate (crypto)
     ts: int  # ns
 
 
@@ -440,7 +442,7 @@ class Quote(TypedDict):
     type: Literal["quote"]
     symbol: str
     last: str
-    volume: int  # 0: a price repeated for late joiners, not a trade
+    volume: int | str  # a decimal string when fractional; 0: a price repeated, not a trade
     bid: NotRequired[str]
     ask: NotRequired[str]
     prev_close: str  # the previous trading day's last trade: the day's price limits
@@ -458,7 +460,7 @@ class PushedQuote(BaseModel):
     type: Literal["quote"]
     symbol: Annotated[StrictStr, Field(min_length=1, max_length=32)]
     last: WireNumber  # the trade price, above 0
-    volume: Annotated[StrictInt, Field(ge=0, le=10**15)]  # what traded at it
+    volume: WireNumber  # what traded at it, 0 to 10**15 (protocol.values checks it)
     bid: WireNumber | None = None
     ask: WireNumber | None = None
     ts: Annotated[StrictInt, Field(ge=0, le=2**63 - 1)] | None = None  # ns; clock = market

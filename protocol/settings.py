@@ -7,6 +7,7 @@ each child process reads that file; nothing reads the environment later.
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import os
 import tempfile
@@ -48,12 +49,30 @@ class EndpointSettings(_Section):
     quotes_in: str = ""  # controller PULL: trades pushed in by an external feed (feed=external)
 
 
+ProfileName = Literal["cn_a", "us_equity", "crypto"]
+
+
 class SymbolSettings(_Section):
-    symbol: str
+    """One row of the symbol table; empty fields take the profile's values."""
+
+    symbol: str = Field(min_length=1, max_length=32)
     name: str
     prev_close: Decimal = Field(gt=0)
+    profile: ProfileName | None = None  # default: market.profile
+    tick_size: Decimal | None = Field(default=None, gt=0)
+    lot_size: Decimal | None = Field(default=None, gt=0)  # buys in multiples of it
+    qty_step: Decimal | None = Field(default=None, gt=0)  # every qty a multiple of it
+    min_notional: Decimal | None = Field(default=None, ge=0)  # qty x price at least this
     st: bool = False  # cn_a: a "special treatment" name, daily limit +/-5%
     price_limit_pct: Decimal | None = Field(default=None, gt=0, lt=1)  # overrides the board's
+
+    @model_validator(mode="after")
+    def _lot_on_step(self) -> SymbolSettings:
+        if self.lot_size and self.qty_step and self.lot_size % self.qty_step:
+            raise ValueError(f"{self.symbol}: lot_size must be a multiple of qty_step")
+        if self.prev_close and self.tick_size and self.prev_close % self.tick_size:
+            raise ValueError(f"{self.symbol}: prev_close must be a multiple of tick_size")
+        return self
 
 
 DEFAULT_SYMBOLS = (
@@ -65,28 +84,66 @@ DEFAULT_SYMBOLS = (
 
 
 class MarketSettings(_Section):
-    profile: Literal["cn_a"] = "cn_a"
+    profile: ProfileName = "cn_a"  # the rules of every symbol that names none
     feed: Literal["synthetic", "external"] = "synthetic"
     tick_interval: float = Field(default=0.5, gt=0)  # seconds between ticks of one symbol
     volatility_bp: int = Field(default=10, ge=0)  # std-dev of one step, basis points
     seed: int = 20170101
     symbols: tuple[SymbolSettings, ...] = DEFAULT_SYMBOLS
+    # a CSV symbol table with SymbolSettings' columns; when set, it replaces `symbols`
+    symbols_file: str = ""
+
+
+class CnASettings(_Section):
+    """China A-shares (docs/market-rules.md)."""
+
+    lot_size: int = Field(default=100, gt=0)
+    tick_size: Decimal = Field(default=Decimal("0.01"), gt=0)
+    commission_rate: Decimal = Field(default=Decimal("0.001"), ge=0, lt=1)
+    min_commission: Decimal = Field(default=Decimal("5.00"), ge=0)  # per order
+    stamp_tax_rate: Decimal = Field(default=Decimal("0.001"), ge=0, lt=1)  # sells
+    transfer_fee_rate: Decimal = Field(default=Decimal(0), ge=0, lt=1)  # both sides
+    t_plus_one: bool = True  # shares bought on a trading day are sellable from the next
+    price_limits: bool = True  # orders outside the daily band around prev_close are refused
+    odd_lots: Literal["sell_all", "any"] = "sell_all"  # an odd-lot sell sells all it may, or any
+    min_notional: Decimal = Field(default=Decimal(0), ge=0)
+
+
+class UsEquitySettings(_Section):
+    """US equities (docs/market-rules.md); fees in USD, to the cent."""
+
+    tick_size: Decimal = Field(default=Decimal("0.01"), gt=0)
+    fractional: bool = False  # qty in steps of fraction_step instead of whole shares
+    fraction_step: Decimal = Field(default=Decimal("0.000001"), gt=0, le=1)
+    commission_per_share: Decimal = Field(default=Decimal(0), ge=0)
+    min_commission: Decimal = Field(default=Decimal(0), ge=0)  # per order, when it has any
+    sec_fee_rate: Decimal = Field(default=Decimal("0.0000278"), ge=0, lt=1)  # sells, x value
+    taf_per_share: Decimal = Field(default=Decimal("0.000166"), ge=0)  # sells, FINRA TAF
+    taf_max: Decimal = Field(default=Decimal("8.30"), ge=0)  # per order
+    min_notional: Decimal = Field(default=Decimal(0), ge=0)
+
+
+class CryptoSettings(_Section):
+    """Crypto spot pairs, traded around the clock (docs/market-rules.md)."""
+
+    tick_size: Decimal = Field(default=Decimal("0.01"), gt=0)
+    qty_step: Decimal = Field(default=Decimal("0.00001"), gt=0)
+    min_notional: Decimal = Field(default=Decimal("10"), ge=0)
+    maker_fee_rate: Decimal = Field(default=Decimal("0.001"), ge=0, lt=1)
+    taker_fee_rate: Decimal = Field(default=Decimal("0.001"), ge=0, lt=1)
+    cash_unit: Decimal = Field(default=Decimal("0.00000001"), gt=0, le=Decimal("0.01"))
+
+
+class ProfileSettings(_Section):
+    cn_a: CnASettings = CnASettings()
+    us_equity: UsEquitySettings = UsEquitySettings()
+    crypto: CryptoSettings = CryptoSettings()
 
 
 class TradingSettings(_Section):
     fill_mode: Literal["wait", "instant"] = "wait"
-    commission_rate: Decimal = Field(default=Decimal("0.001"), ge=0, lt=1)
-    min_commission: Decimal = Field(default=Decimal("5.00"), ge=0)
-    stamp_tax_rate: Decimal = Field(default=Decimal("0.001"), ge=0, lt=1)
-    lot_size: int = Field(default=100, gt=0)
-    tick_size: Decimal = Field(default=Decimal("0.01"), gt=0)
-    max_qty: int = Field(default=100_000_000, gt=0)
+    max_qty: Decimal = Field(default=Decimal(100_000_000), gt=0)
     max_price: Decimal = Field(default=Decimal("1000000"), gt=0)
-    # cn_a rules
-    t_plus_one: bool = True  # shares bought on a trading day are sellable from the next
-    transfer_fee_rate: Decimal = Field(default=Decimal(0), ge=0, lt=1)  # both sides
-    price_limits: bool = True  # orders outside the daily band around prev_close are refused
-    odd_lots: Literal["sell_all", "any"] = "sell_all"  # an odd-lot sell sells all it may, or any
     # the fill model (docs/fill-model.md)
     participation_rate: Decimal = Field(default=Decimal("0.25"), gt=0, le=1)
     slippage_ticks: int = Field(default=0, ge=0)
@@ -96,8 +153,9 @@ class TradingSettings(_Section):
 
 class ControlSettings(_Section):
     initial_state: Literal["running", "paused", "stopped"] = "running"
-    # always | cn_a (the XSHG calendar) | hours (the daily `hours` in `timezone`, every day)
-    sessions: Literal["always", "cn_a", "hours"] = "always"
+    # always | cn_a (the XSHG calendar) | us_equity (XNYS) | crypto (always) |
+    # hours (the daily `hours` in `timezone`, every day)
+    sessions: Literal["always", "cn_a", "us_equity", "crypto", "hours"] = "always"
     hours: tuple[str, ...] = ("09:30-11:30", "13:00-15:00")  # HH:MM[:SS]-HH:MM[:SS]
     timezone: str = "Asia/Shanghai"
     heartbeat_interval: float = Field(default=1.0, gt=0)
@@ -170,6 +228,7 @@ class Settings(_Section):
     endpoints: EndpointSettings = EndpointSettings()
     market: MarketSettings = MarketSettings()
     trading: TradingSettings = TradingSettings()
+    profiles: ProfileSettings = ProfileSettings()
     control: ControlSettings = ControlSettings()
     stats: StatsSettings = StatsSettings()
     ledger: LedgerSettings = LedgerSettings()
@@ -183,6 +242,18 @@ class Settings(_Section):
         if len(names) != len(set(names)):
             raise ValueError("market.symbols lists a symbol twice")
         return market
+
+    @model_validator(mode="after")
+    def _prev_closes_on_the_tick(self) -> Settings:
+        for listed in self.market.symbols:
+            profile = getattr(self.profiles, listed.profile or self.market.profile)
+            tick = listed.tick_size or profile.tick_size
+            if listed.prev_close % tick:
+                raise ValueError(
+                    f"market.symbols: {listed.symbol} prev_close {listed.prev_close} "
+                    f"is not a multiple of its tick {tick}"
+                )
+        return self
 
     @model_validator(mode="after")
     def _market_clock_needs_market_time(self) -> Settings:
@@ -275,7 +346,38 @@ def build_settings(
             tree = tomllib.load(fh)
     tree = _merge(tree, _env_overrides(dict(os.environ if environ is None else environ)))
     tree = _merge(tree, flags or {})
+    symbols_file = tree.get("market", {}).get("symbols_file")
+    if symbols_file:
+        base = Path(config_file).parent if config_file is not None else Path()
+        tree["market"]["symbols"] = load_symbols(base / Path(symbols_file).expanduser())
     return resolve(Settings.model_validate(tree))
+
+
+SYMBOL_COLUMNS = tuple(SymbolSettings.model_fields)
+
+
+def load_symbols(path: Path) -> list[SymbolSettings]:
+    """Read a CSV symbol table: a header naming columns of SymbolSettings (symbol, name and
+    prev_close required), one symbol per row; empty cells take the profile's values.
+
+    Raises:
+        ValueError: naming the file and line of the first bad row; nothing is loaded.
+    """
+    symbols = []
+    with open(path, newline="", encoding="utf-8") as fh:
+        reader = csv.DictReader(fh)
+        unknown = set(reader.fieldnames or ()) - set(SYMBOL_COLUMNS)
+        if unknown or not reader.fieldnames:
+            raise ValueError(f"{path}:1: unknown columns {sorted(unknown)}; use {SYMBOL_COLUMNS}")
+        for row in reader:
+            cells = {k: v.strip() for k, v in row.items() if k and v is not None and v.strip()}
+            try:
+                symbols.append(SymbolSettings.model_validate(cells))
+            except ValueError as exc:  # pydantic's ValidationError is a ValueError
+                raise ValueError(f"{path}:{reader.line_num}: {exc}") from None
+    if not symbols:
+        raise ValueError(f"{path}: no symbols")
+    return symbols
 
 
 def ipc_paths(settings: Settings) -> list[Path]:

@@ -17,6 +17,7 @@ from protocol.errors import ErrorCode, RejectError
 
 _DECIMAL_TEXT = re.compile(r"[+-]?\d{1,20}(\.\d{1,20})?")
 CENT = Decimal("0.01")
+MONEY_PLACES = Decimal("0.00000001")  # the finest cash unit of any profile (crypto)
 AVERAGE_PLACES = Decimal("0.0001")  # average prices and costs
 RATIO_PLACES = Decimal("0.000001")  # returns, drawdowns, win rates
 
@@ -47,8 +48,11 @@ def parse_decimal(value: Any, field: str, code: ErrorCode) -> Decimal:
 
 
 def money(amount: Decimal) -> str:
-    """Money for the wire: exactly two decimals (CNY cents), as a string."""
-    return str(amount.quantize(CENT, rounding=ROUND_HALF_UP))
+    """Money for the wire, as a string: two decimals, or as many more as the amount has
+    (fractional shares and crypto settle in finer units than the cent), up to eight."""
+    exact = amount.quantize(MONEY_PLACES, rounding=ROUND_HALF_UP)
+    cents = exact.quantize(CENT)
+    return str(cents) if cents == exact else format(exact.normalize(), "f")
 
 
 def average(total: Decimal, count: Decimal) -> str:
@@ -64,6 +68,13 @@ def ratio(value: Decimal) -> str:
 def number(amount: Decimal) -> str:
     """A price or quantity for the wire, printed as stored, never in exponent form."""
     return format(amount, "f")
+
+
+def wire_qty(amount: Decimal) -> int | str:
+    """A size that is whole in most markets: an integer, or a decimal string when it has
+    a fraction (fractional shares, crypto)."""
+    whole = amount.to_integral_value()
+    return int(whole) if amount == whole else format(amount.normalize(), "f")
 
 
 _last_second: list[tuple[int, str]] = [(-1, "")]  # one-entry cache: strftime is slow

@@ -48,18 +48,19 @@ def write_config(folder: Path, fill_mode: str = "instant", **sections: dict[str,
         "control": {"heartbeat_interval": 0.2},
         # cn_a's T+1, daily limits and odd-lot rule are off unless a test is about them:
         # most tests trade freely, at prices far from the symbols' previous close
-        "trading": {
-            "fill_mode": fill_mode,
-            "t_plus_one": False,
-            "price_limits": False,
-            "odd_lots": "any",
-        },
+        "trading": {"fill_mode": fill_mode},
+        "profiles": {"cn_a": {"t_plus_one": False, "price_limits": False, "odd_lots": "any"}},
         "stats": {"snapshot_interval": 1.0},
         "ledger": {"sqlite_synchronous": "NORMAL"},
         "limits": {"request_timeout": 10.0},
     }
     for name, values in sections.items():
-        config.setdefault(name, {}).update(values)
+        section = config.setdefault(name, {})
+        for key, value in values.items():  # one level deeper too: profiles = {cn_a = {...}}
+            if isinstance(value, dict) and isinstance(section.get(key), dict):
+                section[key] = {**section[key], **value}
+            else:
+                section[key] = value
     lines = []
     for name, values in config.items():
         lines.append(f"[{name}]")

@@ -34,7 +34,7 @@ def cn_a(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         fill_mode="wait",
         market={"feed": "external"},
         control={"sessions": "cn_a", "clock": "market"},
-        trading={"t_plus_one": True, "price_limits": True, "odd_lots": "sell_all"},
+        profiles={"cn_a": {"t_plus_one": True, "price_limits": True, "odd_lots": "sell_all"}},
     ) as srv:
         yield srv
         srv.assert_no_crash()

@@ -276,6 +276,8 @@ def test_symbols_list_the_tradable_symbols_with_their_rules(server: Server) -> N
         "prev_close": "8.50",
         "tick_size": "0.01",
         "lot_size": 100,
+        "qty_step": 1,  # sells: any whole qty (odd lots, docs/market-rules.md)
+        "min_notional": "0",
         "st": False,
         "limit_down": None,  # the test servers trade without daily price limits
         "limit_up": None,

@@ -7,16 +7,17 @@ from decimal import Decimal as D
 import pytest
 
 from actors.accounts import Account, Accounts, Order, Rejection, User
-from actors.rules import OrderSpec, Profile
+from actors.rules import Market, OrderSpec
 from protocol.errors import ErrorCode
-from protocol.settings import Settings, TradingSettings
+from protocol.settings import CnASettings, ProfileSettings, Settings
 
-PROFILE = Profile.from_settings(Settings())
+PROFILE = Market.from_settings(Settings()).rules("600000")
 
 
-def accounts_for(**trading: object) -> Accounts:
-    settings = Settings(trading=TradingSettings(**trading))  # type: ignore[arg-type]
-    accounts = Accounts(Profile.from_settings(settings))
+def accounts_for(**cn_a: object) -> Accounts:
+    """Accounts under the cn_a profile with `cn_a` settings changed."""
+    profiles = ProfileSettings(cn_a=CnASettings(**cn_a))  # type: ignore[arg-type]
+    accounts = Accounts(Market.from_settings(Settings(profiles=profiles)))
     accounts.add_user(User(1, "ann", "h1", False), Account(1, D("10000.00"), D("10000.00")))
     return accounts
 
@@ -202,7 +203,7 @@ def test_an_order_filled_in_parts_pays_what_it_would_filled_at_once(book: Accoun
     fees = [book.fill(order, D(100), D("10.00"), t).commission for t in range(8)]
     # in all: 5.00 (the minimum) up to 5000.00 filled, then 0.1% of the whole: 6.00, 7.00, 8.00
     assert fees == [D("5.00"), 0, 0, 0, 0, D("1.00"), D("1.00"), D("1.00")]
-    assert order.commission == PROFILE.commission(D("8000.00")) == D("8.00")
+    assert order.commission == PROFILE.fees("buy", D(800), D("8000.00"))[0] == D("8.00")
     big = place(book, "buy", 10000, "10.00")
     parts = [book.fill(big, D(qty), D("10.00"), 9).commission for qty in (5000, 3000, 2000)]
     # 50.00 on 50000, then 80.00 in all on 80000, then 100.00 on 100000
@@ -218,7 +219,7 @@ def test_a_sell_filled_in_parts_pays_stamp_tax_on_the_whole_order(book: Accounts
     taxes = [book.fill(sell, D(100), D("10.05"), 2).tax for _ in range(3)]
     # 1005.00 x 0.001 = 1.005 -> 1.01; 2010.00 -> 2.01 in all; 3015.00 -> 3.02 in all
     assert taxes == [D("1.01"), D("1.00"), D("1.01")]
-    assert sell.tax == D("3.02") == PROFILE.tax("sell", D("3015.00"))
+    assert sell.tax == D("3.02") == PROFILE.fees("sell", D(300), D("3015.00"))[1]
     assert conserved(book)
 
 
@@ -300,3 +301,13 @@ def test_a_replacement_checked_when_asked_is_not_checked_again_when_swapped() ->
     assert accounts.replace(second, 4) is new
     assert (new.status, pos.reserved_qty) == ("new", 150)
     assert reservations_add_up(accounts)
+
+
+def test_a_fill_records_whether_it_made_or_took_liquidity(book: Accounts) -> None:
+    order = place(book, "buy", 300, "10.00")
+    assert book.fill(order, D(100), D("10.00"), 1).liquidity == "taker"  # the default
+    maker = book.fill(order, D(200), D("10.00"), 2, liquidity="maker")
+    assert maker.liquidity == "maker"
+    # cn_a charges makers and takers alike: 3000.00 in all owes the 5.00 minimum
+    assert (order.commission, maker.commission) == (D("5.00"), D(0))
+    assert conserved(book)

@@ -9,10 +9,10 @@ from __future__ import annotations
 from decimal import Decimal as D
 
 from actors.book import Book, FillModel, Match, Resting, Trade, Trigger
-from actors.rules import Profile
+from actors.rules import Market
 from protocol.settings import Settings
 
-PROFILE = Profile.from_settings(Settings())
+PROFILE = Market.from_settings(Settings()).rules("600000")
 
 
 def make_book(rate: str = "0.25", ticks: int = 0, bp: str = "0") -> Book:
@@ -59,9 +59,10 @@ def test_a_trade_fills_bids_at_or_above_and_asks_at_or_below_its_price() -> None
         book.add(order)
     book.see(trade("10.00"))
     matches = book.match()
+    # both rested before any trade: they made liquidity
     assert matches == [
-        Match(1, D(100), D("10.00"), D(100)),
-        Match(3, D(100), D("10.00"), D(100)),
+        Match(1, D(100), D("10.00"), D(100), "maker"),
+        Match(3, D(100), D("10.00"), D(100), "maker"),
     ]
     assert len(book) == 2 and 2 in book and 4 in book
     assert 1 not in book and book.get(1) is None
@@ -162,8 +163,8 @@ def test_each_trade_brings_fresh_volume_and_orders_keep_their_place() -> None:
     assert book.match() == []  # the same trade again: its volume is used up
     book.see(trade("9.99", volume=1600))
     assert book.match() == [
-        Match(1, D(100), D("9.99"), D(300)),
-        Match(2, D(100), D("9.99"), D(100)),
+        Match(1, D(100), D("9.99"), D(300), "maker"),
+        Match(2, D(100), D("9.99"), D(100), "maker"),
     ]
     assert len(book) == 0
 
@@ -208,7 +209,9 @@ def test_a_quote_of_volume_zero_stands_in_for_a_trade_only_when_there_was_none()
     assert book.see(trade("10.00", volume=0)) is False
     assert book.trade == trade("10.00", volume=0)
     assert book.match() == []  # no room
-    assert book.fill_instantly(2) == Match(2, D(100), D("10.00"), D(100))  # a price, though
+    assert book.fill_instantly(2) == Match(
+        2, D(100), D("10.00"), D(100), "taker"
+    )  # a price, though
 
 
 def test_after_trading_resumes_nothing_fills_against_the_trade_before() -> None:
@@ -527,6 +530,65 @@ def test_a_replaced_waiting_stop_still_waits() -> None:
     assert 2 in book and book.best_ask() is None
 
 
+# MAKER OR TAKER --------------------------------------------------------------------------
+
+
+def test_a_limit_that_rests_before_the_market_reaches_it_makes_liquidity() -> None:
+    book = make_book("0.25")
+    book.add(resting(1, "buy", "9.90"))  # before any trade
+    book.see(trade("10.00", bid="9.99", ask="10.02"))
+    book.add(resting(2, "buy", "10.01", 200))  # above the last but below the ask: it rests
+    book.add(resting(3, "sell", "10.10"))
+    assert book.match() == []
+    assert [book.get(i).maker for i in (1, 2, 3)] == [True, True, True]  # type: ignore[union-attr]
+    # a replacement that keeps its place keeps being a maker
+    assert book.replace(2, resting(4, "buy", "10.01", 200))
+    book.see(trade("9.90", volume=400))  # room 100 a side
+    assert book.match() == [Match(4, D(100), D("9.90"), D(100), "maker")]
+    book.see(trade("9.90"))
+    assert book.match() == [
+        Match(4, D(100), D("9.90"), D(200), "maker"),
+        Match(1, D(100), D("9.90"), D(100), "maker"),
+    ]
+    book.see(trade("10.10"))
+    assert book.match() == [Match(3, D(100), D("10.10"), D(100), "maker")]
+
+
+def test_market_orders_and_limits_that_cross_the_latest_trade_take_liquidity() -> None:
+    book = make_book("0.25")
+    book.add(resting(1, "buy", "10.50", order_type="market"))  # a taker, trade or not
+    book.see(trade("10.00", volume=400))  # room 100 a side
+    assert book.match() == [Match(1, D(100), D("10.00"), D(100), "taker")]
+    book.add(resting(2, "sell", "9.95", 300))  # crosses the latest trade when added
+    book.add(resting(3, "buy", "10.05"))
+    assert book.match() == [Match(2, D(100), D("10.00"), D(100), "taker")]
+    # order 3 crossed when added, though the trade had no room left for it: a taker
+    assert not book.get(3).maker  # type: ignore[union-attr]
+    # an order is a taker as a whole: what rests of it after a partial fill still takes
+    book.see(trade("10.00", volume=800))  # room 200 a side
+    assert book.match() == [
+        Match(3, D(100), D("10.00"), D(100), "taker"),
+        Match(2, D(200), D("10.00"), D(300), "taker"),
+    ]
+
+
+def test_a_triggered_stop_limit_makes_liquidity_unless_its_limit_reaches_the_trade() -> None:
+    book = make_book()
+    book.add(resting(1, "buy", "10.60", order_type="stop_limit", stop_price=D("10.00")))
+    book.add(resting(2, "buy", "10.80", order_type="stop_limit", stop_price=D("10.00")))
+    book.add(stop(3, "buy", "10.00", "10.50"))
+    book.see(trade("10.70"))
+    assert [t.order_id for t in book.trigger()] == [1, 2, 3]
+    # order 1's limit does not reach 10.70: it rests; order 2 crosses and takes at once;
+    # a stop order takes, though its bound (10.50) does not reach the trade either
+    assert [book.get(i).maker for i in (1, 2, 3)] == [True, False, False]  # type: ignore[union-attr]
+    assert book.match() == [Match(2, D(100), D("10.70"), D(100), "taker")]
+    book.see(trade("10.55"))
+    assert book.match() == [Match(1, D(100), D("10.55"), D(100), "maker")]
+    book.see(trade("10.40"))
+    assert book.match() == [Match(3, D(100), D("10.40"), D(100), "taker")]
+
+
 # DAY ORDERS ------------------------------------------------------------------------------
 
 
@@ -571,7 +633,7 @@ def test_instant_mode_fills_a_limit_order_whole_at_its_limit() -> None:
     book = make_book()
     book.add(resting(7, "sell", "12.34", 300))
     match = book.fill_instantly(7)
-    assert match == Match(7, D(300), D("12.34"), D(300))
+    assert match == Match(7, D(300), D("12.34"), D(300), "taker")
     assert len(book) == 0
     assert book.fill_instantly(7) is None
 
@@ -579,7 +641,7 @@ def test_instant_mode_fills_a_limit_order_whole_at_its_limit() -> None:
 def test_instant_mode_fills_the_rest_of_a_partly_filled_order() -> None:
     book = make_book()
     book.add(Resting(7, "buy", D("9.00"), D(200), D(100), 7))
-    assert book.fill_instantly(7) == Match(7, D(200), D("9.00"), D(300))
+    assert book.fill_instantly(7) == Match(7, D(200), D("9.00"), D(300), "taker")
 
 
 def test_instant_mode_without_a_quote_fills_a_market_order_at_the_last_within_its_bound() -> None:
@@ -589,9 +651,9 @@ def test_instant_mode_without_a_quote_fills_a_market_order_at_the_last_within_it
     assert book.fill_instantly(1) is None  # no trade yet: no price to fill at
     book.see(trade("10.51"))
     assert book.fill_instantly(1) is None and 1 in book
-    assert book.fill_instantly(2) == Match(2, D(200), D("10.51"), D(200))
+    assert book.fill_instantly(2) == Match(2, D(200), D("10.51"), D(200), "taker")
     book.see(trade("10.50"))
-    assert book.fill_instantly(1) == Match(1, D(200), D("10.50"), D(200))
+    assert book.fill_instantly(1) == Match(1, D(200), D("10.50"), D(200), "taker")
     book.add(resting(3, "sell", "9.50", 100, order_type="market"))
     book.see(trade("9.49"))
     assert book.fill_instantly(3) is None
@@ -604,7 +666,7 @@ def test_instant_mode_fills_a_triggered_stop_limit_at_its_limit_and_not_a_waitin
     book.see(trade("10.00"))
     assert book.trigger() == [Trigger(1, D("10.00"), D("10.02"))]
     assert book.fill_instantly(2) is None
-    assert book.fill_instantly(1) == Match(1, D(100), D("10.02"), D(100))
+    assert book.fill_instantly(1) == Match(1, D(100), D("10.02"), D(100), "taker")
 
 
 def test_filling_everything_serves_bids_then_asks_in_priority_skipping_what_cannot_fill() -> None:
@@ -632,8 +694,8 @@ def test_instant_mode_fills_a_market_order_at_the_quote_on_its_side_within_its_b
     book.add(resting(2, "sell", "9.50", order_type="market"))
     book.add(resting(3, "buy", "10.50", order_type="market"))
     book.see(trade("10.60", bid="10.35", ask="10.40"))
-    assert book.fill_instantly(1) == Match(1, D(100), D("10.40"), D(100))
+    assert book.fill_instantly(1) == Match(1, D(100), D("10.40"), D(100), "taker")
     book.see(trade("9.40", bid="9.60", ask="9.65"))
-    assert book.fill_instantly(2) == Match(2, D(100), D("9.60"), D(100))
+    assert book.fill_instantly(2) == Match(2, D(100), D("9.60"), D(100), "taker")
     book.see(trade("10.40", bid="10.39", ask="10.51"))  # the last is within, the ask is not
     assert book.fill_instantly(3) is None and 3 in book

@@ -93,8 +93,11 @@ def test_non_numbers_and_out_of_range_numbers_are_refused(value: object) -> None
     assert caught.value.code is ErrorCode.REQUEST_INVALID_PRICE
 
 
-def test_money_has_two_decimals_and_times_are_utc_iso() -> None:
+def test_money_has_two_decimals_or_more_and_times_are_utc_iso() -> None:
     assert money(D("5")) == "5.00"
-    assert money(D("0.005")) == "0.01"
+    assert money(D("1.1000")) == "1.10"
+    assert money(D("0.005")) == "0.005"  # a crypto fee or a fractional share's value
+    assert money(D("-12.34567891")) == "-12.34567891"
+    assert money(D("0.000000005")) == "0.00000001"  # eight places at most, half up
     assert iso_time(0) == "1970-01-01T00:00:00.000000Z"
     assert iso_time(1_700_000_000_123_456_789) == "2023-11-14T22:13:20.123456Z"

@@ -2,7 +2,7 @@
 
 A hypothesis state machine plays the accountant and the matcher, in wait or instant fill
 mode, over the plain classes: orders of every type (GTC and DAY) are checked by
-`Profile.check_order`, reserved by `Accounts.place` and rested in one `Book` per symbol,
+`Market.check_order`, reserved by `Accounts.place` and rested in one `Book` per symbol,
 each with its own fill model; cancels and replacements go through Book and Accounts
 together; trades (`Book.see`, `Book.trigger`, then `Book.match` or `Book.fill_everything`)
 trigger stops and fill orders, in part in wait mode; every fill settles through
@@ -40,26 +40,30 @@ from hypothesis.stateful import (
 
 from actors.accounts import Account, Accounts, Fill, Order, Rejection, User
 from actors.book import Book, FillModel, Match, Resting, Trade, Trigger
-from actors.rules import OrderSpec, Profile, symbol_table
+from actors.rules import MAKER, TAKER, Market, OrderSpec
 from protocol.errors import ErrorCode, RejectError
 from protocol.settings import Settings
 
 SETTINGS = Settings(
-    trading={
-        "price_limits": False,
-        "transfer_fee_rate": "0.00002",
-        "t_plus_one": True,
-        "odd_lots": "sell_all",
+    profiles={
+        "cn_a": {
+            "price_limits": False,
+            "transfer_fee_rate": "0.00002",
+            "t_plus_one": True,
+            "odd_lots": "sell_all",
+        }
     }
 )
-PROFILE = Profile.from_settings(SETTINGS)
-LIMITED = Profile.from_settings(Settings())  # the defaults: daily price limits on
-SYMBOLS = symbol_table(SETTINGS)
+CN_A = SETTINGS.profiles.cn_a  # the rates the oracles below restate
+MARKET = Market.from_settings(SETTINGS)
+PROFILE = MARKET.rules("600000")  # every symbol here has the same cn_a rules
+LIMITED = Market.from_settings(Settings())  # the defaults: daily price limits on
+SYMBOLS = MARKET.symbols
 TRADED = ("600000", "000001", "000725")
 ZERO = Decimal(0)
 CENT = Decimal("0.01")
-TICK = Fraction(SETTINGS.trading.tick_size)
-LOT = SETTINGS.trading.lot_size
+TICK = Fraction(CN_A.tick_size)
+LOT = CN_A.lot_size
 PROTECTION = Fraction(SETTINGS.trading.market_protection_bp) / 10_000
 # one fill model per symbol: the default, a half-participation one with slippage in ticks
 # and basis points, and a whole-volume one with basis-point slippage only
@@ -158,16 +162,16 @@ def expected_commission(value: Decimal) -> Decimal:
     """What an order that filled `value` in all owes in commission (nothing if nothing)."""
     if not value:
         return ZERO
-    rate = Fraction(PROFILE.commission_rate)
-    return decimal(max(half_up_cents(Fraction(value) * rate), Fraction(PROFILE.min_commission)))
+    rate = Fraction(CN_A.commission_rate)
+    return decimal(max(half_up_cents(Fraction(value) * rate), Fraction(CN_A.min_commission)))
 
 
 def expected_tax(side: str, value: Decimal) -> Decimal:
     """Stamp tax on sells plus the transfer fee on both sides, each half-up to the cent."""
-    transfer = half_up_cents(Fraction(value) * Fraction(PROFILE.transfer_fee_rate))
+    transfer = half_up_cents(Fraction(value) * Fraction(CN_A.transfer_fee_rate))
     if side == "buy":
         return decimal(transfer)
-    return decimal(half_up_cents(Fraction(value) * Fraction(PROFILE.stamp_tax_rate)) + transfer)
+    return decimal(half_up_cents(Fraction(value) * Fraction(CN_A.stamp_tax_rate)) + transfer)
 
 
 def expected_reserve(
@@ -239,10 +243,11 @@ def test_commission_is_whole_cents_at_least_the_minimum_and_rate_rounded_half_up
     qty: int, cents: int
 ) -> None:
     value = qty * money(cents)
-    commission = PROFILE.commission(value)
-    assert commission >= PROFILE.min_commission
+    commission = PROFILE.fees("buy", Decimal(qty), value)[0]
+    assert commission >= CN_A.min_commission
     assert commission == commission.quantize(CENT)
     assert commission == expected_commission(value)
+    assert PROFILE.fees("sell", Decimal(qty), value)[0] == commission
 
 
 @given(qty=st.integers(1, 1_000_000), cents=st.integers(1, 10_000_000))
@@ -251,12 +256,12 @@ def test_taxes_are_the_transfer_fee_on_buys_and_the_stamp_tax_with_it_on_sells(
     qty: int, cents: int
 ) -> None:
     value = qty * money(cents)
-    transfer = (value * PROFILE.transfer_fee_rate).quantize(CENT, rounding=ROUND_HALF_UP)
-    assert PROFILE.tax("buy", value) == transfer == expected_tax("buy", value)
-    tax = PROFILE.tax("sell", value)
+    transfer = (value * CN_A.transfer_fee_rate).quantize(CENT, rounding=ROUND_HALF_UP)
+    assert PROFILE.fees("buy", Decimal(qty), value)[1] == transfer == expected_tax("buy", value)
+    commission, tax = PROFILE.fees("sell", Decimal(qty), value)
     assert tax == tax.quantize(CENT)
     assert tax == expected_tax("sell", value) >= transfer
-    assert PROFILE.fees("sell", value) == (expected_commission(value), tax)
+    assert commission == expected_commission(value)
 
 
 @given(
@@ -267,11 +272,14 @@ def test_taxes_are_the_transfer_fee_on_buys_and_the_stamp_tax_with_it_on_sells(
 def test_an_order_filled_in_parts_pays_exactly_the_fees_of_its_whole_filled_value(
     side: str, parts: list[tuple[int, int]]
 ) -> None:
-    filled, paid_commission, paid_tax = ZERO, ZERO, ZERO
+    filled_qty, filled, paid_commission, paid_tax = ZERO, ZERO, ZERO, ZERO
     for qty, cents in parts:
         value = qty * money(cents)
-        commission, tax = PROFILE.fill_fees(side, filled, value, (paid_commission, paid_tax))
+        commission, tax = PROFILE.fill_fees(
+            side, (filled_qty, filled), (Decimal(qty), value), (paid_commission, paid_tax)
+        )
         assert commission >= 0 and tax >= 0
+        filled_qty += qty
         filled += value
         paid_commission += commission
         paid_tax += tax
@@ -291,7 +299,7 @@ def test_a_buy_reserves_at_least_what_filling_at_any_price_up_to_its_limit_costs
     reserved = PROFILE.cash_to_reserve("buy", qty, money(limit))
     fill_price = money(max(1, limit - below))
     value = qty * fill_price
-    assert reserved >= value + sum(PROFILE.fees("buy", value))
+    assert reserved >= value + sum(PROFILE.fees("buy", qty, value))
     at_limit = qty * money(limit)
     assert reserved == at_limit + expected_commission(at_limit) + expected_tax("buy", at_limit)
 
@@ -308,7 +316,7 @@ def test_a_sell_reserves_at_least_what_its_fees_exceed_its_proceeds_at_any_price
     reserved = PROFILE.cash_to_reserve("sell", Decimal(qty), money(limit))
     assert reserved >= 0
     value = qty * money(limit + above)
-    commission, tax = PROFILE.fees("sell", value)
+    commission, tax = PROFILE.fees("sell", Decimal(qty), value)
     assert reserved >= commission + tax - value
 
 
@@ -340,7 +348,7 @@ def test_check_order_accepts_exactly_whole_lots_on_the_tick_and_returns_exact_de
         "limit_price": price,
     }
     try:
-        spec = PROFILE.check_order(SYMBOLS, command, Decimal("8.50"))
+        spec = MARKET.check_order(command, Decimal("8.50"))
     except RejectError as rej:
         assert not valid, rej
         assert rej.code in {
@@ -386,7 +394,7 @@ def test_daily_limits_refuse_prices_outside_the_band_and_keep_every_bound_inside
     if order_type != "market":
         command["limit_price" if order_type == "limit" else "stop_price"] = str(price)
     try:
-        spec = LIMITED.check_order(SYMBOLS, command, money(reference), prev_close)
+        spec = LIMITED.check_order(command, money(reference), prev_close)
     except RejectError as rej:
         assert rej.code == ErrorCode.REQUEST_PRICE_LIMIT, rej
         assert order_type != "market" and not low <= price <= high
@@ -427,8 +435,8 @@ def test_an_uncapped_trade_fills_crossed_orders_best_price_then_earliest_first_a
     asks = [(seq, o) for seq, o in rested if o[0] == "sell" and o[1] <= last]
     bids.sort(key=lambda item: (-item[1][1], item[0]))
     asks.sort(key=lambda item: (item[1][1], item[0]))
-    expected = [
-        Match(seq, Decimal(lots * 100), money(last), Decimal(lots * 100))
+    expected = [  # every order rested before the trade: each made liquidity
+        Match(seq, Decimal(lots * 100), money(last), Decimal(lots * 100), MAKER)
         for seq, (_side, _cents, lots) in bids + asks
     ]
     assert matches == expected
@@ -483,7 +491,7 @@ def test_a_capped_trade_fills_in_priority_within_the_volume_share_of_each_side(
                 break
             room = None if room is None else room - take
             price = expected_fill_price(model, side, trade, bound)
-            expected.append(Match(seq, take, price, take))
+            expected.append(Match(seq, take, price, take, MAKER))  # rested before the trade
     assert matches == expected
     for side in ("buy", "sell"):
         taken = sum((m.qty for m in matches if orders[m.order_id - 1][0] == side), ZERO)
@@ -501,8 +509,8 @@ def test_filling_everything_serves_bids_then_asks_in_priority_at_their_own_limit
     rested = list(enumerate(orders, start=1))
     bids = sorted((x for x in rested if x[1][0] == "buy"), key=lambda x: (-x[1][1], x[0]))
     asks = sorted((x for x in rested if x[1][0] == "sell"), key=lambda x: (x[1][1], x[0]))
-    assert book.fill_everything() == [
-        Match(seq, Decimal(lots * 100), money(cents), Decimal(lots * 100))
+    assert book.fill_everything() == [  # instant fills take liquidity
+        Match(seq, Decimal(lots * 100), money(cents), Decimal(lots * 100), TAKER)
         for seq, (_side, cents, lots) in bids + asks
     ]
     assert len(book) == 0
@@ -528,9 +536,9 @@ def test_a_tiny_sell_filled_in_parts_never_overdraws_the_cash_it_holds(
     qty, bound = Decimal(lots * LOT), money(cents)
     bought = qty * bound + expected_commission(qty * bound) + expected_tax("buy", qty * bound)
     cash = bought + expected_reserve("sell", qty, bound, ZERO, ZERO)
-    accounts = Accounts(PROFILE)
+    accounts = Accounts(MARKET)
     accounts.add_user(User(1, "penny", "h", False), Account(1, cash, cash))
-    spec = PROFILE.check_order(SYMBOLS, limit_order("sell", qty, bound), bound)
+    spec = MARKET.check_order(limit_order("sell", qty, bound), bound)
     buy = accounts.place(1, dataclasses.replace(spec, side="buy"), None, 0)
     assert isinstance(buy, Order)
     accounts.fill(buy, qty, bound, 1)
@@ -571,6 +579,7 @@ class ModelOrder:
     day: str = ""  # the trading day a DAY order is for ("" while none is known)
     arrival: int = 0  # when it joined its price level: time priority among equal bounds
     extreme: Decimal | None = None  # trailing stops: the best last seen since placed
+    maker: bool = False  # it rested when it started working: its fills make liquidity
     filled: Decimal = ZERO
     filled_value: Decimal = ZERO
     commission: Decimal = ZERO
@@ -585,11 +594,11 @@ class ModelOrder:
 
 
 class TradingSystem(RuleBasedStateMachine):
-    """Several users trading a few symbols through Profile, Accounts and one Book each."""
+    """Several users trading a few symbols through Market, Accounts and one Book each."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.accounts = Accounts(PROFILE)
+        self.accounts = Accounts(MARKET)
         self.books = {symbol: Book(symbol, MODELS[symbol]) for symbol in TRADED}
         self.initial_cash: dict[int, Decimal] = {}
         self.orders: dict[int, ModelOrder] = {}
@@ -776,7 +785,7 @@ class TradingSystem(RuleBasedStateMachine):
                 None if percent is None else Decimal(percent),
             )
         try:
-            spec = PROFILE.check_order(SYMBOLS, command, reference)
+            spec = MARKET.check_order(command, reference)
         except RejectError as rej:
             assert rej.code == ErrorCode.REQUEST_INVALID_TRAIL, rej
             assert start is not None and not money(1) <= start <= PROFILE.max_price
@@ -830,6 +839,7 @@ class TradingSystem(RuleBasedStateMachine):
         assert placed.trading_day == self.accounts.trading_day
         if not model.waiting:
             model.arrival = next(self.arrivals)
+            model.maker = self.rests(model)
         self.orders[placed.id] = model
         resting = self.resting(placed.id, model)
         book = self.books[symbol]
@@ -841,6 +851,14 @@ class TradingSystem(RuleBasedStateMachine):
         if not seeding:
             self.fill_new(placed.id)
         return placed.id
+
+    def rests(self, o: ModelOrder) -> bool:
+        """An order starting to work makes liquidity when it is a limit (or a triggered
+        stop limit) that the latest trade does not reach; others take it."""
+        trade = self.trades[o.symbol]
+        return o.order_type in LIMIT_TYPES and (
+            trade is None or not crosses(o.side, o.price, trade)
+        )
 
     @staticmethod
     def resting(order_id: int, model: ModelOrder) -> Resting:
@@ -982,10 +1000,10 @@ class TradingSystem(RuleBasedStateMachine):
             field: price,
         }
         with pytest.raises(RejectError):
-            PROFILE.check_order(SYMBOLS, command, self.last[TRADED[0]])
+            MARKET.check_order(command, self.last[TRADED[0]])
         unknown = {**command, "symbol": "999999", "qty": "100", field: "1.00"}
         with pytest.raises(RejectError) as rejected:
-            PROFILE.check_order(SYMBOLS, unknown, Decimal(1))
+            MARKET.check_order(unknown, Decimal(1))
         assert rejected.value.code == ErrorCode.REQUEST_UNKNOWN_SYMBOL
 
     @precondition(lambda self: bool(self.orders))
@@ -1076,6 +1094,7 @@ class TradingSystem(RuleBasedStateMachine):
         )
         keeps_place = price == model.price and new_qty <= model.leaves
         new_model.arrival = model.arrival if keeps_place else next(self.arrivals)
+        new_model.maker = model.maker if keeps_place else self.rests(new_model)
         assert self.books[model.symbol].replace(old_id, self.resting(new.id, new_model))
         assert self.accounts.replace(old, next(self.clock)) is new
         assert (old.status, old.replaced_by, old.reserved_cash) == ("replaced", new.id, 0)
@@ -1114,9 +1133,11 @@ class TradingSystem(RuleBasedStateMachine):
             assert match.qty == model.leaves  # instant fills are whole
         pos = self.accounts.position(model.user_id, model.symbol)
         qty_before, basis_before = pos.qty, pos.cost_basis
-        fill = self.accounts.fill(order, match.qty, match.price, next(self.clock))
-        note(f"fill order={order.id} {fill.side} {fill.qty} @ {fill.price}")
-        assert fill.value == match.qty * match.price
+        # an order makes or takes liquidity as a whole; instant fills always take
+        assert match.liquidity == (MAKER if capped and model.maker else TAKER)
+        fill = self.accounts.fill(order, match.qty, match.price, next(self.clock), match.liquidity)
+        note(f"fill order={order.id} {fill.side} {fill.qty} @ {fill.price} {fill.liquidity}")
+        assert fill.value == match.qty * match.price and fill.liquidity == match.liquidity
         after = model.filled_value + fill.value
         # fees are per order: each fill pays what the order owes in all less what it paid
         assert fill.commission == expected_commission(after) - model.commission
@@ -1172,7 +1193,8 @@ class TradingSystem(RuleBasedStateMachine):
                     break  # strict priority: nothing behind it may fill
                 room = None if room is None else room - take
                 price = expected_fill_price(MODELS[symbol], side, trade, o.price)
-                matches.append(Match(order_id, take, price, o.filled + take))
+                liquidity = MAKER if o.maker else TAKER
+                matches.append(Match(order_id, take, price, o.filled + take, liquidity))
             self.room[symbol][side] = room
         return matches
 
@@ -1229,6 +1251,7 @@ class TradingSystem(RuleBasedStateMachine):
                 o.price = min(o.price, protection) if buy else max(o.price, protection)
             o.waiting = False
             o.arrival = next(self.arrivals)
+            o.maker = self.rests(o)  # against the trade that triggered it
             triggers.append(Trigger(order_id, o.stop_price, o.price))
         return triggers
 
@@ -1315,11 +1338,11 @@ class TradingSystem(RuleBasedStateMachine):
         if o.waiting:
             return None
         if o.order_type in LIMIT_TYPES:
-            return Match(order_id, o.leaves, o.price, o.qty)
+            return Match(order_id, o.leaves, o.price, o.qty, TAKER)
         if trade is None or not crosses(o.side, o.price, trade):
             return None
         quoted = trade.ask if o.side == "buy" else trade.bid
-        return Match(order_id, o.leaves, trade.last if quoted is None else quoted, o.qty)
+        return Match(order_id, o.leaves, trade.last if quoted is None else quoted, o.qty, TAKER)
 
     @rule()
     def trading_resumes(self) -> None:
@@ -1421,6 +1444,7 @@ class TradingSystem(RuleBasedStateMachine):
             assert order.filled_qty == r.cum_qty
             assert order.price == model.price == r.price
             assert r.waiting == model.waiting
+            assert model.waiting or r.maker == model.maker
             assert order.triggered == (model.order_type in STOP_TYPES and not model.waiting)
             assert r.stop_price == model.stop_price
             if not (model.order_type == "trailing_stop" and model.waiting):

@@ -6,12 +6,13 @@ from decimal import Decimal as D
 
 import pytest
 
-from actors.rules import Profile, symbol_table
+from actors.rules import Market
 from protocol.errors import ErrorCode, RejectError
 from protocol.settings import Settings, SymbolSettings
 
-PROFILE = Profile.from_settings(Settings())
-SYMBOLS = symbol_table(Settings())
+MARKET = Market.from_settings(Settings())
+PROFILE = MARKET.rules("600000")
+SYMBOLS = MARKET.symbols
 
 
 @pytest.mark.parametrize(
@@ -28,18 +29,20 @@ SYMBOLS = symbol_table(Settings())
 def test_commission_is_rate_times_value_to_the_cent_with_a_five_yuan_minimum(
     value: D, commission: D
 ) -> None:
-    assert PROFILE.commission(value) == commission
+    qty = D(100)  # cn_a commission depends on the value only
+    assert PROFILE.fees("buy", qty, value)[0] == commission
+    assert PROFILE.fees("sell", qty, value)[0] == commission
 
 
 def test_stamp_tax_is_charged_on_sells_only() -> None:
-    assert PROFILE.tax("buy", D("12345.00")) == 0
-    assert PROFILE.tax("sell", D("12345.00")) == D("12.35")
-    assert PROFILE.tax("sell", D("4.00")) == D("0.00")
+    assert PROFILE.fees("buy", D(1000), D("12345.00"))[1] == 0
+    assert PROFILE.fees("sell", D(1000), D("12345.00"))[1] == D("12.35")
+    assert PROFILE.fees("sell", D(400), D("4.00"))[1] == D("0.00")
 
 
 def test_a_sell_of_1000_at_12_34_nets_proceeds_minus_commission_and_tax() -> None:
     value = 1000 * D("12.34")
-    commission, tax = PROFILE.fees("sell", value)
+    commission, tax = PROFILE.fees("sell", D(1000), value)
     assert (commission, tax) == (D("12.34"), D("12.34"))
     assert value - commission - tax == D("12315.32")
 
@@ -67,25 +70,28 @@ def limit(symbol: str, side: str, qty: str, price: str) -> dict[str, str]:
 
 
 def test_a_valid_order_comes_back_as_exact_decimals() -> None:
-    spec = PROFILE.check_order(SYMBOLS, limit("600000", "buy", "100", "8.5"), D("8.50"))
+    spec = MARKET.check_order(limit("600000", "buy", "100", "8.5"), D("8.50"))
     assert (spec.qty, spec.price, spec.limit_price) == (D(100), D("8.50"), D("8.50"))
     assert str(spec.price) == "8.50"
 
 
 def test_fees_of_an_order_filled_in_parts_add_up_to_its_fees_filled_at_once() -> None:
     paid = (D(0), D(0))
-    value = D(0)
-    for part in (D("1005.00"), D("1005.00"), D("4000.00")):
-        fees = PROFILE.fill_fees("sell", value, part, paid)
+    before = (D(0), D(0))
+    for part in ((D(100), D("1005.00")), (D(100), D("1005.00")), (D(400), D("4000.00"))):
+        fees = PROFILE.fill_fees("sell", before, part, paid)
         paid = (paid[0] + fees[0], paid[1] + fees[1])
-        value += part
-    assert paid == PROFILE.fees("sell", D("6010.00")) == (D("6.01"), D("6.01"))
+        before = (before[0] + part[0], before[1] + part[1])
+    assert before == (D(600), D("6010.00"))
+    assert paid == PROFILE.fees("sell", D(600), D("6010.00")) == (D("6.01"), D("6.01"))
 
 
 def test_the_reservation_of_a_partly_filled_buy_covers_the_rest_of_its_fees() -> None:
     # 200 filled at 10.00 paid the 5.00 minimum; 800 more at up to 10.00 make 10000.00
     # in all, 10.00 commission: 5.00 more
-    rest = PROFILE.cash_to_reserve("buy", D(800), D("10.00"), D("2000.00"), (D("5.00"), D(0)))
+    rest = PROFILE.cash_to_reserve(
+        "buy", D(800), D("10.00"), (D(200), D("2000.00")), (D("5.00"), D(0))
+    )
     assert rest == D("8005.00")
 
 
@@ -127,7 +133,7 @@ def test_a_trailing_stop_is_placed_from_the_reference_price() -> None:
     command = {**limit("600000", "sell", "100", "1"), "order_type": "trailing_stop"}
     del command["limit_price"]
     command["trail_percent"] = "10"
-    spec = PROFILE.check_order(SYMBOLS, command, D("8.50"))
+    spec = MARKET.check_order(command, D("8.50"))
     assert spec.stop_price == D("7.65")
     # 5% below the stop is 7.26, below the day's lower limit: the bound stops at the limit
     assert PROFILE.protection_price("sell", D("7.65")) == D("7.26")
@@ -135,7 +141,7 @@ def test_a_trailing_stop_is_placed_from_the_reference_price() -> None:
     command["trail_percent"] = None
     command["trail_price"] = "9.00"
     with pytest.raises(RejectError) as caught:
-        PROFILE.check_order(SYMBOLS, command, D("8.50"))
+        MARKET.check_order(command, D("8.50"))
     assert caught.value.code is ErrorCode.REQUEST_INVALID_TRAIL
 
 
@@ -159,12 +165,12 @@ def test_an_invalid_order_is_refused_with_its_code(
     symbol: str, side: str, qty: str, price: str, code: ErrorCode
 ) -> None:
     with pytest.raises(RejectError) as caught:
-        PROFILE.check_order(SYMBOLS, limit(symbol, side, qty, price), D("8.50"))
+        MARKET.check_order(limit(symbol, side, qty, price), D("8.50"))
     assert caught.value.code is code
 
 
 def test_a_sell_may_be_an_odd_lot() -> None:
-    assert PROFILE.check_order(SYMBOLS, limit("600000", "sell", "50", "8.50"), D(1)).qty == 50
+    assert MARKET.check_order(limit("600000", "sell", "50", "8.50"), D(1)).qty == 50
 
 
 @pytest.mark.parametrize(
@@ -185,19 +191,38 @@ def test_daily_price_limits_are_a_band_around_the_previous_close(
 
 
 def test_a_price_exactly_at_the_limit_is_accepted_and_one_tick_beyond_is_refused() -> None:
-    assert PROFILE.check_order(SYMBOLS, limit("600000", "buy", "100", "9.35"), D("8.50"))
-    assert PROFILE.check_order(SYMBOLS, limit("600000", "sell", "100", "7.65"), D("8.50"))
+    assert MARKET.check_order(limit("600000", "buy", "100", "9.35"), D("8.50"))
+    assert MARKET.check_order(limit("600000", "sell", "100", "7.65"), D("8.50"))
     for price in ("9.36", "7.64"):
         with pytest.raises(RejectError) as caught:
-            PROFILE.check_order(SYMBOLS, limit("600000", "buy", "100", price), D("8.50"))
+            MARKET.check_order(limit("600000", "buy", "100", price), D("8.50"))
         assert caught.value.code is ErrorCode.REQUEST_PRICE_LIMIT
     stop = {**limit("600000", "buy", "100", "1"), "order_type": "stop", "limit_price": None}
     stop["stop_price"] = "9.36"
     with pytest.raises(RejectError) as caught:
-        PROFILE.check_order(SYMBOLS, stop, D("8.50"))
+        MARKET.check_order(stop, D("8.50"))
     assert caught.value.code is ErrorCode.REQUEST_PRICE_LIMIT
 
 
 def test_a_market_buy_near_the_upper_limit_is_bounded_by_it() -> None:
     market = {**limit("600000", "buy", "100", "1"), "order_type": "market", "limit_price": None}
-    assert PROFILE.check_order(SYMBOLS, market, D("9.30")).price == D("9.35")
+    assert MARKET.check_order(market, D("9.30")).price == D("9.35")
+
+
+def test_an_order_worth_less_than_the_minimum_notional_is_refused() -> None:
+    market = Market.from_settings(Settings(profiles={"cn_a": {"min_notional": "850"}}))
+    assert market.check_order(limit("600000", "buy", "100", "8.50"), D("8.50")).qty == 100
+    with pytest.raises(RejectError) as caught:
+        market.check_order(limit("600000", "buy", "100", "8.49"), D("8.50"))
+    assert caught.value.code is ErrorCode.REQUEST_MIN_NOTIONAL
+
+
+def test_a_qty_off_the_step_is_refused_as_a_lot_size_error() -> None:
+    pair = SymbolSettings(symbol="BTCUSDT", name="Bitcoin", prev_close=D(60000), profile="crypto")
+    market = Market.from_settings(Settings(market={"symbols": [pair]}))
+    assert market.rules("BTCUSDT").qty_step == D("0.00001")
+    spec = market.check_order(limit("BTCUSDT", "buy", "0.50000", "60000"), D(60000))
+    assert str(spec.qty) == "0.5"
+    with pytest.raises(RejectError) as caught:
+        market.check_order(limit("BTCUSDT", "buy", "0.000015", "60000"), D(60000))
+    assert caught.value.code is ErrorCode.REQUEST_LOT_SIZE

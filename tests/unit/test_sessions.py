@@ -139,3 +139,40 @@ def test_daily_hours_trading_day_turns_at_the_last_close() -> None:
     assert hours.trading_day(at("2024-01-06 16:30:29")) == "2024-01-06"
     assert hours.trading_day(at("2024-01-06 16:30:30")) == "2024-01-07"  # every day
     assert sessions_for(Settings()).trading_day(at("2024-01-06 07:59")) == "2024-01-05"  # UTC
+
+
+NEW_YORK = ZoneInfo("America/New_York")
+
+
+def at_new_york(text: str) -> int:
+    return int(datetime.fromisoformat(text).replace(tzinfo=NEW_YORK).timestamp()) * 1_000_000_000
+
+
+@pytest.mark.parametrize(
+    ("moment", "open_", "trading_day"),
+    [
+        ("2024-01-02 09:29", False, "2024-01-02"),  # before the open
+        ("2024-01-02 09:30", True, "2024-01-02"),
+        ("2024-01-02 12:00", True, "2024-01-02"),  # no lunch break
+        ("2024-01-02 15:59", True, "2024-01-02"),
+        ("2024-01-02 16:00", False, "2024-01-03"),  # after the close: the next day's orders
+        ("2024-07-04 10:00", False, "2024-07-05"),  # Independence Day
+        ("2024-11-29 12:59", True, "2024-11-29"),  # the day after Thanksgiving closes at 13:00
+        ("2024-11-29 13:00", False, "2024-12-02"),
+        ("2024-03-11 09:30", True, "2024-03-11"),  # the first day of daylight saving time
+        ("2024-01-06 10:00", False, "2024-01-08"),  # Saturday
+    ],
+)
+def test_us_equity_sessions_follow_the_nyse_calendar_in_new_york_time(
+    moment: str, open_: bool, trading_day: str
+) -> None:
+    sessions = sessions_for(Settings(control=ControlSettings(sessions="us_equity")))
+    assert sessions(at_new_york(moment)) is open_
+    assert sessions.trading_day(at_new_york(moment)) == trading_day
+
+
+def test_crypto_sessions_never_close() -> None:
+    sessions = sessions_for(Settings(control=ControlSettings(sessions="crypto")))
+    sunday_night = at_new_york("2024-01-07 23:59")
+    assert sessions(sunday_night) is True
+    assert sessions.last_close(sunday_night) == 0
