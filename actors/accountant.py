@@ -203,7 +203,7 @@ class Accountant(pykka.ThreadingActor):
         self.pending_replies: dict[int, list[Message]] = {}
         # replacements on their way to the matcher: old order id -> (old order, request)
         self.replacing: dict[int, tuple[Order, Message]] = {}
-        self.control: tuple[str, bool] | None = None
+        self.control: tuple[str, dict[str, bool]] | None = None  # run state, sessions open
         self.handlers: dict[str, Callable[[Work, Message], None]] = {
             "exec": self.on_exec,
             "book.canceled": self.on_book_canceled,
@@ -859,8 +859,9 @@ class Accountant(pykka.ThreadingActor):
             self.prev_closes[last["symbol"]] = Decimal(last["prev_close"])
 
     def on_control(self, work: Work, state: Message) -> None:
-        self.accounts.trading_day = state["trading_day"]
-        current = (state["state"], state["session_open"])
+        markets = state["markets"]
+        self.accounts.trading_days = {name: m["trading_day"] for name, m in markets.items()}
+        current = (state["state"], {name: m["session_open"] for name, m in markets.items()})
         previous, self.control = self.control, current
         if previous is None or previous == current:
             return
@@ -868,10 +869,13 @@ class Accountant(pykka.ThreadingActor):
             self.system_entry(
                 work, f"control.{current[0]}", f"run state {previous[0]} -> {current[0]}"
             )
-        if previous[1] != current[1]:
-            self.system_entry(work, "session.open" if current[1] else "session.close", "")
-            if not current[1]:
-                self.take_snapshots(work, "session_close")
+        closed = False
+        for name, open_ in current[1].items():
+            if previous[1].get(name) != open_:
+                self.system_entry(work, "session.open" if open_ else "session.close", name)
+                closed = closed or not open_
+        if closed:
+            self.take_snapshots(work, "session_close")
 
     def take_snapshots(self, work: Work, reason: str) -> None:
         now = self.clock.now_ns()

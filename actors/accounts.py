@@ -19,7 +19,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from actors.rules import TAKER, ZERO, Market, OrderSpec
 from protocol.errors import ErrorCode
 from protocol.orders import IMMEDIATE
-from protocol.values import AVERAGE_PLACES, CENT
+from protocol.values import AVERAGE_PLACES, MONEY_PLACES
 
 OPEN_STATUSES = frozenset({"new", "partially_filled"})
 
@@ -157,7 +157,12 @@ class Accounts:
     client_ids: dict[tuple[int, str], int] = field(default_factory=dict)
     next_order_id: int = 1
     next_fill_id: int = 1
-    trading_day: str = ""  # from the controller; "" until it has said
+    # each profile's market's trading day, from the controller; "" until it has said
+    trading_days: dict[str, str] = field(default_factory=dict)
+
+    def day(self, symbol: str) -> str:
+        """The trading day of the symbol's market."""
+        return self.trading_days.get(self.market.rules(symbol).name, "")
 
     # POSITIONS -----------------------------------------------------------------------
 
@@ -166,7 +171,8 @@ class Accounts:
         while the trading day is unknown, the last shares bought count as today's."""
         if pos is None or not pos.locked_qty:
             return ZERO
-        if self.trading_day and pos.locked_day != self.trading_day:
+        today = self.day(pos.symbol)
+        if today and pos.locked_day != today:
             return ZERO
         return min(pos.locked_qty, pos.qty)
 
@@ -288,7 +294,7 @@ class Accounts:
                 if spec.qty <= available + locked:
                     return Rejection(
                         ErrorCode.RISK_T_PLUS_ONE,
-                        f"sell {spec.qty} {spec.symbol}: {locked} bought on {self.trading_day} "
+                        f"sell {spec.qty} {spec.symbol}: {locked} bought on {pos.locked_day} "
                         f"may be sold from the next trading day; available now {available}",
                     )
                 return Rejection(
@@ -325,7 +331,7 @@ class Accounts:
             stop_price=spec.stop_price,
             trail_price=spec.trail_price,
             trail_percent=spec.trail_percent,
-            trading_day=self.trading_day,
+            trading_day=self.day(spec.symbol),
         )
         self.next_order_id += 1
         if client_order_id is not None:
@@ -368,8 +374,9 @@ class Accounts:
             pos.qty += qty
             pos.cost_basis += value + commission + tax
             if rules.t_plus_one:
-                if pos.locked_day != self.trading_day:
-                    pos.locked_qty, pos.locked_day = ZERO, self.trading_day
+                today = self.day(order.symbol)
+                if pos.locked_day != today:
+                    pos.locked_qty, pos.locked_day = ZERO, today
                 pos.locked_qty += qty
         else:
             account.cash += value - commission - tax
@@ -454,7 +461,8 @@ class Accounts:
 
 
 def mark(pos: Position, last: Decimal | None) -> Decimal:
-    """Market value of a position to the cent; at cost when no price has been seen yet."""
+    """Market value of a position, exact to the finest cash unit (whole shares on a cent
+    tick are whole cents); at cost when no price has been seen yet."""
     if last is None:
         return pos.cost_basis
-    return (pos.qty * last).quantize(CENT, rounding=ROUND_HALF_UP)
+    return (pos.qty * last).quantize(MONEY_PLACES, rounding=ROUND_HALF_UP)

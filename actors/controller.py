@@ -29,7 +29,7 @@ from actors.bus import Bus, Message
 from actors.clock import Clock, clock_for
 from actors.feeds import SyntheticFeed
 from actors.rules import ZERO, Market
-from actors.sessions import Sessions, sessions_for
+from actors.sessions import Sessions, market_sessions
 from protocol import topics
 from protocol.errors import ErrorCode, RejectError, error_body
 from protocol.messages import PushedQuote, validation_message
@@ -97,19 +97,20 @@ class SessionControl(pykka.ThreadingActor):
         clock: Clock,
         bus: Bus,
         feed: pykka.ActorRef[Any],
-        in_session: Sessions,
+        sessions: dict[str, Sessions],
     ) -> None:
         super().__init__()
         self.clock = clock
         self.bus = bus
         self.feed = feed
-        self.in_session = in_session
+        self.sessions = sessions  # per profile in use (actors/sessions.py market_sessions)
+        self.default_profile = settings.market.profile
         self.state_file = control_file(settings)
         self.market_time = settings.control.clock == "market"
         self.market = Market.from_settings(settings)
         self.state = str(load_control(settings).get("state", settings.control.initial_state))
         self.saved_time = self.clock.now_ns()
-        self.session: tuple[bool, str] = (False, "")  # (open, trading day)
+        self.session: dict[str, tuple[bool, str]] = {}  # profile -> (open, trading day)
         self.seq = 0
 
     def _save(self) -> None:
@@ -117,10 +118,6 @@ class SessionControl(pykka.ThreadingActor):
         tmp.write_text(json.dumps({"state": self.state, "market_time": self.clock.now_ns()}))
         tmp.replace(self.state_file)
         self.saved_time = self.clock.now_ns()
-
-    @property
-    def session_open(self) -> bool:
-        return self.session[0]
 
     def on_start(self) -> None:
         self.check_session()
@@ -130,13 +127,14 @@ class SessionControl(pykka.ThreadingActor):
         process.die("session control failed")
 
     def check_session(self) -> bool:
-        """Whether the session opened or closed, or the trading day turned, since last time."""
+        """Whether a session opened or closed, or a trading day turned, since last time."""
         now = self.clock.now_ns()
-        session = (self.in_session(now), self.in_session.trading_day(now))
+        session = {name: (s(now), s.trading_day(now)) for name, s in self.sessions.items()}
         if session == self.session:
             return False
-        if session[0] != self.session[0]:
-            log.info("session %s (%s)", "open" if session[0] else "closed", session[1])
+        for name, (open_, day) in session.items():
+            if open_ != self.session.get(name, (False, ""))[0]:
+                log.info("%s session %s (%s)", name, "open" if open_ else "closed", day)
         self.session = session
         return True
 
@@ -180,13 +178,20 @@ class SessionControl(pykka.ThreadingActor):
 
     def view(self) -> Message:
         now = self.clock.now_ns()
+        markets = {
+            name: {
+                "session_open": open_,
+                "trading": self.state == "running" and open_,
+                "trading_day": day,
+                "last_close": self.sessions[name].last_close(now),
+            }
+            for name, (open_, day) in self.session.items()
+        }
         return {
             "type": "control",
             "state": self.state,
-            "session_open": self.session_open,
-            "trading": self.state == "running" and self.session_open,
-            "trading_day": self.session[1],
-            "last_close": self.in_session.last_close(now),
+            **markets[self.default_profile],  # the default profile's market, as before
+            "markets": markets,
             "ts": now,
             "time": iso_time(now),
             "seq": self.seq,
@@ -224,10 +229,11 @@ class MarketFeed(pykka.ThreadingActor):
             with contextlib.suppress(TypeError, ValueError, ArithmeticError, AttributeError):
                 self.source.resume(saved.get("prices", {}))
             prices = self.source.prices()
-        self.trading_day = ""
+        self.profile_of = {s: self.market.rules(s).name for s in self.market.symbols}
+        self.trading_days: dict[str, str] = {}  # per profile, from the control state
+        self.flowing: dict[str, bool] = {}  # per profile: quotes flow (not stopped, in session)
         self.last_ts = clock.now_ns() if self.market_time else 0  # market time never goes back
         self.quotes: dict[str, Message] = {}
-        self.flowing = False
         self.seq = 0
         now = clock.now_ns()
         for symbol, last in prices.items():
@@ -269,11 +275,21 @@ class MarketFeed(pykka.ThreadingActor):
             "seq": self.seq,
         }
 
-    def repeat_prices(self) -> None:
-        """Every symbol's last price with volume 0 (a price, not a trade): late joiners get
-        a price at once, and everyone a new day's previous close before its first trade."""
+    def day(self, symbol: str) -> str:
+        """The trading day of the symbol's market ("" until the control state said)."""
+        return self.trading_days.get(self.profile_of[symbol], "")
+
+    def flows(self, symbol: str) -> bool:
+        return self.flowing.get(self.profile_of[symbol], False)
+
+    def repeat_prices(self, profiles: set[str]) -> None:
+        """The last price of every symbol of these profiles' markets, with volume 0 (a
+        price, not a trade): late joiners get a price at once, and everyone a new day's
+        previous close before its first trade."""
         now = self.clock.now_ns()
         for symbol, quote in self.quotes.items():
+            if self.profile_of[symbol] not in profiles:
+                continue
             extra = {side: quote[side] for side in ("bid", "ask") if side in quote}
             repeat = self._quote(symbol, quote["last"], ZERO, now, extra)
             self.bus.send(PUB, repeat, topics.market(symbol))
@@ -281,7 +297,7 @@ class MarketFeed(pykka.ThreadingActor):
     def prev_close_today(self, symbol: str) -> Decimal:
         """The previous close for today's trading: the last trade, if it was on an earlier day."""
         close = self.closes[symbol]
-        if close.day and close.day != self.trading_day:
+        if close.day and close.day != self.day(symbol):
             return Decimal(close.last)
         return Decimal(close.prev_close)
 
@@ -291,9 +307,9 @@ class MarketFeed(pykka.ThreadingActor):
         """Publish a trade; the first of a trading day makes the day before's last trade
         the previous close."""
         close = self.closes[symbol]
-        if close.day != self.trading_day:
+        if close.day != self.day(symbol):
             prev_close = close.last if close.day else close.prev_close
-            close = self.closes[symbol] = Close(prev_close, last, self.trading_day)
+            close = self.closes[symbol] = Close(prev_close, last, self.day(symbol))
         else:
             close = self.closes[symbol] = close._replace(last=last)
         quote = self._quote(symbol, last, volume, ts, extra)
@@ -301,11 +317,12 @@ class MarketFeed(pykka.ThreadingActor):
         self.bus.send(PUB, quote, topics.market(symbol))
 
     def on_receive(self, message: Any) -> None:
-        if isinstance(message, FeedTick) and self.flowing and self.source is not None:
+        if isinstance(message, FeedTick) and self.source is not None:
             now = self.clock.now_ns()
             bands = {
                 symbol: self.market.price_band(symbol, self.prev_close_today(symbol))
                 for symbol in self.closes
+                if self.flows(symbol)
             }
             for tick in self.source.step(bands):
                 self.trade(tick.symbol, str(tick.last), tick.volume, now)
@@ -315,12 +332,16 @@ class MarketFeed(pykka.ThreadingActor):
             self.on_checked(message.trades)
         elif isinstance(message, dict) and message.get("type") == "control":
             self._save()  # once a heartbeat: a restart resumes the walk and closes from here
-            new_day = message["trading_day"] != self.trading_day
-            self.trading_day = message["trading_day"]
-            flowing = message["state"] != "stopped" and message["session_open"]
-            if flowing and (new_day or not self.flowing):
-                self.repeat_prices()
-            self.flowing = flowing
+            repeat = set()
+            for name, market in message["markets"].items():
+                new_day = market["trading_day"] != self.trading_days.get(name)
+                flowing = message["state"] != "stopped" and market["session_open"]
+                if flowing and (new_day or not self.flowing.get(name)):
+                    repeat.add(name)
+                self.trading_days[name] = market["trading_day"]
+                self.flowing[name] = flowing
+            if repeat:
+                self.repeat_prices(repeat)
         elif isinstance(message, Request):
             msg = message.message
             quote = self.quotes.get(msg.get("symbol", ""))
@@ -349,7 +370,7 @@ class MarketFeed(pykka.ThreadingActor):
         drop them, and on market time drop those stamped before the last one published."""
         for pushed in trades:
             ts = pushed.ts if self.market_time else self.clock.now_ns()
-            if not self.flowing or ts < self.last_ts:
+            if not self.flows(pushed.symbol) or ts < self.last_ts:
                 continue
             self.last_ts = ts
             self.trade(pushed.symbol, pushed.last, pushed.volume, ts, pushed.extra)
@@ -415,7 +436,7 @@ def main(settings: Settings) -> None:
     bus.publish_as(PUB, settings.endpoints.control_pub)
     bus.push_to(topics.GATEWAY, settings.endpoints.gateway_in, drop_when_full=True)
     feed = MarketFeed.start(settings, clock, bus)
-    control = SessionControl.start(settings, clock, bus, feed, sessions_for(settings))
+    control = SessionControl.start(settings, clock, bus, feed, market_sessions(settings))
 
     # 2. requests forwarded by the accountant: control to SessionControl, quotes to the feed
     owners = {"control.get": control, "control.set": control, "quote.get": feed}

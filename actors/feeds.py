@@ -74,10 +74,13 @@ class SyntheticFeed:
                 walk.ticks = max(1, int(Decimal(prices[walk.symbol]) / walk.tick_size))
 
     def step(self, bands: dict[str, tuple[Decimal, Decimal]] | None = None) -> list[Tick]:
-        """Advance every symbol by one step and return the new trades; a walk that would
-        leave its symbol's band (the day's price limits) stops at the edge."""
+        """Advance the symbols of `bands` (default: all) by one step and return the new
+        trades; a walk that would leave its symbol's band (the day's price limits) stops
+        at the edge. A symbol whose market is closed is left out, and waits unchanged."""
         ticks = []
         for walk in self._walks:
+            if bands is not None and walk.symbol not in bands:
+                continue
             move = round(walk.ticks * walk.rng.gauss(0.0, self.sigma))
             walk.ticks = max(1, walk.ticks + move)
             if bands and walk.symbol in bands:

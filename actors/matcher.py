@@ -67,8 +67,9 @@ class Router(pykka.ThreadingActor):
         }
         self.books: dict[str, Book] = {s: Book(s, model) for s, model in self.models.items()}
         self.epoch: int | None = None  # None until the accountant's first snapshot
-        self.trading_day = ""  # from the controller
-        self.trading = False
+        # per profile's market, from the controller: its trading day, and whether it trades
+        self.trading_day: dict[str, str] = {}
+        self.trading: dict[str, bool] = {}
         # without a control heartbeat for this long, the run state is unknown: fill nothing
         self.control_expiry = 3 * settings.control.heartbeat_interval + 1.0
         self.control_seen_at = 0.0
@@ -99,9 +100,9 @@ class Router(pykka.ThreadingActor):
             if self.epoch is None:
                 self.request_sync()
             quiet = time.monotonic() - self.control_seen_at
-            if self.trading and quiet > self.control_expiry:
+            if any(self.trading.values()) and quiet > self.control_expiry:
                 log.warning("no control state for %.1fs; trading off until it returns", quiet)
-                self.trading = False
+                self.trading = {}
 
     def request_sync(self) -> None:
         self.bus.send(topics.ACCOUNTANT, {"type": "book.sync"})
@@ -128,30 +129,38 @@ class Router(pykka.ThreadingActor):
         for order_id in msg["cancels"]:
             self.cancel(order_id)
         self.expire_day_orders()
-        if self.trading:
-            self.fill_all_books()
+        self.fill_all_books({name for name, on in self.trading.items() if on})
 
     def expire_day_orders(self) -> None:
         """DAY orders end with their trading day. The matcher takes them out as it learns
         the day has turned, before the trades of the next day reach it."""
-        if self.epoch is None or not self.trading_day:
+        if self.epoch is None:
             return
         for book in self.books.values():
-            for order in book.expire(self.trading_day):
+            day = self.day(book)
+            for order in book.expire(day) if day else ():
                 self.answer("book.expired", order_id=order.order_id)
+
+    def day(self, book: Book) -> str:
+        """The trading day of the book's market ("" until the controller said)."""
+        return self.trading_day.get(book.model.profile.name, "")
+
+    def trades(self, book: Book) -> bool:
+        """Whether the book's market trades now: running and in session."""
+        return self.trading.get(book.model.profile.name, False)
 
     def on_add(self, msg: Message) -> None:
         if self.epoch is None or msg["epoch"] != self.epoch:
             return  # sent before the snapshot we hold; that snapshot has it if it is open
         order = _resting(msg["order"])
-        if order.time_in_force == "day" and not order.day:
-            order.day = self.trading_day
         book = self.book(msg["order"]["symbol"])
+        if order.time_in_force == "day" and not order.day:
+            order.day = self.day(book)
         if order.time_in_force in IMMEDIATE:
             self.fill_or_kill(book, order)
             return
         book.add(order)
-        if self.trading:
+        if self.trades(book):
             self.fill_new(book, order)
 
     def fill_new(self, book: Book, order: Resting) -> None:
@@ -165,7 +174,7 @@ class Router(pykka.ThreadingActor):
         """IOC and FOK never rest: fill what the latest trade allows (FOK: all or nothing),
         then answer `book.canceled` for an IOC's rest or `book.killed` for a FOK."""
         fok = order.time_in_force == "fok"
-        if not self.trading or (
+        if not self.trades(book) or (
             fok and not self.instant and book.fillable(order) < order.leaves_qty
         ):
             self.answer("book.killed" if fok else "book.canceled", order_id=order.order_id)
@@ -192,9 +201,9 @@ class Router(pykka.ThreadingActor):
         if self.epoch is None or msg["epoch"] != self.epoch:
             return  # the accountant refuses replacements pending when it sends a snapshot
         new = _resting(msg["order"])
-        if new.time_in_force == "day" and not new.day:
-            new.day = self.trading_day
         book = self.book(msg["order"]["symbol"])
+        if new.time_in_force == "day" and not new.day:
+            new.day = self.day(book)
         old = book.get(msg["old_id"])
         changed = old is None or (old.cum_qty, old.triggered) != (
             Decimal(msg["cum_qty"]),
@@ -205,7 +214,7 @@ class Router(pykka.ThreadingActor):
             return
         book.replace(old.order_id, new)
         self.answer("book.replaced", old_id=old.order_id, order_id=new.order_id)
-        if self.trading:
+        if self.trades(book):
             self.fill_new(book, new)
 
     # MARKET ----------------------------------------------------------------------------
@@ -214,33 +223,39 @@ class Router(pykka.ThreadingActor):
         self.clock.advance(message.messages[-1]["ts"])  # market time, if that is the clock
         if message.topic == topics.CONTROL:
             self.control_seen_at = time.monotonic()
-            if message.messages[-1]["trading_day"] != self.trading_day:
-                self.trading_day = message.messages[-1]["trading_day"]
+            markets = message.messages[-1]["markets"]
+            days = {name: m["trading_day"] for name, m in markets.items()}
+            if days != self.trading_day:
+                self.trading_day = days
                 self.expire_day_orders()
-            trading = bool(message.messages[-1]["trading"])
-            resumed = trading and not self.trading
-            if trading != self.trading:
-                log.info("trading %s", "on" if trading else "off")
-            self.trading = trading
-            if resumed:
-                self.fill_all_books()
+            resumed = set()
+            for name, market in markets.items():
+                trading = bool(market["trading"])
+                if trading != self.trading.get(name, False):
+                    log.info("%s trading %s", name, "on" if trading else "off")
+                    if trading:
+                        resumed.add(name)
+                self.trading[name] = trading
+            self.fill_all_books(resumed)
         elif message.topic.startswith(topics.MARKET_PREFIX):
             for quote in message.messages:  # every trade: each one's volume counts
                 self.on_trade(quote)
 
     def on_trade(self, quote: Message) -> None:
         book = self.book(quote["symbol"])
-        if book.see(_trade(quote)) and self.trading and self.epoch is not None:
+        if book.see(_trade(quote)) and self.trades(book) and self.epoch is not None:
             triggers = book.trigger()
             self.emit(triggers, book.fill_everything() if self.instant else book.match())
 
-    def fill_all_books(self) -> None:
-        """Trading is on again (or the books were rebuilt while it is on). Instant mode fills
-        what rests; wait mode waits for the next trade: the trades before were printed
-        while nothing could fill, maybe yesterday."""
-        if self.epoch is None:
+    def fill_all_books(self, markets: set[str]) -> None:
+        """These profiles' markets trade again (or the books were rebuilt while they do).
+        Instant mode fills what rests; wait mode waits for the next trade: the trades
+        before were printed while nothing could fill, maybe yesterday."""
+        if self.epoch is None or not markets:
             return
         for book in self.books.values():
+            if book.model.profile.name not in markets:
+                continue
             if self.instant:
                 self.emit([], book.fill_everything())
             else:

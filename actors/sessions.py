@@ -2,7 +2,8 @@
 
 The controller asks one of these on every heartbeat and broadcasts both answers on `ctl`:
 `session_open` gates trading, `last_close` is when DAY orders expire (docs/fill-model.md).
-- `always` and `crypto`: always open, never closes (DAY orders never expire);
+- `always` and `crypto`: always open, never closes; the trading day is the UTC date, so
+  DAY orders end at midnight UTC;
 - `cn_a`: the XSHG calendar from exchange-calendars (09:30-11:30 and 13:00-15:00
   Asia/Shanghai on exchange trading days); the lunch break is not a close. Past the
   years whose holidays the library records, every weekday is taken as a trading day
@@ -10,7 +11,10 @@ The controller asks one of these on every heartbeat and broadcasts both answers 
 - `us_equity`: the XNYS calendar (09:30-16:00 America/New_York on NYSE trading days,
   early closes included), with the same weekday fallback;
 - `hours`: the configured daily windows in the configured zone, every day; the day's
-  session closes at the end of its last window.
+  session closes at the end of its last window;
+- `profile`: each symbol trades in its own profile's sessions (cn_a, us_equity or
+  crypto above), so A-shares, US stocks and crypto open and close on one server each on
+  their own calendar. `market_sessions` gives one Sessions per profile in use.
 """
 
 from __future__ import annotations
@@ -42,8 +46,23 @@ class Sessions(Protocol):
         the next one (an order placed overnight is for the next day's session)."""
 
 
-def sessions_for(settings: Settings) -> Sessions:
-    kind = settings.control.sessions
+def market_sessions(settings: Settings) -> dict[str, Sessions]:
+    """The sessions of each profile the symbols use (and the default profile): its own
+    calendar with `sessions = "profile"`, else the server's one calendar for all."""
+    names = {settings.market.profile}
+    names |= {s.profile for s in settings.market.symbols if s.profile is not None}
+    if settings.control.sessions != "profile":
+        shared = sessions_for(settings)
+        return {name: shared for name in sorted(names)}
+    return {name: sessions_for(settings, name) for name in sorted(names)}
+
+
+def sessions_for(settings: Settings, kind: str | None = None) -> Sessions:
+    """Sessions of a kind (default: control.sessions; `profile` means the default
+    profile's)."""
+    kind = kind or settings.control.sessions
+    if kind == "profile":
+        kind = settings.market.profile
     if kind == "cn_a":
         return ExchangeSessions("XSHG", CN_A_HOURS, "Asia/Shanghai")
     if kind == "us_equity":

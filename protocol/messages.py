@@ -466,6 +466,13 @@ class PushedQuote(BaseModel):
     ts: Annotated[StrictInt, Field(ge=0, le=2**63 - 1)] | None = None  # ns; clock = market
 
 
+class MarketSession(TypedDict):
+    session_open: bool
+    trading: bool
+    trading_day: str
+    last_close: int
+
+
 class ControlState(TypedDict):
     """`control`, controller PUB ctl (public) and reply to control.get/set."""
 
@@ -475,6 +482,9 @@ class ControlState(TypedDict):
     trading: bool  # running and in session: fills can happen
     trading_day: str  # YYYY-MM-DD: the session in progress, else the next one
     last_close: int  # ns of the latest session close (0: sessions never close)
+    # the four fields above for each profile's market in use; the top-level ones are the
+    # default profile's (market.profile). They differ only with sessions = "profile".
+    markets: dict[str, MarketSession]
     ts: int
     time: str
     seq: int

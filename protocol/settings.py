@@ -131,7 +131,10 @@ class CryptoSettings(_Section):
     min_notional: Decimal = Field(default=Decimal("10"), ge=0)
     maker_fee_rate: Decimal = Field(default=Decimal("0.001"), ge=0, lt=1)
     taker_fee_rate: Decimal = Field(default=Decimal("0.001"), ge=0, lt=1)
-    cash_unit: Decimal = Field(default=Decimal("0.00000001"), gt=0, le=Decimal("0.01"))
+    # what fees round to; at least 1e-8, the finest amount the wire shows
+    cash_unit: Decimal = Field(
+        default=Decimal("0.00000001"), ge=Decimal("0.00000001"), le=Decimal("0.01")
+    )
 
 
 class ProfileSettings(_Section):
@@ -154,8 +157,9 @@ class TradingSettings(_Section):
 class ControlSettings(_Section):
     initial_state: Literal["running", "paused", "stopped"] = "running"
     # always | cn_a (the XSHG calendar) | us_equity (XNYS) | crypto (always) |
-    # hours (the daily `hours` in `timezone`, every day)
-    sessions: Literal["always", "cn_a", "us_equity", "crypto", "hours"] = "always"
+    # hours (the daily `hours` in `timezone`, every day) | profile (each symbol its
+    # profile's: cn_a, us_equity or crypto)
+    sessions: Literal["always", "cn_a", "us_equity", "crypto", "hours", "profile"] = "always"
     hours: tuple[str, ...] = ("09:30-11:30", "13:00-15:00")  # HH:MM[:SS]-HH:MM[:SS]
     timezone: str = "Asia/Shanghai"
     heartbeat_interval: float = Field(default=1.0, gt=0)
@@ -253,6 +257,13 @@ class Settings(_Section):
                     f"market.symbols: {listed.symbol} prev_close {listed.prev_close} "
                     f"is not a multiple of its tick {tick}"
                 )
+            if (listed.profile or self.market.profile) == "cn_a" and listed.qty_step:
+                lot = listed.lot_size or self.profiles.cn_a.lot_size
+                if lot % listed.qty_step:
+                    raise ValueError(
+                        f"market.symbols: {listed.symbol} lot {lot} is not a multiple of "
+                        f"its qty_step {listed.qty_step}"
+                    )
         return self
 
     @model_validator(mode="after")
@@ -372,9 +383,12 @@ def load_symbols(path: Path) -> list[SymbolSettings]:
         for row in reader:
             cells = {k: v.strip() for k, v in row.items() if k and v is not None and v.strip()}
             try:
-                symbols.append(SymbolSettings.model_validate(cells))
+                listed = SymbolSettings.model_validate(cells)
             except ValueError as exc:  # pydantic's ValidationError is a ValueError
                 raise ValueError(f"{path}:{reader.line_num}: {exc}") from None
+            if any(s.symbol == listed.symbol for s in symbols):
+                raise ValueError(f"{path}:{reader.line_num}: {listed.symbol} is listed twice")
+            symbols.append(listed)
     if not symbols:
         raise ValueError(f"{path}: no symbols")
     return symbols

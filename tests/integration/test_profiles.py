@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from decimal import Decimal as D
 from typing import Any
 
@@ -19,6 +20,7 @@ from tests.conftest import fresh_name
 from tests.harness import Server
 
 PROPAGATE = 0.3  # s: long enough for an order or a trade to reach the matcher here
+GTC = {"time_in_force": "gtc"}
 SYMBOL_TABLE = """\
 symbol,name,profile,prev_close,tick_size,qty_step,min_notional
 600000,SPD Bank,,8.50,,,
@@ -64,9 +66,17 @@ class Trader:
         return dict(r.json())
 
     def refused(self, code: str, **fields: Any) -> None:
+        """Refused with `code`, and nothing changed: account, orders, history."""
+        before = self.state()
         r = self.order(**fields)
         assert r.status_code in (403, 422), r.text
         assert r.json()["error"]["code"] == code, r.text
+        assert self.state() == before
+
+    def state(self) -> tuple[Any, ...]:
+        return tuple(
+            self.http.get(path).json() for path in ("/v1/account", "/v1/orders", "/v1/history")
+        )
 
     def wait(self, order_id: int, **expected: Any) -> dict[str, Any]:
         deadline = time.monotonic() + 15
@@ -264,3 +274,84 @@ def test_cn_a_keeps_its_rules_beside_the_others(trader: Trader) -> None:
     trader.wait(order["id"], status="filled")
     [fill] = trader.fills(order["id"])
     assert (fill["commission"], fill["tax"]) == ("5.00", "0.00")  # the 5.00 minimum
+
+
+# SESSIONS BY PROFILE -------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def by_profile(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    symbols = [
+        {"symbol": "600000", "name": "SPD Bank", "prev_close": "8.50"},
+        {"symbol": "AAPL", "name": "Apple", "prev_close": "190.00", "profile": "us_equity"},
+        {"symbol": "BTCUSDT", "name": "Bitcoin", "prev_close": "43000.00", "profile": "crypto"},
+    ]
+    with Server(
+        tmp_path_factory.mktemp("sessions"),
+        fill_mode="wait",
+        market={"feed": "external", "symbols": symbols},
+        control={"sessions": "profile", "clock": "market"},
+    ) as srv:
+        yield srv
+        srv.assert_no_crash()
+
+
+def utc(text: str) -> int:
+    return int(datetime.fromisoformat(text).replace(tzinfo=UTC).timestamp()) * 10**9
+
+
+def test_each_symbol_trades_in_its_own_profiles_sessions(by_profile: Server) -> None:
+    trader = Trader(by_profile)
+
+    def push(when: str, symbol: str, last: str, volume: int | str) -> None:
+        """A trade at a UTC time, once the market clock has reached it."""
+        ts = utc(when)
+        by_profile.push_quotes({"symbol": symbol, "last": last, "volume": volume, "ts": ts})
+        deadline = time.monotonic() + 15
+        while trader.http.get("/v1/control").json()["ts"] < ts:
+            assert time.monotonic() < deadline, "market time did not move"
+            time.sleep(0.05)
+        time.sleep(PROPAGATE)
+
+    def sessions() -> dict[str, tuple[bool, str]]:
+        markets = trader.http.get("/v1/control").json()["markets"]
+        return {name: (m["session_open"], m["trading_day"]) for name, m in markets.items()}
+
+    def status(order: dict[str, Any]) -> str:
+        return str(trader.http.get(f"/v1/orders/{order['id']}").json()["status"])
+
+    # Saturday 6 January 2024, 12:00 UTC: only crypto trades
+    push("2024-01-06 12:00", "BTCUSDT", "43000.00", "1")
+    assert sessions() == {
+        "cn_a": (False, "2024-01-08"),
+        "crypto": (True, "2024-01-06"),
+        "us_equity": (False, "2024-01-08"),
+    }
+    btc = trader.placed(symbol="BTCUSDT", side="buy", qty="0.001", limit_price="43000.00")
+    trader.wait(btc["id"], status="filled")  # on the latest trade's volume, at once
+    apple = trader.placed(symbol="AAPL", side="buy", qty=10, limit_price="190.00")
+    apple_low = trader.placed(symbol="AAPL", side="buy", qty=10, limit_price="180.00")
+    bank = trader.placed(symbol="600000", side="buy", qty=100, limit_price="8.50", **GTC)
+    bank_day = trader.placed(symbol="600000", side="buy", qty=100, limit_price="8.00")
+    push("2024-01-06 12:01", "AAPL", "189.00", 1000)  # the exchanges are shut: dropped
+    push("2024-01-06 12:02", "600000", "8.40", 1000)
+    assert [status(o) for o in (apple, bank)] == ["new", "new"]
+
+    # Monday 8 January, 15:00 UTC: 10:00 in New York, 23:00 in Shanghai
+    push("2024-01-08 15:00", "AAPL", "189.50", 1000)
+    assert sessions() == {
+        "cn_a": (False, "2024-01-09"),  # Monday's session closed at 15:00 Shanghai
+        "crypto": (True, "2024-01-08"),
+        "us_equity": (True, "2024-01-08"),
+    }
+    trader.wait(apple["id"], status="filled", avg_fill_price="189.5000")
+    trader.wait(bank_day["id"], status="expired")  # a DAY order for Monday in Shanghai
+    push("2024-01-08 15:01", "600000", "8.40", 1000)
+    assert status(bank) == "new"
+
+    # Tuesday 9 January, 02:00 UTC: 10:00 in Shanghai, 21:00 on Monday in New York
+    push("2024-01-09 02:00", "600000", "8.45", 1000)
+    trader.wait(bank["id"], status="filled", avg_fill_price="8.4500")
+    trader.wait(apple_low["id"], status="expired")  # Monday's DAY order in New York
+    assert sessions()["us_equity"] == (False, "2024-01-09")
+    trader.assert_cash_conserved()

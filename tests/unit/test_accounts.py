@@ -146,14 +146,14 @@ def test_an_odd_lot_sell_must_sell_everything_that_may_be_sold(book: Accounts) -
 
 def test_t_plus_one_keeps_todays_shares_until_the_next_trading_day() -> None:
     accounts = accounts_for(t_plus_one=True)
-    accounts.trading_day = "2024-01-02"
+    accounts.trading_days = {"cn_a": "2024-01-02"}
     buy = place(accounts, "buy", 300, "10.00")
     accounts.fill(buy, D(300), D("10.00"), 1)
     pos = accounts.position(1, "600000")
     assert (pos.locked_qty, pos.locked_day, accounts.sellable(pos)) == (300, "2024-01-02", 0)
     refused = accounts.place(1, spec("sell", 100, "11.00"), None, 2)
     assert isinstance(refused, Rejection) and refused.code is ErrorCode.RISK_T_PLUS_ONE
-    accounts.trading_day = "2024-01-03"
+    accounts.trading_days = {"cn_a": "2024-01-03"}
     assert accounts.sellable(pos) == 300
     place(accounts, "sell", 100, "11.00")
     again = place(accounts, "buy", 100, "10.00")

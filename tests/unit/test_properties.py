@@ -542,7 +542,7 @@ def test_a_tiny_sell_filled_in_parts_never_overdraws_the_cash_it_holds(
     buy = accounts.place(1, dataclasses.replace(spec, side="buy"), None, 0)
     assert isinstance(buy, Order)
     accounts.fill(buy, qty, bound, 1)
-    accounts.trading_day = "2024-00002"  # the shares bought before may be sold
+    accounts.trading_days = {"cn_a": "2024-00002"}  # the shares bought before may be sold
     sell = accounts.place(1, spec, None, 2)
     assert isinstance(sell, Order), sell
     account = accounts.accounts[1]
@@ -660,7 +660,7 @@ class TradingSystem(RuleBasedStateMachine):
         no day was known is for this one), which the accountant closes `expired`."""
         self.day += 1
         today = f"2024-{self.day:05d}"  # ordered as text, like ISO dates
-        self.accounts.trading_day = today
+        self.accounts.trading_days = {"cn_a": today}
         self.bought_today.clear()
         note(f"trading day {today}")
         expiring = set()
@@ -836,7 +836,7 @@ class TradingSystem(RuleBasedStateMachine):
             tif=spec.time_in_force,
             day=placed.trading_day,
         )
-        assert placed.trading_day == self.accounts.trading_day
+        assert placed.trading_day == self.accounts.day(placed.symbol)
         if not model.waiting:
             model.arrival = next(self.arrivals)
             model.maker = self.rests(model)

@@ -69,6 +69,8 @@ def test_the_server_profile_is_the_default_for_rows_without_one(tmp_path: Path) 
         ("BAD,Bad,crypto,1.00,,0.5,0.2,,", "multiple of qty_step"),
         ("BAD,Bad,,1.005,0.01,,,,", "multiple of tick_size"),
         (",Nameless,,1.00,,,,,", "symbol"),
+        ("600000,Again,,8.50,,,,,", "listed twice"),
+        ("LOTS,Lots,,1.00,,100,3,,", "lot_size must be a multiple of qty_step"),
     ],
 )
 def test_a_bad_row_names_the_file_and_line_and_nothing_loads(
@@ -83,6 +85,12 @@ def test_a_bad_row_names_the_file_and_line_and_nothing_loads(
 def test_a_previous_close_off_the_profiles_tick_is_refused(tmp_path: Path) -> None:
     table = HEADER + "AAPL,Apple,us_equity,190.005,,,,,\n"
     with pytest.raises(ValueError, match=r"AAPL prev_close 190\.005 is not a multiple"):
+        build_settings(config_with(tmp_path, table), environ={})
+
+
+def test_a_step_that_does_not_divide_the_profiles_lot_is_refused(tmp_path: Path) -> None:
+    table = HEADER + "600000,SPD Bank,,8.50,,,3,,\n"  # cn_a buys in lots of 100
+    with pytest.raises(ValueError, match="600000 lot 100 is not a multiple of its qty_step 3"):
         build_settings(config_with(tmp_path, table), environ={})
 
 
