@@ -336,7 +336,11 @@ class MarketFeed(pykka.ThreadingActor):
             for name, market in message["markets"].items():
                 new_day = market["trading_day"] != self.trading_days.get(name)
                 flowing = message["state"] != "stopped" and market["session_open"]
-                if flowing and (new_day or not self.flowing.get(name)):
+                # a new day's previous close goes out when the day turns, for the orders
+                # placed overnight; the prices again when quotes start flowing
+                if message["state"] != "stopped" and (
+                    new_day or (flowing and not self.flowing.get(name))
+                ):
                     repeat.add(name)
                 self.trading_days[name] = market["trading_day"]
                 self.flowing[name] = flowing

@@ -103,6 +103,15 @@ def test_a_trading_week_of_t_plus_one_price_limits_and_expiry(cn_a: Server) -> N
     gtc = order(http, side="buy", qty=100, limit_price="7.65", time_in_force="gtc")
     market.trade("2024-01-02 14:59", "9.00", 1)  # the day's last trade: tomorrow's prev close
 
+    # 20:00, after the close: the trading day has turned, and an order placed overnight is
+    # checked against Wednesday's limits (8.10 to 9.90 around 9.00), not Tuesday's
+    market.trade("2024-01-02 20:00", "9.00", 1)  # out of session: it only moves the clock
+    assert http.get("/v1/control").json()["trading_day"] == "2024-01-03"
+    overnight = order(http, side="buy", qty=100, limit_price="9.90", time_in_force="gtc")
+    assert overnight.status_code == 200, overnight.text
+    assert code(order(http, side="buy", qty=100, limit_price="9.91")) == "REQUEST_PRICE_LIMIT"
+    assert http.delete(f"/v1/orders/{overnight.json()['id']}").status_code == 200
+
     # Wednesday 3 January, 09:31: a new trading day
     market.trade("2024-01-03 09:31", "9.00", 1)
     assert http.get("/v1/control").json()["trading_day"] == "2024-01-03"
