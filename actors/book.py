@@ -85,6 +85,17 @@ class Trade:
 
 
 @dataclass(frozen=True, slots=True)
+class Bar:
+    """An OHLCV bar of a replay, seen once it is complete (docs/fill-model.md, Bars)."""
+
+    open: Decimal
+    high: Decimal
+    low: Decimal
+    close: Decimal
+    volume: Decimal
+
+
+@dataclass(frozen=True, slots=True)
 class FillModel:
     profile: Profile
     participation_rate: Decimal = Decimal("0.25")
@@ -334,6 +345,106 @@ class Book:
             order.stop_price = max(order.stop_price, stop)
         else:
             order.stop_price = min(order.stop_price, stop)
+
+    # BARS --------------------------------------------------------------------------------
+
+    def see_bar(self, bar: Bar) -> tuple[list[Trigger], list[Match]]:
+        """Trigger and fill the working orders on a bar, with no look-ahead: only the bar's
+        open, high, low and volume, never its order of prices inside.
+
+        A stop triggers when the bar reaches its stop, at the open if the bar opened beyond
+        it, else at the stop. An order fills at its start (the open, or where it triggered)
+        if that is within its bound, moved by any slippage but never beyond the bound;
+        else, untriggered in this bar, at its bound if the bar's range reaches it. Each
+        side takes at most the participation cap of the bar's volume, in priority order.
+        Orders that arrive later fill on later bars: this one's room is used up."""
+        triggered = self._trigger_on_bar(bar)
+        room: dict[str, Decimal | None] = {
+            "buy": self.model.cap(bar.volume),
+            "sell": self.model.cap(bar.volume),
+        }
+        matches = self._match_bar("buy", reversed(self._bids.items()), bar, triggered, room)
+        matches += self._match_bar("sell", iter(self._asks.items()), bar, triggered, room)
+        self.trade = Trade(bar.close, bar.volume)
+        self.exhaust()
+        return [t for t, _ in triggered.values()], matches
+
+    def _trigger_on_bar(self, bar: Bar) -> dict[int, tuple[Trigger, Decimal]]:
+        """The stops the bar reaches, each with the price it triggered at. A trailing stop
+        is checked where it stood before the bar, and then follows the bar's extreme."""
+        triggered = {}
+        profile = self.model.profile
+        for order in sorted(self._stops.values(), key=lambda o: o.seq):
+            assert order.stop_price is not None
+            stop = order.stop_price
+            if order.side == "buy":
+                reached, at = bar.high >= stop, max(bar.open, stop)
+            else:
+                reached, at = bar.low <= stop, min(bar.open, stop)
+            if not reached:
+                if order.order_type == "trailing_stop":
+                    self._trail(order, bar.low if order.side == "buy" else bar.high)
+                continue
+            if order.order_type != "stop_limit":
+                protection = profile.protection_price(order.side, stop)
+                order.price = (
+                    min(order.price, protection)
+                    if order.side == "buy"
+                    else max(order.price, protection)
+                )
+            del self._stops[order.order_id]
+            order.triggered = True
+            # a stop-limit that cannot fill where it triggered rests: it makes liquidity
+            order.maker = order.order_type == "stop_limit" and (
+                at > order.price if order.side == "buy" else at < order.price
+            )
+            self._side(order.side).setdefault(order.price, {})[order.order_id] = order
+            triggered[order.order_id] = (Trigger(order.order_id, stop, order.price), at)
+        return triggered
+
+    def _match_bar(
+        self,
+        side: str,
+        levels: Iterator[tuple[Decimal, dict[int, Resting]]],
+        bar: Bar,
+        triggered: dict[int, tuple[Trigger, Decimal]],
+        room: dict[str, Decimal | None],
+    ) -> list[Match]:
+        matches: list[Match] = []
+        filled: list[Resting] = []
+        for _bound, level in levels:
+            for order in level.values():
+                trigger = triggered.get(order.order_id)
+                price = self._bar_price(order, bar, None if trigger is None else trigger[1])
+                if price is None:
+                    continue
+                qty = self._portion(order.leaves_qty, room[side], side)
+                if not qty:
+                    break
+                if room[side] is not None:
+                    room[side] -= qty  # type: ignore[operator]
+                order.leaves_qty -= qty
+                order.cum_qty += qty
+                liquidity = MAKER if order.maker else TAKER
+                matches.append(Match(order.order_id, qty, price, order.cum_qty, liquidity))
+                if not order.leaves_qty:
+                    filled.append(order)
+            else:
+                continue
+            break  # the cap ran out
+        for order in filled:
+            self.remove(order.order_id)
+        return matches
+
+    def _bar_price(self, order: Resting, bar: Bar, triggered_at: Decimal | None) -> Decimal | None:
+        """Where `order` fills on `bar`, or None: see see_bar."""
+        start = bar.open if triggered_at is None else triggered_at
+        buy = order.side == "buy"
+        if (start <= order.price) if buy else (start >= order.price):
+            slipped = self.model.fill_price(order.side, Trade(start))
+            return min(slipped, order.price) if buy else max(slipped, order.price)
+        reaches = bar.low <= order.price if buy else bar.high >= order.price
+        return order.price if triggered_at is None and reaches else None
 
     # INSTANT MODE ------------------------------------------------------------------------
 

@@ -1,0 +1,204 @@
+"""Historical OHLCV bars for a replay: read CSV files and check every row (docs/replay.md).
+
+A file has a header with `time,open,high,low,close,volume` and, for several symbols in one
+file, `symbol`; without that column the file's name is the symbol (`600000.csv`). `time` is
+when the bar is complete:
+- a date (`2024-01-02`) is a daily bar, complete at its market's close that day
+  (cn_a 15:00 Asia/Shanghai, us_equity 16:00 America/New_York, crypto 24:00 UTC);
+- a date and time (`2024-01-02 09:31` or `2024-01-02T09:31:00`) is in the market's zone,
+  unless it carries its own offset (`Z`, `+08:00`).
+
+Nothing half-loads: the first wrong row raises BarFileError naming the file and line.
+Prices are above 0 and on the symbol's tick, high is the highest and low the lowest of the
+four, volume at least 0; each symbol's bars strictly increase in time, across files too.
+Daily bars of a calendar market (cn_a, us_equity) must be on its trading days, with none
+missing between a symbol's first and last bar.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal, InvalidOperation
+from itertools import pairwise
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from actors.rules import Market
+
+COLUMNS = ("time", "open", "high", "low", "close", "volume")
+PRICES = ("open", "high", "low", "close")
+# each profile's market: its zone, the time its daily bar is complete, its calendar
+MARKET_CLOSE = {
+    "cn_a": ("Asia/Shanghai", time(15, 0), "XSHG"),
+    "us_equity": ("America/New_York", time(16, 0), "XNYS"),
+    "crypto": ("UTC", None, None),  # None: at midnight ending the day
+}
+NS = 1_000_000_000
+
+
+class BarFileError(ValueError):
+    """A replay file that cannot be loaded, with where and why."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayBar:
+    symbol: str
+    ts: int  # ns: when the bar is complete
+    open: Decimal
+    high: Decimal
+    low: Decimal
+    close: Decimal
+    volume: Decimal
+    daily: bool
+
+
+@dataclass(frozen=True, slots=True)
+class _Where:
+    path: Path
+    line: int
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}"
+
+
+def load_bars(paths: Sequence[Path], market: Market) -> list[ReplayBar]:
+    """Every bar of the files, checked, in time order (a tie in the order of the symbol
+    table). Raises BarFileError."""
+    found: dict[str, list[tuple[ReplayBar, _Where]]] = {}
+    for path in paths:
+        for bar, where in _read(path, market):
+            found.setdefault(bar.symbol, []).append((bar, where))
+    if not found:
+        raise BarFileError(f"{', '.join(map(str, paths)) or 'no files'}: no bars")
+    for symbol, bars in found.items():
+        bars.sort(key=lambda item: item[0].ts)
+        for (before, at_before), (bar, where) in pairwise(bars):
+            if bar.ts == before.ts:
+                raise BarFileError(
+                    f"{where}: {symbol} has a bar at this time already ({at_before})"
+                )
+        _check_days(symbol, bars, market)
+    rank = {symbol: n for n, symbol in enumerate(market.symbols)}
+    merged = [bar for bars in found.values() for bar, _ in bars]
+    merged.sort(key=lambda bar: (bar.ts, rank[bar.symbol]))
+    return merged
+
+
+def _read(path: Path, market: Market) -> Iterator[tuple[ReplayBar, _Where]]:
+    try:
+        handle = open(path, newline="", encoding="utf-8")  # noqa: SIM115 (closed below)
+    except OSError as exc:
+        raise BarFileError(f"{path}: {exc.strerror}") from None
+    with handle:
+        reader = csv.DictReader(handle)
+        header = [name.strip() for name in reader.fieldnames or ()]
+        missing = [c for c in COLUMNS if c not in header]
+        if missing:
+            raise BarFileError(f"{path}:1: missing columns {', '.join(missing)}")
+        reader.fieldnames = header
+        last: dict[str, tuple[int, _Where]] = {}
+        for row in reader:
+            where = _Where(path, reader.line_num)
+            bar = _bar(row, path.stem if "symbol" not in header else None, market, where)
+            previous = last.get(bar.symbol)
+            if previous is not None and bar.ts <= previous[0]:
+                raise BarFileError(
+                    f"{where}: {bar.symbol} bars must go forward in time; this one is not "
+                    f"after line {previous[1].line}"
+                )
+            last[bar.symbol] = (bar.ts, where)
+            yield bar, where
+
+
+def _bar(
+    row: dict[str, str | None], symbol: str | None, market: Market, where: _Where
+) -> ReplayBar:
+    symbol = symbol or (row.get("symbol") or "").strip()
+    if symbol not in market:
+        raise BarFileError(f"{where}: unknown symbol {symbol[:32]!r} (not in the symbol table)")
+    rules = market.rules(symbol)
+    values = {}
+    for column in (*PRICES, "volume"):
+        text = (row.get(column) or "").strip()
+        try:
+            value = Decimal(text)
+        except InvalidOperation:
+            raise BarFileError(f"{where}: {column} {text[:40]!r} is not a number") from None
+        if not value.is_finite() or value < 0 or (column in PRICES and value == 0):
+            least = "above 0" if column in PRICES else "0 or more"
+            raise BarFileError(f"{where}: {column} must be {least}, got {text[:40]}")
+        if column in PRICES and value % rules.tick_size:
+            raise BarFileError(
+                f"{where}: {column} {text} is not a multiple of {symbol}'s tick "
+                f"{rules.tick_size} (the symbol table can set tick_size)"
+            )
+        values[column] = value
+    high, low = values["high"], values["low"]
+    if high < max(values["open"], values["close"], low) or low > min(
+        values["open"], values["close"]
+    ):
+        raise BarFileError(f"{where}: high must be the highest price and low the lowest")
+    ts, daily = _time((row.get("time") or "").strip(), rules.name, where)
+    return ReplayBar(
+        symbol, ts, values["open"], high, low, values["close"], values["volume"], daily
+    )
+
+
+def _time(text: str, profile: str, where: _Where) -> tuple[int, bool]:
+    zone_name, close, _calendar = MARKET_CLOSE[profile]
+    zone = ZoneInfo(zone_name)
+    try:
+        if len(text) == 10:
+            day = date.fromisoformat(text)
+            if close is None:
+                moment = datetime.combine(day + timedelta(days=1), time(0), zone)
+            else:
+                moment = datetime.combine(day, close, zone)
+            return int(moment.timestamp()) * NS, True
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise BarFileError(
+            f"{where}: time {text[:40]!r} is not a date or a date and time"
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=zone)
+    return int(moment.timestamp() * 1_000_000) * 1000, False
+
+
+def _check_days(symbol: str, bars: list[tuple[ReplayBar, _Where]], market: Market) -> None:
+    """Daily bars of a calendar market: on its trading days, none missing in between."""
+    daily = [(bar, where) for bar, where in bars if bar.daily]
+    calendar = MARKET_CLOSE[market.rules(symbol).name][2]
+    if not daily:
+        return
+    zone = ZoneInfo(MARKET_CLOSE[market.rules(symbol).name][0])
+    days = [datetime.fromtimestamp(bar.ts / NS, zone).date() for bar, _ in daily]
+    expected = _trading_days(calendar, days[0], days[-1])
+    if expected is None:
+        return  # beyond the years the calendar knows: no check
+    have = dict(zip(days, (where for _, where in daily), strict=True))
+    for day, where in have.items():
+        if day not in expected:
+            raise BarFileError(f"{where}: {day} is not a trading day of {symbol}'s market")
+    for n, day in enumerate(expected):
+        if day not in have:
+            after = have[expected[n - 1]] if n and expected[n - 1] in have else None
+            raise BarFileError(
+                f"{after or daily[0][1]}: {symbol} has no bar for {day}, a trading day"
+                " (a gap in the data)"
+            )
+
+
+def _trading_days(calendar: str | None, first: date, last: date) -> list[date] | None:
+    """Every trading day from first to last: each date for an always-open market."""
+    if calendar is None:
+        return [first + timedelta(days=n) for n in range((last - first).days + 1)]
+    import exchange_calendars  # pandas: only when a replay has daily bars
+
+    cal = exchange_calendars.get_calendar(calendar)
+    if first < cal.first_session.date() or last > cal.last_session.date():
+        return None
+    return [s.date() for s in cal.sessions_in_range(first.isoformat(), last.isoformat())]
