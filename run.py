@@ -33,6 +33,7 @@ from pydantic import ValidationError
 
 from actors.feeds import volume_unit
 from actors.process import LEDGER_LOCK, exclusive_lock
+from actors.replay import load_bars, replay_paths
 from actors.rules import Market
 from protocol import settings as settings_module
 from protocol.client import TradeError
@@ -428,6 +429,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         settings = settings_from_args(args)
+        if settings.market.feed == "replay":  # every bar checked before anything starts
+            load_bars(replay_paths(settings), Market.from_settings(settings))
     except (ValidationError, ValueError, OSError) as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2

@@ -566,7 +566,9 @@ class Accountant(pykka.ThreadingActor):
             self.send_book_snapshot(work)
             return
         self.accept_pending(work, order)
-        fill = self.accounts.fill(order, qty, price, msg["ts"], msg.get("liquidity", TAKER))
+        fill = self.accounts.fill(
+            order, qty, price, msg["ts"], msg.get("liquidity", TAKER), msg.get("trading_day")
+        )
         work.inserts.append((FillRow, fill_row(fill)))
         self.store_order(work, order)
         self.store_position(work, order.user_id, order.symbol)
@@ -854,8 +856,8 @@ class Accountant(pykka.ThreadingActor):
             for state in message.messages:
                 self.on_control(work, state)
         elif message.topic.startswith(topics.MARKET_PREFIX):
-            last = message.messages[-1]
-            self.last_prices[last["symbol"]] = Decimal(last["last"])
+            last = message.messages[-1]  # a quote, or a replay's bar
+            self.last_prices[last["symbol"]] = Decimal(last.get("last") or last["close"])
             self.prev_closes[last["symbol"]] = Decimal(last["prev_close"])
 
     def on_control(self, work: Work, state: Message) -> None:

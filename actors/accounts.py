@@ -339,9 +339,16 @@ class Accounts:
         return order
 
     def fill(
-        self, order: Order, qty: Decimal, price: Decimal, now_ns: int, liquidity: str = TAKER
+        self,
+        order: Order,
+        qty: Decimal,
+        price: Decimal,
+        now_ns: int,
+        liquidity: str = TAKER,
+        trading_day: str | None = None,
     ) -> Fill:
-        """Settle one fill of an open order: cash, fees, position, reservations, P&L."""
+        """Settle one fill of an open order: cash, fees, position, reservations, P&L.
+        `trading_day` is the day it filled on (default: the market's day now), for T+1."""
         account = self.accounts[order.user_id]
         pos = self.position(order.user_id, order.symbol)
         rules = self.market.rules(order.symbol)
@@ -374,7 +381,7 @@ class Accounts:
             pos.qty += qty
             pos.cost_basis += value + commission + tax
             if rules.t_plus_one:
-                today = self.day(order.symbol)
+                today = trading_day or self.day(order.symbol)
                 if pos.locked_day != today:
                     pos.locked_qty, pos.locked_day = ZERO, today
                 pos.locked_qty += qty

@@ -78,7 +78,8 @@ class Bus:
         self._poller.register(sock, zmq.POLLIN)
 
     def subscribe(self, endpoint: str, topics: tuple[str, ...], handler: TopicHandler) -> None:
-        """Connect a SUB socket; `handler(topic, messages)` is called per topic per burst."""
+        """Connect a SUB socket; `handler(topic, messages)` is called for each run of
+        one topic in a burst, in the order they were published."""
         sock = self._socket(zmq.SUB)
         for topic in topics:
             sock.setsockopt(zmq.SUBSCRIBE, topic.encode())
@@ -191,15 +192,17 @@ class Bus:
 
     def _read_sub(self, sock: zmq.Socket) -> None:
         handler = self._subs[sock]
-        by_topic: dict[str, list[Message]] = {}
+        runs: list[tuple[str, list[Message]]] = []  # in arrival order: ctl before the bars
         for _ in range(_DRAIN_LIMIT):
             try:
                 topic_frame, payload = sock.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:
                 break
             topic = topic_frame.decode()
-            _extend(by_topic.setdefault(topic, []), codec.decode_internal(payload))
-        for topic, batch in by_topic.items():
+            if not runs or runs[-1][0] != topic:
+                runs.append((topic, []))
+            _extend(runs[-1][1], codec.decode_internal(payload))
+        for topic, batch in runs:
             handler(topic, batch)
 
     def _flush(self) -> None:
@@ -208,10 +211,13 @@ class Bus:
             self._woken = False
         if not pending:
             return
-        groups: dict[tuple[str, str | None], list[Message]] = {}
+        # runs of one peer and topic, in the order sent: a PUB's topics stay in order
+        groups: list[tuple[tuple[str, str | None], list[Message]]] = []
         for peer, topic, message in pending:
-            groups.setdefault((peer, topic), []).append(message)
-        for (peer, topic), messages in groups.items():
+            if not groups or groups[-1][0] != (peer, topic):
+                groups.append(((peer, topic), []))
+            groups[-1][1].append(message)
+        for (peer, topic), messages in groups:
             sock, is_pub = self._out[peer]
             payload = codec.encode(messages)
             if is_pub:

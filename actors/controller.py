@@ -28,6 +28,15 @@ from actors import process
 from actors.bus import Bus, Message
 from actors.clock import Clock, clock_for
 from actors.feeds import SyntheticFeed
+from actors.replay import (
+    Listen,
+    ReplayBar,
+    Replayer,
+    ReplayStep,
+    ReplayTick,
+    load_bars,
+    replay_paths,
+)
 from actors.rules import ZERO, Market
 from actors.sessions import Sessions, market_sessions
 from protocol import topics
@@ -40,6 +49,7 @@ MAX_VOLUME = 10**15
 
 log = logging.getLogger("controller")
 PUB = "pub"  # the controller's one PUB socket
+REPLAY_TICK = 0.02  # s between a replay's timer ticks
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +122,7 @@ class SessionControl(pykka.ThreadingActor):
         self.saved_time = self.clock.now_ns()
         self.session: dict[str, tuple[bool, str]] = {}  # profile -> (open, trading day)
         self.seq = 0
+        self.listeners: list[pykka.ActorRef[Any]] = [feed]  # told every control state
 
     def _save(self) -> None:
         tmp = self.state_file.with_suffix(".tmp")
@@ -146,6 +157,11 @@ class SessionControl(pykka.ThreadingActor):
                 self._save()  # a restart resumes market time from here
         elif isinstance(message, Pushed):
             self.on_pushed(message.messages)
+        elif isinstance(message, ReplayStep):
+            self.on_replay(message)
+        elif isinstance(message, Listen):
+            self.listeners.append(message.actor)
+            message.actor.tell(self.view())
         elif isinstance(message, Request):
             msg = message.message
             if msg["type"] == "control.set" and msg["state"] != self.state:
@@ -170,11 +186,21 @@ class SessionControl(pykka.ThreadingActor):
             if pushed.ts > self.clock.now_ns():
                 self.clock.advance(pushed.ts)
                 if self.check_session():
-                    self.feed.tell(Checked(batch))
+                    self.feed.ask(Checked(batch))  # out before the new control state
                     batch = []
                     self.broadcast()
             batch.append(pushed)
         self.feed.tell(Checked(batch))
+
+    def on_replay(self, step: ReplayStep) -> None:
+        """A replay's bars: time moves to theirs, a session change goes out first, then
+        the feed sends the bars; each close step is saved, so a restart resumes after it."""
+        self.clock.advance(step.ts)
+        if self.check_session():
+            self.broadcast()
+        self.feed.ask(step)  # published before the next control state: no overtaking
+        if step.phase == "close":
+            self._save()
 
     def view(self) -> Message:
         now = self.clock.now_ns()
@@ -201,7 +227,8 @@ class SessionControl(pykka.ThreadingActor):
         self.seq += 1
         state = self.view()
         self.bus.send(PUB, state, topics.CONTROL)
-        self.feed.tell(state)
+        for listener in self.listeners:
+            listener.tell(state)
 
 
 class MarketFeed(pykka.ThreadingActor):
@@ -306,15 +333,51 @@ class MarketFeed(pykka.ThreadingActor):
     ) -> None:
         """Publish a trade; the first of a trading day makes the day before's last trade
         the previous close."""
-        close = self.closes[symbol]
-        if close.day != self.day(symbol):
-            prev_close = close.last if close.day else close.prev_close
-            close = self.closes[symbol] = Close(prev_close, last, self.day(symbol))
-        else:
-            close = self.closes[symbol] = close._replace(last=last)
+        self.record(symbol, last)
         quote = self._quote(symbol, last, volume, ts, extra)
         self.quotes[symbol] = quote
         self.bus.send(PUB, quote, topics.market(symbol))
+
+    def record(self, symbol: str, last: str) -> None:
+        """The symbol's latest trade, on its market's trading day."""
+        close = self.closes[symbol]
+        if close.day != self.day(symbol):
+            prev_close = close.last if close.day else close.prev_close
+            self.closes[symbol] = Close(prev_close, last, self.day(symbol))
+        else:
+            self.closes[symbol] = close._replace(last=last)
+
+    def on_replay(self, step: ReplayStep) -> None:
+        """A replay's bars. Fill step (the bars' last instant, on their trading day): the
+        close is the symbol's latest trade, and the matcher gets the bars to fill on. Close
+        step: everyone gets them, complete, with the previous close of the day now."""
+        for bar in step.bars:
+            close = number(bar.close)
+            if step.phase == "fill":
+                self.record(bar.symbol, close)
+                self.quotes[bar.symbol] = self._quote(bar.symbol, close, bar.volume, step.ts)
+                self.bus.send(PUB, self._bar(bar, step.ts), topics.replay(bar.symbol))
+            else:
+                if self.quotes[bar.symbol]["last"] != close:  # its fill step was before a restart
+                    self.record(bar.symbol, close)
+                    self.quotes[bar.symbol] = self._quote(bar.symbol, close, bar.volume, step.ts)
+                self.bus.send(PUB, self._bar(bar, step.ts), topics.market(bar.symbol))
+
+    def _bar(self, bar: ReplayBar, ts: int) -> Message:
+        self.seq += 1
+        return {
+            "type": "bar",
+            "symbol": bar.symbol,
+            "open": number(bar.open),
+            "high": number(bar.high),
+            "low": number(bar.low),
+            "close": number(bar.close),
+            "volume": wire_qty(bar.volume),
+            "prev_close": str(self.prev_close_today(bar.symbol)),
+            "ts": ts,
+            "time": iso_time(ts),
+            "seq": self.seq,
+        }
 
     def on_receive(self, message: Any) -> None:
         if isinstance(message, FeedTick) and self.source is not None:
@@ -328,6 +391,8 @@ class MarketFeed(pykka.ThreadingActor):
                 self.trade(tick.symbol, str(tick.last), tick.volume, now)
         elif isinstance(message, Pushed):
             self.on_pushed(message.messages)
+        elif isinstance(message, ReplayStep):
+            self.on_replay(message)
         elif isinstance(message, Checked):
             self.on_checked(message.trades)
         elif isinstance(message, dict) and message.get("type") == "control":
@@ -455,8 +520,14 @@ def main(settings: Settings) -> None:
 
     bus.pull(settings.endpoints.controller_in, route)
     bus.every(settings.control.heartbeat_interval, lambda: control.tell(Heartbeat()))
+    actors = [control, feed]
     if settings.market.feed == "synthetic":
         bus.every(settings.market.tick_interval, lambda: feed.tell(FeedTick()))
+    elif settings.market.feed == "replay":  # 3. bars from files, on their own time
+        bars = load_bars(replay_paths(settings), Market.from_settings(settings))
+        replayer = Replayer.start(settings, control, bars, clock.now_ns())
+        bus.every(REPLAY_TICK, lambda: replayer.tell(ReplayTick()))
+        actors.append(replayer)
     else:  # 3. an external program pushes trades in
         # in market time the session control sees each trade's time first
         taker = control if settings.control.clock == "market" else feed
@@ -464,7 +535,7 @@ def main(settings: Settings) -> None:
             settings.endpoints.quotes_in, lambda msgs: taker.tell(Pushed(msgs)), untrusted=True
         )
     log.info("controller up at %s", datetime.now(UTC).isoformat())
-    process.run(bus, [control, feed])
+    process.run(bus, actors)
 
 
 if __name__ == "__main__":

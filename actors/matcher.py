@@ -20,7 +20,7 @@ from typing import Any
 import pykka
 
 from actors import process
-from actors.book import Book, FillModel, Match, Resting, Trade, Trigger
+from actors.book import Bar, Book, FillModel, Match, Resting, Trade, Trigger
 from actors.bus import Bus, Message
 from actors.clock import Clock, clock_for
 from actors.rules import Market
@@ -70,6 +70,7 @@ class Router(pykka.ThreadingActor):
         # per profile's market, from the controller: its trading day, and whether it trades
         self.trading_day: dict[str, str] = {}
         self.trading: dict[str, bool] = {}
+        self.bar_times: dict[str, int] = {}  # a replay: each symbol's latest bar filled on
         # without a control heartbeat for this long, the run state is unknown: fill nothing
         self.control_expiry = 3 * settings.control.heartbeat_interval + 1.0
         self.control_seen_at = 0.0
@@ -166,9 +167,9 @@ class Router(pykka.ThreadingActor):
     def fill_new(self, book: Book, order: Resting) -> None:
         if self.instant:
             match = book.fill_instantly(order.order_id)
-            self.emit([], [match] if match else [])
+            self.emit(book, [], [match] if match else [])
         else:
-            self.emit([], book.match())
+            self.emit(book, [], book.match())
 
     def fill_or_kill(self, book: Book, order: Resting) -> None:
         """IOC and FOK never rest: fill what the latest trade allows (FOK: all or nothing),
@@ -223,29 +224,21 @@ class Router(pykka.ThreadingActor):
         self.clock.advance(message.messages[-1]["ts"])  # market time, if that is the clock
         if message.topic == topics.CONTROL:
             self.control_seen_at = time.monotonic()
-            markets = message.messages[-1]["markets"]
-            days = {name: m["trading_day"] for name, m in markets.items()}
-            if days != self.trading_day:
-                self.trading_day = days
-                self.expire_day_orders()
-            resumed = set()
-            for name, market in markets.items():
-                trading = bool(market["trading"])
-                if trading != self.trading.get(name, False):
-                    log.info("%s trading %s", name, "on" if trading else "off")
-                    if trading:
-                        resumed.add(name)
-                self.trading[name] = trading
-            self.fill_all_books(resumed)
+            for state in message.messages:  # each one: a replay opens and closes in a burst
+                self.on_control(state)
         elif message.topic.startswith(topics.MARKET_PREFIX):
             for quote in message.messages:  # every trade: each one's volume counts
-                self.on_trade(quote)
+                if quote["type"] == "quote":  # a replay's bars fill from the replay topic
+                    self.on_trade(quote)
+        elif message.topic.startswith(topics.REPLAY_PREFIX):
+            for bar in message.messages:
+                self.on_bar(bar)
 
     def on_trade(self, quote: Message) -> None:
         book = self.book(quote["symbol"])
         if book.see(_trade(quote)) and self.trades(book) and self.epoch is not None:
             triggers = book.trigger()
-            self.emit(triggers, book.fill_everything() if self.instant else book.match())
+            self.emit(book, triggers, book.fill_everything() if self.instant else book.match())
 
     def fill_all_books(self, markets: set[str]) -> None:
         """These profiles' markets trade again (or the books were rebuilt while they do).
@@ -257,11 +250,44 @@ class Router(pykka.ThreadingActor):
             if book.model.profile.name not in markets:
                 continue
             if self.instant:
-                self.emit([], book.fill_everything())
+                self.emit(book, [], book.fill_everything())
             else:
                 book.exhaust()
 
-    def emit(self, triggers: list[Trigger], matches: list[Match]) -> None:
+    def on_control(self, state: Message) -> None:
+        markets = state["markets"]
+        days = {name: m["trading_day"] for name, m in markets.items()}
+        if days != self.trading_day:
+            self.trading_day = days
+            self.expire_day_orders()
+        resumed = set()
+        for name, market in markets.items():
+            trading = bool(market["trading"])
+            if trading != self.trading.get(name, False):
+                log.info("%s trading %s", name, "on" if trading else "off")
+                if trading:
+                    resumed.add(name)
+            self.trading[name] = trading
+        self.fill_all_books(resumed)
+
+    def on_bar(self, msg: Message) -> None:
+        """A replayed bar (docs/fill-model.md section 16): fill on it while its market
+        trades; otherwise it only becomes the latest price."""
+        if msg["ts"] <= self.bar_times.get(msg["symbol"], 0):
+            return  # replayed again after a controller restart: it filled once already
+        self.bar_times[msg["symbol"]] = msg["ts"]
+        book = self.book(msg["symbol"])
+        bar = Bar(*(Decimal(msg[k]) for k in ("open", "high", "low", "close", "volume")))
+        if self.epoch is None or not self.trades(book):
+            book.trade = Trade(bar.close, bar.volume)
+            book.exhaust()
+        elif self.instant:
+            book.see(Trade(bar.close, bar.volume))
+            self.emit(book, book.trigger(), book.fill_everything())
+        else:
+            self.emit(book, *book.see_bar(bar))
+
+    def emit(self, book: Book, triggers: list[Trigger], matches: list[Match]) -> None:
         if not matches and not triggers:
             return
         now = self.clock.now_ns()
@@ -292,6 +318,7 @@ class Router(pykka.ThreadingActor):
                     "price": str(m.price),
                     "cum_qty": str(m.cum_qty),
                     "liquidity": m.liquidity,
+                    "trading_day": self.day(book),  # T+1 counts from it
                     "ts": now,
                 },
             )
@@ -348,7 +375,7 @@ def main(settings: Settings) -> None:
     # 3. run state and quotes come from the controller
     bus.subscribe(
         settings.endpoints.control_pub,
-        (topics.CONTROL, topics.MARKET_PREFIX),
+        (topics.CONTROL, topics.MARKET_PREFIX, topics.REPLAY_PREFIX),
         lambda topic, msgs: router.tell(Broadcast(topic, msgs)),
     )
     bus.every(1.0, lambda: router.tell(SyncTick()))

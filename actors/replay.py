@@ -18,15 +18,22 @@ missing between a symbol's first and last bar.
 from __future__ import annotations
 
 import csv
+import logging
+import time as wall
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal, InvalidOperation
 from itertools import pairwise
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
+import pykka
+
+from actors import process
 from actors.rules import Market
+from protocol.settings import Settings
 
 COLUMNS = ("time", "open", "high", "low", "close", "volume")
 PRICES = ("open", "high", "low", "close")
@@ -37,6 +44,7 @@ MARKET_CLOSE = {
     "crypto": ("UTC", None, None),  # None: at midnight ending the day
 }
 NS = 1_000_000_000
+log = logging.getLogger("controller")
 
 
 class BarFileError(ValueError):
@@ -202,3 +210,101 @@ def _trading_days(calendar: str | None, first: date, last: date) -> list[date] |
     if first < cal.first_session.date() or last > cal.last_session.date():
         return None
     return [s.date() for s in cal.sessions_in_range(first.isoformat(), last.isoformat())]
+
+
+# THE REPLAY ----------------------------------------------------------------------------
+
+SAMPLE = Path(__file__).resolve().parents[1] / "examples" / "data" / "sample_daily.csv"
+GROUPS_PER_TICK = 200  # bar times handed on per timer tick at speed "max"
+
+
+def replay_paths(settings: Settings) -> list[Path]:
+    return [Path(p) for p in settings.market.replay_files] or [SAMPLE]
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayStep:
+    """The market clock moves to `ts` and `bars` (all complete at one time T) go out:
+    phase "fill" at T - 1 ns, the last instant of the bars, when the matcher fills on
+    them inside their session; phase "close" at T, when everyone sees them complete."""
+
+    ts: int
+    bars: list[ReplayBar]
+    phase: str
+
+
+class ReplayTick:
+    """Timer: hand on the bars that are due."""
+
+
+@dataclass(frozen=True, slots=True)
+class Listen:
+    """Ask the session control to send its control state to an actor too."""
+
+    actor: pykka.ActorRef[Any]
+
+
+class Replayer(pykka.ThreadingActor):
+    """Hands the session control the bars in time order, while the run state is running:
+    at speed `max` as fast as the timer allows, at `xN` N times faster than they happened.
+
+    After a restart it resumes after the market time the controller saved (actors/clock.py):
+    bars at or before it were replayed already."""
+
+    def __init__(
+        self, settings: Settings, control: pykka.ActorRef[Any], bars: list[ReplayBar], after: int
+    ) -> None:
+        super().__init__()
+        self.control = control
+        self.groups: list[tuple[int, list[ReplayBar]]] = []
+        for bar in bars:
+            if self.groups and self.groups[-1][0] == bar.ts:
+                self.groups[-1][1].append(bar)
+            else:
+                self.groups.append((bar.ts, [bar]))
+        speed = settings.market.replay_speed
+        self.factor = None if speed == "max" else float(speed[1:])
+        self.next = next(
+            (n for n, (ts, _) in enumerate(self.groups) if ts > after), len(self.groups)
+        )
+        # a bar time whose fill step went out before the restart gets its close step only
+        self.filled = after if self.next < len(self.groups) else 0
+        self.running = False
+        self.anchor: tuple[float, int] | None = None  # wall time and bar time pacing starts
+        self.bars = len(bars)
+
+    def on_start(self) -> None:
+        self.control.tell(Listen(self.actor_ref))
+        log.info("replay of %d bars, speed %s", self.bars, self.factor or "max")
+
+    def on_failure(self, *_exc: object) -> None:
+        process.die("replayer failed")
+
+    def on_receive(self, message: Any) -> None:
+        if isinstance(message, dict) and message.get("type") == "control":
+            running = message["state"] == "running"
+            if running and not self.running:
+                self.anchor = None  # paced again from now
+            self.running = running
+        elif isinstance(message, ReplayTick) and self.running:
+            self.step()
+
+    def step(self) -> None:
+        now = wall.monotonic()
+        budget = GROUPS_PER_TICK
+        while self.next < len(self.groups) and budget:
+            ts, bars = self.groups[self.next]
+            if self.factor is not None:
+                if self.anchor is None:
+                    self.anchor = (now, ts)
+                if self.anchor[0] + (ts - self.anchor[1]) / NS / self.factor > now:
+                    return
+            # ask, not tell: each step is out before the next is handed on, so requests to
+            # the session control wait for one step at most, whatever the speed
+            if ts - 1 > self.filled:
+                self.control.ask(ReplayStep(ts - 1, bars, "fill"))
+            self.control.ask(ReplayStep(ts, bars, "close"))
+            self.next += 1
+            budget -= 1
+            if self.next == len(self.groups):
+                log.info("replay done: %d bars", self.bars)

@@ -432,6 +432,7 @@ class Execution(TypedDict):
     price: str
     cum_qty: str  # qty filled on this order including this fill
     liquidity: Literal["maker", "taker"]  # sets the fee rate (crypto)
+    trading_day: str  # of the symbol's market when it filled: T+1 counts from it
     ts: int  # ns
 
 

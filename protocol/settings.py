@@ -85,7 +85,11 @@ DEFAULT_SYMBOLS = (
 
 class MarketSettings(_Section):
     profile: ProfileName = "cn_a"  # the rules of every symbol that names none
-    feed: Literal["synthetic", "external"] = "synthetic"
+    # synthetic: the built-in walk; external: trades pushed in (quotes_in); replay: bars
+    # from CSV files (docs/replay.md), on market time
+    feed: Literal["synthetic", "external", "replay"] = "synthetic"
+    replay_files: tuple[str, ...] = ()  # empty: the shipped sample (examples/data)
+    replay_speed: str = Field(default="max", pattern=r"^(max|x[0-9]+(\.[0-9]+)?)$")
     tick_interval: float = Field(default=0.5, gt=0)  # seconds between ticks of one symbol
     volatility_bp: int = Field(default=10, ge=0)  # std-dev of one step, basis points
     seed: int = 20170101
@@ -268,9 +272,16 @@ class Settings(_Section):
 
     @model_validator(mode="after")
     def _market_clock_needs_market_time(self) -> Settings:
-        if self.control.clock == "market" and self.market.feed != "external":
+        if self.control.clock == "market" and self.market.feed == "synthetic":
             raise ValueError(
-                'control.clock = "market" takes its time from market.feed = "external"'
+                'control.clock = "market" takes its time from market.feed = "external" or "replay"'
+            )
+        if self.market.feed == "replay" and (
+            self.control.clock != "market" or self.control.sessions != "profile"
+        ):
+            raise ValueError(
+                "market.feed = \"replay\" runs on the bars' time with each market's calendar: "
+                'set control.clock = "market" and control.sessions = "profile"'
             )
         return self
 
@@ -357,10 +368,15 @@ def build_settings(
             tree = tomllib.load(fh)
     tree = _merge(tree, _env_overrides(dict(os.environ if environ is None else environ)))
     tree = _merge(tree, flags or {})
+    base = Path(config_file).parent if config_file is not None else Path()
     symbols_file = tree.get("market", {}).get("symbols_file")
     if symbols_file:
-        base = Path(config_file).parent if config_file is not None else Path()
         tree["market"]["symbols"] = load_symbols(base / Path(symbols_file).expanduser())
+    replay_files = tree.get("market", {}).get("replay_files")
+    if isinstance(replay_files, list | tuple):  # relative to the config file, for the children
+        tree["market"]["replay_files"] = [
+            str((base / Path(str(f)).expanduser()).resolve()) for f in replay_files
+        ]
     return resolve(Settings.model_validate(tree))
 
 
@@ -405,11 +421,13 @@ def ipc_paths(settings: Settings) -> list[Path]:
 
 def save(settings: Settings, path: Path) -> None:
     """Write the resolved settings for the child processes, readable by the owner only
-    (the database URL may hold a password)."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    (the database URL may hold a password); whole or not at all, so no reader sees half."""
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     os.fchmod(fd, 0o600)
     with os.fdopen(fd, "w") as fh:
         fh.write(settings.model_dump_json(indent=2))
+    os.replace(tmp, path)
 
 
 def load(path: str | os.PathLike[str]) -> Settings:

@@ -1,0 +1,160 @@
+"""A replay of the shipped sample bars over the real processes (docs/replay.md,
+docs/fill-model.md section 16): market time follows the bars, orders fill on the bar
+after the one they saw, at the prices the rules say."""
+
+from __future__ import annotations
+
+import csv
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from protocol.values import iso_time
+from tests.harness import Server, write_config
+
+SAMPLE = Path(__file__).parents[2] / "examples" / "data" / "sample_daily.csv"
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+REPLAY = {"sessions": "profile", "clock": "market"}
+
+
+def sample_bars(symbol: str) -> list[dict[str, Any]]:
+    """The sample's bars of a symbol, each with `ts`: its close, 15:00 in Shanghai."""
+    bars = []
+    with SAMPLE.open() as fh:
+        for row in csv.DictReader(fh):
+            if row["symbol"] == symbol:
+                close = datetime.fromisoformat(row["time"] + " 15:00").replace(tzinfo=SHANGHAI)
+                bars.append({**row, "ts": int(close.timestamp()) * 10**9})
+    return bars
+
+
+BARS = sample_bars("600000")
+
+
+def bar_after(ts: int) -> dict[str, Any]:
+    return next(bar for bar in BARS if bar["ts"] > ts)
+
+
+def wait(check: Any, timeout: float = 30) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        found = check()
+        if found:
+            return found
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+@pytest.fixture(scope="module")
+def paced(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """About three bars a second (a trading day in 0.3 s), starting paused."""
+    with Server(
+        tmp_path_factory.mktemp("paced"),
+        fill_mode="wait",
+        market={"feed": "replay", "replay_speed": "x288000"},
+        control={**REPLAY, "initial_state": "paused"},
+    ) as srv:
+        yield srv
+        srv.assert_no_crash()
+
+
+def test_orders_fill_on_the_bar_after_the_one_they_saw(paced: Server) -> None:
+    http = paced.http(paced.demo_token)
+    # before the first bar: a market order fills at the first bar's open
+    first = http.post(
+        "/v1/orders",
+        json={
+            "symbol": "600000",
+            "side": "buy",
+            "qty": 1000,
+            "type": "market",
+            "time_in_force": "gtc",
+        },
+    ).json()
+    market = paced.market(("md.600000",))
+    paced.set_control("running")
+    filled = wait(
+        lambda: (o := http.get(f"/v1/orders/{first['id']}").json())["status"] == "filled" and o
+    )
+    assert filled["avg_fill_price"] == f"{BARS[0]['open']}00"
+    # it filled at the bar's last instant inside the session, 14:59:59.999999999
+    assert filled["updated_at"] == iso_time(BARS[0]["ts"] - 1)
+
+    # a bot sees a bar and sells at once: the sell fills on the next bar, never this one
+    seen: dict[str, Any] = {}
+    while seen.get("type") != "bar":  # the day's volume-0 repeats come too: prices, not bars
+        _topic, seen = market.next(timeout=10) or ("", {"type": "none"})
+        assert seen["type"] in ("bar", "quote"), seen
+    assert {k: seen[k] for k in ("open", "high", "low", "close")} == {
+        k: bar_after(seen["ts"] - 1)[k] for k in ("open", "high", "low", "close")
+    }
+    sell = http.post(
+        "/v1/orders",
+        json={
+            "symbol": "600000",
+            "side": "sell",
+            "qty": 1000,
+            "limit_price": "0.01",
+            "time_in_force": "gtc",
+        },
+    ).json()
+    sold = wait(
+        lambda: (o := http.get(f"/v1/orders/{sell['id']}").json())["status"] == "filled" and o
+    )
+    placed_at = int(
+        datetime.fromisoformat(sell["created_at"].replace("Z", "+00:00")).timestamp() * 1e9
+    )
+    assert placed_at >= seen["ts"]  # the market clock had reached the bar it saw
+    next_bar = bar_after(placed_at)
+    assert sold["avg_fill_price"] == f"{next_bar['open']}00"  # at the open, above its limit
+    assert sold["updated_at"] == iso_time(next_bar["ts"] - 1)
+
+
+@pytest.fixture(scope="module")
+def fast(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    with Server(
+        tmp_path_factory.mktemp("fast"),
+        fill_mode="wait",
+        market={"feed": "replay", "replay_speed": "max"},
+        control=REPLAY,
+    ) as srv:
+        yield srv
+        srv.assert_no_crash()
+
+
+def test_a_replay_at_full_speed_ends_on_the_last_bar(fast: Server) -> None:
+    http = fast.http(fast.demo_token)
+    last = BARS[-1]
+    wait(lambda: http.get("/v1/control").json().get("ts", 0) >= last["ts"], timeout=60)
+    control = http.get("/v1/control").json()
+    assert control["time"] == iso_time(last["ts"])  # 2024-12-31 15:00 in Shanghai
+    assert control["markets"]["cn_a"]["trading_day"] == "2025-01-02"  # New Year's Day shut
+    quote = http.get("/v1/quotes/600000").json()
+    assert quote["last"] == last["close"]
+    [listed] = [s for s in http.get("/v1/symbols").json() if s["symbol"] == "600000"]
+    assert listed["prev_close"] == last["close"]  # the close that sets 2 January's limits
+
+
+def test_a_bad_replay_file_stops_the_server_before_it_starts(tmp_path: Path) -> None:
+    bad = tmp_path / "600000.csv"
+    bad.write_text("time,open,high,low,close,volume\n2024-01-02,8.50,8.40,8.60,8.55,100\n")
+    config = write_config(
+        tmp_path, market={"feed": "replay", "replay_files": [str(bad)]}, control=REPLAY
+    )
+    run = subprocess.run(
+        [sys.executable, "run.py", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=Path(__file__).parents[2],
+    )
+    assert run.returncode == 2
+    assert f"{bad}:2: high must be the highest price and low the lowest" in run.stderr
+    assert not (tmp_path / "data" / "tradeserver.db").exists()  # nothing started
