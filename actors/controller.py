@@ -33,6 +33,7 @@ from actors.replay import (
     ReplayBar,
     Replayer,
     ReplayStep,
+    ReplaySteps,
     ReplayTick,
     load_bars,
     replay_paths,
@@ -91,6 +92,13 @@ class Pushed:
     """A burst of quotes from an external feed (untrusted: checked one by one)."""
 
     messages: list[Message]
+
+
+@dataclass(frozen=True, slots=True)
+class Publish:
+    """Control states and replay steps for the feed to send out, in this order."""
+
+    items: list[Message | ReplayStep]
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,8 +165,8 @@ class SessionControl(pykka.ThreadingActor):
                 self._save()  # a restart resumes market time from here
         elif isinstance(message, Pushed):
             self.on_pushed(message.messages)
-        elif isinstance(message, ReplayStep):
-            self.on_replay(message)
+        elif isinstance(message, ReplaySteps):
+            self.on_replay(message.steps)
         elif isinstance(message, Listen):
             self.listeners.append(message.actor)
             message.actor.tell(self.view())
@@ -192,15 +200,20 @@ class SessionControl(pykka.ThreadingActor):
             batch.append(pushed)
         self.feed.tell(Checked(batch))
 
-    def on_replay(self, step: ReplayStep) -> None:
-        """A replay's bars: time moves to theirs, a session change goes out first, then
-        the feed sends the bars; each close step is saved, so a restart resumes after it."""
-        self.clock.advance(step.ts)
-        if self.check_session():
-            self.broadcast()
-        self.feed.ask(step)  # published before the next control state: no overtaking
-        if step.phase == "close":
-            self._save()
+    def on_replay(self, steps: list[ReplayStep]) -> None:
+        """A chunk of a replay. For each step the clock moves to its time, and a session
+        change makes a control state; the feed publishes the states and the bars in that
+        order (one ask for the chunk: nothing overtakes), then the time reached is saved,
+        so a restart resumes after it."""
+        items: list[Message | ReplayStep] = []
+        for step in steps:
+            self.clock.advance(step.ts)
+            if self.check_session():
+                self.seq += 1
+                items.append(self.view())
+            items.append(step)
+        self.feed.ask(Publish(items))
+        self._save()
 
     def view(self) -> Message:
         now = self.clock.now_ns()
@@ -309,11 +322,10 @@ class MarketFeed(pykka.ThreadingActor):
     def flows(self, symbol: str) -> bool:
         return self.flowing.get(self.profile_of[symbol], False)
 
-    def repeat_prices(self, profiles: set[str]) -> None:
+    def repeat_prices(self, profiles: set[str], now: int) -> None:
         """The last price of every symbol of these profiles' markets, with volume 0 (a
         price, not a trade): late joiners get a price at once, and everyone a new day's
-        previous close before its first trade."""
-        now = self.clock.now_ns()
+        previous close before its first trade. Stamped `now`, the control state's time."""
         for symbol, quote in self.quotes.items():
             if self.profile_of[symbol] not in profiles:
                 continue
@@ -391,26 +403,19 @@ class MarketFeed(pykka.ThreadingActor):
                 self.trade(tick.symbol, str(tick.last), tick.volume, now)
         elif isinstance(message, Pushed):
             self.on_pushed(message.messages)
-        elif isinstance(message, ReplayStep):
-            self.on_replay(message)
         elif isinstance(message, Checked):
             self.on_checked(message.trades)
         elif isinstance(message, dict) and message.get("type") == "control":
             self._save()  # once a heartbeat: a restart resumes the walk and closes from here
-            repeat = set()
-            for name, market in message["markets"].items():
-                new_day = market["trading_day"] != self.trading_days.get(name)
-                flowing = message["state"] != "stopped" and market["session_open"]
-                # a new day's previous close goes out when the day turns, for the orders
-                # placed overnight; the prices again when quotes start flowing
-                if message["state"] != "stopped" and (
-                    new_day or (flowing and not self.flowing.get(name))
-                ):
-                    repeat.add(name)
-                self.trading_days[name] = market["trading_day"]
-                self.flowing[name] = flowing
-            if repeat:
-                self.repeat_prices(repeat)
+            self.on_control(message)
+        elif isinstance(message, Publish):
+            for item in message.items:
+                if isinstance(item, ReplayStep):
+                    self.on_replay(item)
+                else:
+                    self.bus.send(PUB, item, topics.CONTROL)
+                    self.on_control(item)
+            self._save()
         elif isinstance(message, Request):
             msg = message.message
             quote = self.quotes.get(msg.get("symbol", ""))
@@ -423,6 +428,23 @@ class MarketFeed(pykka.ThreadingActor):
             body["rid"] = msg["rid"]
             body["gw"] = msg["gw"]
             self.bus.send(topics.GATEWAY, body)
+
+    def on_control(self, message: Message) -> None:
+        """A control state: each market's trading day, and whether its quotes flow."""
+        repeat = set()
+        for name, market in message["markets"].items():
+            new_day = market["trading_day"] != self.trading_days.get(name)
+            flowing = message["state"] != "stopped" and market["session_open"]
+            # a new day's previous close goes out when the day turns, for the orders
+            # placed overnight; the prices again when quotes start flowing
+            if message["state"] != "stopped" and (
+                new_day or (flowing and not self.flowing.get(name))
+            ):
+                repeat.add(name)
+            self.trading_days[name] = market["trading_day"]
+            self.flowing[name] = flowing
+        if repeat:
+            self.repeat_prices(repeat, message["ts"])
 
     def on_pushed(self, messages: list[Message]) -> None:
         """Wall time: check the trades of an external feed and publish them."""

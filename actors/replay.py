@@ -215,7 +215,7 @@ def _trading_days(calendar: str | None, first: date, last: date) -> list[date] |
 # THE REPLAY ----------------------------------------------------------------------------
 
 SAMPLE = Path(__file__).resolve().parents[1] / "examples" / "data" / "sample_daily.csv"
-GROUPS_PER_TICK = 200  # bar times handed on per timer tick at speed "max"
+GROUPS_PER_CHUNK = 50  # bar times handed on at once at speed "max"
 
 
 def replay_paths(settings: Settings) -> list[Path]:
@@ -231,6 +231,13 @@ class ReplayStep:
     ts: int
     bars: list[ReplayBar]
     phase: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReplaySteps:
+    """The steps of some bar times, in order: one hand-over to the session control."""
+
+    steps: list[ReplayStep]
 
 
 class ReplayTick:
@@ -290,21 +297,27 @@ class Replayer(pykka.ThreadingActor):
             self.step()
 
     def step(self) -> None:
-        now = wall.monotonic()
-        budget = GROUPS_PER_TICK
-        while self.next < len(self.groups) and budget:
-            ts, bars = self.groups[self.next]
-            if self.factor is not None:
-                if self.anchor is None:
-                    self.anchor = (now, ts)
-                if self.anchor[0] + (ts - self.anchor[1]) / NS / self.factor > now:
-                    return
-            # ask, not tell: each step is out before the next is handed on, so requests to
-            # the session control wait for one step at most, whatever the speed
-            if ts - 1 > self.filled:
-                self.control.ask(ReplayStep(ts - 1, bars, "fill"))
-            self.control.ask(ReplayStep(ts, bars, "close"))
-            self.next += 1
-            budget -= 1
+        """Hand on the bar times that are due, a chunk at a time. Ask, not tell: a chunk
+        is out before the next goes, so a request to the session control waits for one
+        chunk at most, whatever the speed."""
+        while self.next < len(self.groups):
+            now = wall.monotonic()
+            steps: list[ReplayStep] = []
+            while self.next < len(self.groups) and len(steps) < 2 * GROUPS_PER_CHUNK:
+                ts, bars = self.groups[self.next]
+                if self.factor is not None:
+                    if self.anchor is None:
+                        self.anchor = (now, ts)
+                    if self.anchor[0] + (ts - self.anchor[1]) / NS / self.factor > now:
+                        break
+                if ts - 1 > self.filled:
+                    steps.append(ReplayStep(ts - 1, bars, "fill"))
+                steps.append(ReplayStep(ts, bars, "close"))
+                self.next += 1
+            if not steps:
+                return
+            self.control.ask(ReplaySteps(steps))
             if self.next == len(self.groups):
                 log.info("replay done: %d bars", self.bars)
+            if self.factor is not None or self.actor_inbox.qsize():
+                return  # paced; or a control state is waiting: the next tick goes on
