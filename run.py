@@ -429,8 +429,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         settings = settings_from_args(args)
-        if settings.market.feed == "replay":  # every bar checked before anything starts
-            load_bars(replay_paths(settings), Market.from_settings(settings))
+        if (args.command or "serve") == "serve" and settings.market.feed == "replay":
+            load_bars(replay_paths(settings), Market.from_settings(settings))  # all checked first
     except (ValidationError, ValueError, OSError) as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2

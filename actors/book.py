@@ -358,7 +358,8 @@ class Book:
         else, untriggered in this bar, at its bound if the bar's range reaches it. Each
         side takes at most the participation cap of the bar's volume, in priority order.
         Orders that arrive later fill on later bars: this one's room is used up."""
-        triggered = self._trigger_on_bar(bar)
+        # a bar without volume (a suspended day) is a price, not a trade: nothing triggers
+        triggered = self._trigger_on_bar(bar) if bar.volume else {}
         room: dict[str, Decimal | None] = {
             "buy": self.model.cap(bar.volume),
             "sell": self.model.cap(bar.volume),

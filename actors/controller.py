@@ -166,7 +166,7 @@ class SessionControl(pykka.ThreadingActor):
         elif isinstance(message, Pushed):
             self.on_pushed(message.messages)
         elif isinstance(message, ReplaySteps):
-            self.on_replay(message.steps)
+            return self.on_replay(message.steps)
         elif isinstance(message, Listen):
             self.listeners.append(message.actor)
             message.actor.tell(self.view())
@@ -200,20 +200,28 @@ class SessionControl(pykka.ThreadingActor):
             batch.append(pushed)
         self.feed.tell(Checked(batch))
 
-    def on_replay(self, steps: list[ReplayStep]) -> None:
+    def on_replay(self, steps: list[ReplayStep]) -> int:
         """A chunk of a replay. For each step the clock moves to its time, and a session
         change makes a control state; the feed publishes the states and the bars in that
         order (one ask for the chunk: nothing overtakes), then the time reached is saved,
-        so a restart resumes after it."""
+        so a restart resumes after it. Stops at a bar time when the run state is not
+        running any more; returns how many steps it took."""
         items: list[Message | ReplayStep] = []
+        done, previous = 0, "close"
         for step in steps:
+            starts_bar_time = step.phase == "fill" or previous == "close"
+            if starts_bar_time and self.state != "running":
+                break
+            done, previous = done + 1, step.phase
             self.clock.advance(step.ts)
             if self.check_session():
                 self.seq += 1
                 items.append(self.view())
             items.append(step)
-        self.feed.ask(Publish(items))
-        self._save()
+        if items:
+            self.feed.ask(Publish(items))
+            self._save()
+        return done
 
     def view(self) -> Message:
         now = self.clock.now_ns()
@@ -549,7 +557,7 @@ def main(settings: Settings) -> None:
         bars = load_bars(replay_paths(settings), Market.from_settings(settings))
         replayer = Replayer.start(settings, control, bars, clock.now_ns())
         bus.every(REPLAY_TICK, lambda: replayer.tell(ReplayTick()))
-        actors.append(replayer)
+        actors.insert(0, replayer)  # stops first: no chunk goes to a stopped control
     else:  # 3. an external program pushes trades in
         # in market time the session control sees each trade's time first
         taker = control if settings.control.clock == "market" else feed

@@ -21,7 +21,7 @@ import csv
 import logging
 import time as wall
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal, InvalidOperation
 from itertools import pairwise
@@ -33,6 +33,7 @@ import pykka
 
 from actors import process
 from actors.rules import Market
+from actors.sessions import CALENDAR_START
 from protocol.settings import Settings
 
 COLUMNS = ("time", "open", "high", "low", "close", "volume")
@@ -88,7 +89,12 @@ def load_bars(paths: Sequence[Path], market: Market) -> list[ReplayBar]:
                 raise BarFileError(
                     f"{where}: {symbol} has a bar at this time already ({at_before})"
                 )
-        _check_days(symbol, bars, market)
+        closes = _check_days(symbol, bars, market)
+        if closes:  # a daily bar is complete at its day's close, an early one included
+            found[symbol] = [
+                (replace(bar, ts=closes.get(bar.ts, bar.ts)) if bar.daily else bar, where)
+                for bar, where in bars
+            ]
     rank = {symbol: n for n, symbol in enumerate(market.symbols)}
     merged = [bar for bars in found.values() for bar, _ in bars]
     merged.sort(key=lambda bar: (bar.ts, rank[bar.symbol]))
@@ -97,7 +103,7 @@ def load_bars(paths: Sequence[Path], market: Market) -> list[ReplayBar]:
 
 def _read(path: Path, market: Market) -> Iterator[tuple[ReplayBar, _Where]]:
     try:
-        handle = open(path, newline="", encoding="utf-8")  # noqa: SIM115 (closed below)
+        handle = open(path, newline="", encoding="utf-8-sig")  # noqa: SIM115 (closed below)
     except OSError as exc:
         raise BarFileError(f"{path}: {exc.strerror}") from None
     with handle:
@@ -108,7 +114,7 @@ def _read(path: Path, market: Market) -> Iterator[tuple[ReplayBar, _Where]]:
             raise BarFileError(f"{path}:1: missing columns {', '.join(missing)}")
         reader.fieldnames = header
         last: dict[str, tuple[int, _Where]] = {}
-        for row in reader:
+        for row in _rows(reader, path):
             where = _Where(path, reader.line_num)
             bar = _bar(row, path.stem if "symbol" not in header else None, market, where)
             previous = last.get(bar.symbol)
@@ -119,6 +125,14 @@ def _read(path: Path, market: Market) -> Iterator[tuple[ReplayBar, _Where]]:
                 )
             last[bar.symbol] = (bar.ts, where)
             yield bar, where
+
+
+def _rows(reader: csv.DictReader[str], path: Path) -> Iterator[dict[str, str | None]]:
+    """The rows, with a CSV the csv module cannot parse refused by its line."""
+    try:
+        yield from reader
+    except csv.Error as exc:
+        raise BarFileError(f"{path}:{reader.line_num}: {exc}") from None
 
 
 def _bar(
@@ -176,17 +190,22 @@ def _time(text: str, profile: str, where: _Where) -> tuple[int, bool]:
     return int(moment.timestamp() * 1_000_000) * 1000, False
 
 
-def _check_days(symbol: str, bars: list[tuple[ReplayBar, _Where]], market: Market) -> None:
-    """Daily bars of a calendar market: on its trading days, none missing in between."""
+def _check_days(
+    symbol: str, bars: list[tuple[ReplayBar, _Where]], market: Market
+) -> dict[int, int]:
+    """Daily bars of a calendar market: on its trading days, none missing in between.
+    Returns, for a calendar market, each daily bar's time -> its day's close."""
     daily = [(bar, where) for bar, where in bars if bar.daily]
     calendar = MARKET_CLOSE[market.rules(symbol).name][2]
     if not daily:
-        return
+        return {}
     zone = ZoneInfo(MARKET_CLOSE[market.rules(symbol).name][0])
-    days = [datetime.fromtimestamp(bar.ts / NS, zone).date() for bar, _ in daily]
-    expected = _trading_days(calendar, days[0], days[-1])
-    if expected is None:
-        return  # beyond the years the calendar knows: no check
+    # ts - 1: a crypto day's bar is complete at the midnight that ends it
+    days = [datetime.fromtimestamp((bar.ts - 1) // NS, zone).date() for bar, _ in daily]
+    found = _trading_days(calendar, days[0], days[-1], daily[0][1])
+    if found is None:
+        return {}  # past the last year the calendar knows: no check
+    expected, closes = found
     have = dict(zip(days, (where for _, where in daily), strict=True))
     for day, where in have.items():
         if day not in expected:
@@ -198,24 +217,36 @@ def _check_days(symbol: str, bars: list[tuple[ReplayBar, _Where]], market: Marke
                 f"{after or daily[0][1]}: {symbol} has no bar for {day}, a trading day"
                 " (a gap in the data)"
             )
+    return {bar.ts: closes[day] for (bar, _), day in zip(daily, days, strict=True) if closes}
 
 
-def _trading_days(calendar: str | None, first: date, last: date) -> list[date] | None:
-    """Every trading day from first to last: each date for an always-open market."""
+def _trading_days(
+    calendar: str | None, first: date, last: date, where: _Where
+) -> tuple[list[date], dict[date, int]] | None:
+    """Every trading day from first to last, and each one's close in ns (none for an
+    always-open market, whose days are all dates); None past the calendar's last year."""
     if calendar is None:
-        return [first + timedelta(days=n) for n in range((last - first).days + 1)]
+        return [first + timedelta(days=n) for n in range((last - first).days + 1)], {}
     import exchange_calendars  # pandas: only when a replay has daily bars
 
-    cal = exchange_calendars.get_calendar(calendar)
-    if first < cal.first_session.date() or last > cal.last_session.date():
+    cal = exchange_calendars.get_calendar(calendar, start=CALENDAR_START)
+    if first < cal.first_session.date():
+        raise BarFileError(
+            f"{where}: {first} is before {cal.first_session.date()}, the first day of the "
+            f"{calendar} calendar the server knows"
+        )
+    if last > cal.last_session.date():
         return None
-    return [s.date() for s in cal.sessions_in_range(first.isoformat(), last.isoformat())]
+    sessions = cal.sessions_in_range(first.isoformat(), last.isoformat())
+    closes = {s.date(): int(cal.session_close(s).value) for s in sessions}
+    return list(closes), closes
 
 
 # THE REPLAY ----------------------------------------------------------------------------
 
 SAMPLE = Path(__file__).resolve().parents[1] / "examples" / "data" / "sample_daily.csv"
 GROUPS_PER_CHUNK = 50  # bar times handed on at once at speed "max"
+STARTUP_GRACE = 1.0  # s after the controller starts before the first bar goes out
 
 
 def replay_paths(settings: Settings) -> list[Path]:
@@ -279,6 +310,14 @@ class Replayer(pykka.ThreadingActor):
         self.running = False
         self.anchor: tuple[float, int] | None = None  # wall time and bar time pacing starts
         self.bars = len(bars)
+        # the matcher and accountant subscribe to the controller's PUB as it starts: what it
+        # publishes before they are connected is lost (issue 5 resynchronises streams)
+        self.starts_at = wall.monotonic() + STARTUP_GRACE
+        if self.groups and self.next == len(self.groups):
+            log.warning(
+                "replay: the market time saved in this data dir is past the last bar; "
+                "nothing to replay (start from a fresh data dir)"
+            )
 
     def on_start(self) -> None:
         self.control.tell(Listen(self.actor_ref))
@@ -293,7 +332,9 @@ class Replayer(pykka.ThreadingActor):
             if running and not self.running:
                 self.anchor = None  # paced again from now
             self.running = running
-        elif isinstance(message, ReplayTick) and self.running:
+        elif (
+            isinstance(message, ReplayTick) and self.running and wall.monotonic() >= self.starts_at
+        ):
             self.step()
 
     def step(self) -> None:
@@ -316,7 +357,11 @@ class Replayer(pykka.ThreadingActor):
                 self.next += 1
             if not steps:
                 return
-            self.control.ask(ReplaySteps(steps))
+            done = self.control.ask(ReplaySteps(steps))
+            if done < len(steps):  # the run state left running: those bars wait
+                self.next -= sum(1 for s in steps[done:] if s.phase == "close")
+                self.running = False
+                return
             if self.next == len(self.groups):
                 log.info("replay done: %d bars", self.bars)
             if self.factor is not None or self.actor_inbox.qsize():

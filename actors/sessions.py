@@ -28,6 +28,7 @@ from zoneinfo import ZoneInfo
 from protocol.settings import Settings, session_windows
 
 CALENDAR_DEPRECATION = r".*\.values returning an ndarray that drops timezone"
+CALENDAR_START = "2000-01-01"  # replays reach back this far (actors/replay.py)
 NS = 1_000_000_000
 CN_A_HOURS = ("09:30-11:30", "13:00-15:00")
 US_EQUITY_HOURS = ("09:30-16:00",)
@@ -90,7 +91,7 @@ class ExchangeSessions:
 
         # exchange-calendars still reads Series.values, which pandas 3 deprecates; harmless
         warnings.filterwarnings("ignore", message=CALENDAR_DEPRECATION)
-        self.calendar = exchange_calendars.get_calendar(exchange)
+        self.calendar = exchange_calendars.get_calendar(exchange, start=CALENDAR_START)
         self.beyond = DailyHours(hours, zone, weekdays_only=True)
         self.end = int(self.calendar.last_minute.value) + 60 * NS
         self.warned = False

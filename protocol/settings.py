@@ -90,6 +90,14 @@ class MarketSettings(_Section):
     feed: Literal["synthetic", "external", "replay"] = "synthetic"
     replay_files: tuple[str, ...] = ()  # empty: the shipped sample (examples/data)
     replay_speed: str = Field(default="max", pattern=r"^(max|x[0-9]+(\.[0-9]+)?)$")
+
+    @field_validator("replay_speed")
+    @classmethod
+    def _speed_above_zero(cls, speed: str) -> str:
+        if speed != "max" and float(speed[1:]) <= 0:
+            raise ValueError('replay_speed: "max", or "x" and a factor above 0 ("x60")')
+        return speed
+
     tick_interval: float = Field(default=0.5, gt=0)  # seconds between ticks of one symbol
     volatility_bp: int = Field(default=10, ge=0)  # std-dev of one step, basis points
     seed: int = 20170101

@@ -117,6 +117,17 @@ def test_orders_fill_on_the_bar_after_the_one_they_saw(paced: Server) -> None:
     assert sold["updated_at"] == iso_time(next_bar["ts"] - 1)
 
 
+def test_pausing_holds_the_replay_where_it_is(paced: Server) -> None:
+    http = paced.http(paced.demo_token)
+    paced.set_control("paused")
+    time.sleep(0.5)  # a chunk already handed on finishes
+    held = http.get("/v1/control").json()["ts"]
+    time.sleep(1.5)  # four or five trading days at this speed
+    assert http.get("/v1/control").json()["ts"] == held
+    paced.set_control("running")
+    wait(lambda: http.get("/v1/control").json()["ts"] > held)
+
+
 @pytest.fixture(scope="module")
 def fast(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     with Server(

@@ -139,3 +139,13 @@ def test_each_side_takes_at_most_a_quarter_of_the_bars_volume_in_priority() -> N
         (2, 100, "9.97", "maker"),  # the rest of order 2 first, at the open below its limit
         (1, 300, "9.95", "maker"),
     ]
+
+
+def test_a_bar_without_volume_triggers_and_fills_nothing() -> None:
+    book = make_book()
+    book.see_bar(bar("10.00", "10.10", "9.90", "10.00"))
+    book.add(order(1, "buy", "10.71", order_type="stop", stop_price=D("10.20")))
+    book.add(order(2, "buy", "10.50", order_type="market"))
+    triggers, matches = book.see_bar(bar("10.30", "10.30", "10.30", "10.30", volume=0))
+    assert (triggers, matches) == ([], [])  # a suspended day: a price, not a trade
+    assert book.get(1) is not None and book.get(1).triggered is False  # type: ignore[union-attr]

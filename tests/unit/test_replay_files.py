@@ -24,6 +24,9 @@ MARKET = Market.from_settings(
                     SymbolSettings(
                         symbol="BTCUSDT", name="Bitcoin", prev_close=D("43000"), profile="crypto"
                     ),
+                    SymbolSettings(
+                        symbol="AAPL", name="Apple", prev_close=D("190"), profile="us_equity"
+                    ),
                 ]
             }
         }
@@ -75,6 +78,39 @@ def test_a_crypto_day_ends_at_midnight_utc_with_fractional_volume(tmp_path: Path
     path = write(tmp_path, HEADER + "2024-01-06,BTCUSDT,43000.00,43500.00,42800.00,43100.00,12.5\n")
     [bar] = load_bars([path], MARKET)
     assert (bar.ts, bar.volume) == (ns("2024-01-07 00:00", "UTC"), D("12.5"))
+
+
+def test_a_daily_bar_on_an_early_close_is_complete_at_that_close(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        HEADER
+        + "2024-11-27,AAPL,230.00,231.00,229.00,230.50,1000\n"
+        + "2024-11-29,AAPL,230.50,232.00,230.00,231.50,500\n",  # the day after Thanksgiving
+    )
+    bars = load_bars([path], MARKET)
+    assert [b.ts for b in bars] == [
+        ns("2024-11-27 16:00", "America/New_York"),
+        ns("2024-11-29 13:00", "America/New_York"),
+    ]
+
+
+def test_a_missing_crypto_day_is_named_and_a_byte_order_mark_is_fine(tmp_path: Path) -> None:
+    text = (
+        "\ufeff"
+        + HEADER
+        + (
+            "2024-01-01,BTCUSDT,43000.00,43500.00,42800.00,43100.00,1\n"
+            "2024-01-03,BTCUSDT,43000.00,43500.00,42800.00,43100.00,1\n"
+        )
+    )
+    with pytest.raises(BarFileError, match="BTCUSDT has no bar for 2024-01-02"):
+        load_bars([write(tmp_path, text)], MARKET)
+
+
+def test_daily_bars_before_the_calendars_start_are_refused(tmp_path: Path) -> None:
+    path = write(tmp_path, HEADER + "1999-12-30,600000,8.50,8.60,8.40,8.55,1000\n")
+    with pytest.raises(BarFileError, match=r"1999-12-30 is before 2000-01-04, the first day"):
+        load_bars([path], MARKET)
 
 
 GOOD = "2024-01-02,600000,8.50,8.60,8.40,8.55,1000\n"
