@@ -20,7 +20,7 @@ mode fills every order at once: all its fills are taker fills.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
@@ -254,8 +254,15 @@ class Book:
         trade = self.trade
         if trade is None:
             return []
-        matches = self._match_side("buy", reversed(self._bids.items()), trade)
-        matches += self._match_side("sell", iter(self._asks.items()), trade)
+        matches = []
+        for side in ("buy", "sell"):
+            price = self.model.fill_price(side, trade)
+            matches += self._fill_levels(
+                side,
+                self._room,
+                lambda bound, side=side: self.model.crosses(side, bound, trade),
+                lambda order, price=price: _within(order.side, price, order.price),
+            )
         return matches
 
     def fillable(self, order: Resting) -> Decimal:
@@ -265,27 +272,36 @@ class Book:
             return ZERO
         return self._portion(order.leaves_qty, self._room[order.side], order.side)
 
-    def _match_side(
-        self, side: str, levels: Iterator[tuple[Decimal, dict[int, Resting]]], trade: Trade
+    def _fill_levels(
+        self,
+        side: str,
+        room: dict[str, Decimal | None],
+        reaches: Callable[[Decimal], bool],
+        price_of: Callable[[Resting], Decimal | None],
     ) -> list[Match]:
+        """Fill one side in price-time priority within `room`, taking what it uses. Levels
+        go best first until one the market does not `reach`; each order fills at
+        `price_of(order)`, or not at all when that is None."""
         matches: list[Match] = []
-        price = self.model.fill_price(side, trade)
         filled: list[Resting] = []
+        levels = reversed(self._bids.items()) if side == "buy" else iter(self._asks.items())
         for bound, level in levels:
-            if not self.model.crosses(side, bound, trade):
+            if not reaches(bound):
                 break
             for order in level.values():
-                qty = self._portion(order.leaves_qty, self._room[side], side)
+                price = price_of(order)
+                if price is None:
+                    continue
+                qty = self._portion(order.leaves_qty, room[side], side)
                 if not qty:
                     break
-                room = self._room[side]
-                if room is not None:
-                    self._room[side] = room - qty
+                left = room[side]
+                if left is not None:
+                    room[side] = left - qty
                 order.leaves_qty -= qty
                 order.cum_qty += qty
-                at = min(price, bound) if side == "buy" else max(price, bound)
                 liquidity = MAKER if order.maker else TAKER
-                matches.append(Match(order.order_id, qty, at, order.cum_qty, liquidity))
+                matches.append(Match(order.order_id, qty, price, order.cum_qty, liquidity))
                 if not order.leaves_qty:
                     filled.append(order)
             else:
@@ -309,7 +325,6 @@ class Book:
             return []
         last = self.trade.last
         triggers = []
-        profile = self.model.profile
         for order in sorted(self._stops.values(), key=lambda o: o.seq):
             assert order.stop_price is not None
             if order.order_type == "trailing_stop":
@@ -317,19 +332,21 @@ class Book:
             reached = last >= order.stop_price if order.side == "buy" else last <= order.stop_price
             if not reached:
                 continue
-            if order.order_type != "stop_limit":  # tighten the protection to the stop now
-                protection = profile.protection_price(order.side, order.stop_price)
-                order.price = (
-                    min(order.price, protection)
-                    if order.side == "buy"
-                    else max(order.price, protection)
-                )
-            del self._stops[order.order_id]
-            order.triggered = True
+            self._start_working(order)
             order.maker = self._rests(order)
-            self._side(order.side).setdefault(order.price, {})[order.order_id] = order
             triggers.append(Trigger(order.order_id, order.stop_price, order.price))
         return triggers
+
+    def _start_working(self, order: Resting) -> None:
+        """A triggered stop joins the book at the back of its level; a stop or trailing
+        stop's protection tightens to its stop (a stop-limit keeps its limit)."""
+        assert order.stop_price is not None
+        if order.order_type != "stop_limit":
+            protection = self.model.profile.protection_price(order.side, order.stop_price)
+            order.price = _within(order.side, order.price, protection)
+        del self._stops[order.order_id]
+        order.triggered = True
+        self._side(order.side).setdefault(order.price, {})[order.order_id] = order
 
     def _trail(self, order: Resting, last: Decimal) -> None:
         """Ratchet a trailing stop behind the best price seen; it never moves back."""
@@ -364,8 +381,16 @@ class Book:
             "buy": self.model.cap(bar.volume),
             "sell": self.model.cap(bar.volume),
         }
-        matches = self._match_bar("buy", reversed(self._bids.items()), bar, triggered, room)
-        matches += self._match_bar("sell", iter(self._asks.items()), bar, triggered, room)
+        starts = {order_id: at for order_id, (_trigger, at) in triggered.items()}
+        matches = []
+        for side in ("buy", "sell"):
+            matches += self._fill_levels(
+                side,
+                room,
+                # a start beyond a bound the bar's range does not reach is beyond it too
+                lambda bound, side=side: bar.low <= bound if side == "buy" else bar.high >= bound,
+                lambda order: self._bar_price(order, bar, starts.get(order.order_id)),
+            )
         self.trade = Trade(bar.close, bar.volume)
         self.exhaust()
         return [t for t, _ in triggered.values()], matches
@@ -374,7 +399,6 @@ class Book:
         """The stops the bar reaches, each with the price it triggered at. A trailing stop
         is checked where it stood before the bar, and then follows the bar's extreme."""
         triggered = {}
-        profile = self.model.profile
         for order in sorted(self._stops.values(), key=lambda o: o.seq):
             assert order.stop_price is not None
             stop = order.stop_price
@@ -386,64 +410,20 @@ class Book:
                 if order.order_type == "trailing_stop":
                     self._trail(order, bar.low if order.side == "buy" else bar.high)
                 continue
-            if order.order_type != "stop_limit":
-                protection = profile.protection_price(order.side, stop)
-                order.price = (
-                    min(order.price, protection)
-                    if order.side == "buy"
-                    else max(order.price, protection)
-                )
-            del self._stops[order.order_id]
-            order.triggered = True
+            self._start_working(order)
             # a stop-limit that cannot fill where it triggered rests: it makes liquidity
             order.maker = order.order_type == "stop_limit" and (
                 at > order.price if order.side == "buy" else at < order.price
             )
-            self._side(order.side).setdefault(order.price, {})[order.order_id] = order
             triggered[order.order_id] = (Trigger(order.order_id, stop, order.price), at)
         return triggered
-
-    def _match_bar(
-        self,
-        side: str,
-        levels: Iterator[tuple[Decimal, dict[int, Resting]]],
-        bar: Bar,
-        triggered: dict[int, tuple[Trigger, Decimal]],
-        room: dict[str, Decimal | None],
-    ) -> list[Match]:
-        matches: list[Match] = []
-        filled: list[Resting] = []
-        for _bound, level in levels:
-            for order in level.values():
-                trigger = triggered.get(order.order_id)
-                price = self._bar_price(order, bar, None if trigger is None else trigger[1])
-                if price is None:
-                    continue
-                qty = self._portion(order.leaves_qty, room[side], side)
-                if not qty:
-                    break
-                if room[side] is not None:
-                    room[side] -= qty  # type: ignore[operator]
-                order.leaves_qty -= qty
-                order.cum_qty += qty
-                liquidity = MAKER if order.maker else TAKER
-                matches.append(Match(order.order_id, qty, price, order.cum_qty, liquidity))
-                if not order.leaves_qty:
-                    filled.append(order)
-            else:
-                continue
-            break  # the cap ran out
-        for order in filled:
-            self.remove(order.order_id)
-        return matches
 
     def _bar_price(self, order: Resting, bar: Bar, triggered_at: Decimal | None) -> Decimal | None:
         """Where `order` fills on `bar`, or None: see see_bar."""
         start = bar.open if triggered_at is None else triggered_at
         buy = order.side == "buy"
         if (start <= order.price) if buy else (start >= order.price):
-            slipped = self.model.fill_price(order.side, Trade(start))
-            return min(slipped, order.price) if buy else max(slipped, order.price)
+            return _within(order.side, self.model.fill_price(order.side, Trade(start)), order.price)
         reaches = bar.low <= order.price if buy else bar.high >= order.price
         return order.price if triggered_at is None and reaches else None
 
@@ -474,3 +454,8 @@ class Book:
 
     def _side(self, side: str) -> SortedDict:
         return self._bids if side == "buy" else self._asks
+
+
+def _within(side: str, price: Decimal, bound: Decimal) -> Decimal:
+    """`price`, or `bound` if it is beyond: a buy pays at most, a sell gets at least."""
+    return min(price, bound) if side == "buy" else max(price, bound)
