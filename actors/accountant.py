@@ -40,7 +40,7 @@ from actors.rules import TAKER, Market
 from actors.views import account_view, fill_view, order_view, position_view
 from protocol import topics
 from protocol.errors import ErrorCode, RejectError, error_body
-from protocol.messages import ADMIN_REQUESTS, CONTROLLER_REQUESTS, OrderView
+from protocol.messages import ADMIN_REQUESTS, CONTROLLER_REQUESTS, REPLAY_REQUESTS, OrderView
 from protocol.orders import IMMEDIATE, PRICE_FIELDS, STOP_FIELDS, check_fits_type
 from protocol.settings import Settings
 from protocol.tokens import hash_token, new_token
@@ -204,6 +204,8 @@ class Accountant(pykka.ThreadingActor):
         # replacements on their way to the matcher: old order id -> (old order, request)
         self.replacing: dict[int, tuple[Order, Message]] = {}
         self.control: tuple[str, dict[str, bool]] | None = None  # run state, sessions open
+        # a lock-step replay's markers: the last seen published, through the matcher, answered
+        self.synced_here = self.synced_by_matcher = self.settled = 0
         self.handlers: dict[str, Callable[[Work, Message], None]] = {
             "exec": self.on_exec,
             "book.canceled": self.on_book_canceled,
@@ -214,6 +216,7 @@ class Accountant(pykka.ThreadingActor):
             "book.replaced": self.on_book_replaced,
             "book.replace_rejected": self.on_replace_rejected,
             "book.sync": self.on_book_sync,
+            "replay.sync": self.on_replay_sync,
         }
         self.user_handlers: dict[str, Callable[[Work, Message, User], None]] = {
             "session.login": self.on_login,
@@ -231,6 +234,7 @@ class Accountant(pykka.ThreadingActor):
             "stats.get": self.on_get_stats,
             "symbols.list": self.on_list_symbols,
             **{t: self.to_controller for t in CONTROLLER_REQUESTS},
+            **{t: self.to_replay for t in REPLAY_REQUESTS},
         }
 
     def on_start(self) -> None:
@@ -802,6 +806,25 @@ class Accountant(pykka.ThreadingActor):
     def to_controller(self, work: Work, msg: Message, user: User) -> None:
         work.outbound.append((topics.CONTROLLER, None, {**msg, "auth": None, "user_id": user.id}))
 
+    def to_replay(self, work: Work, msg: Message, user: User) -> None:
+        """Through the matcher: it passes the request on once the orders before it are in."""
+        work.outbound.append((topics.MATCHER, None, {**msg, "auth": None, "user_id": user.id}))
+
+    def on_replay_sync(self, work: Work, msg: Message) -> None:
+        """A lock-step marker passed on by the matcher, after everything it sent on what
+        the controller published before the marker."""
+        self.synced_by_matcher = max(self.synced_by_matcher, msg["id"])
+        self.settle(work)
+
+    def settle(self, work: Work) -> None:
+        """Once a marker came both ways (published, and through the matcher), all the
+        controller published before it is settled here: say so when this work commits."""
+        settled = min(self.synced_by_matcher, self.synced_here)
+        if settled > self.settled:
+            self.settled = settled
+            answer = {"type": "replay.settled", "id": settled}
+            work.outbound.append((topics.CONTROLLER, None, answer))
+
     # ADMIN -----------------------------------------------------------------------------
 
     def on_create_user(self, work: Work, msg: Message, _admin: User) -> None:
@@ -855,6 +878,9 @@ class Accountant(pykka.ThreadingActor):
         if message.topic == topics.CONTROL:
             for state in message.messages:
                 self.on_control(work, state)
+        elif message.topic == topics.SYNC:
+            self.synced_here = max(self.synced_here, message.messages[-1]["id"])
+            self.settle(work)
         elif message.topic.startswith(topics.MARKET_PREFIX):
             last = message.messages[-1]  # a quote, or a replay's bar
             self.last_prices[last["symbol"]] = Decimal(last.get("last") or last["close"])
@@ -995,10 +1021,12 @@ def _serve(settings: Settings) -> None:
     bus.pull(settings.endpoints.accountant_in, lambda msgs: accountant.tell(Inbox(msgs)))
     bus.subscribe(
         settings.endpoints.control_pub,
-        (topics.CONTROL, topics.MARKET_PREFIX),
+        (topics.CONTROL, topics.MARKET_PREFIX, topics.SYNC),
         lambda topic, msgs: accountant.tell(Broadcast(topic, msgs)),
     )
-    bus.every(settings.stats.snapshot_interval, lambda: accountant.tell(SnapshotTick()))
+    if settings.market.feed != "replay":  # a replay's snapshots: at each session close only,
+        # on its own time, so that the same replay writes the same ledger however fast it runs
+        bus.every(settings.stats.snapshot_interval, lambda: accountant.tell(SnapshotTick()))
     log.info(
         "accountant up: %d users, %d open orders, ledger %s",
         len(accounts.users),

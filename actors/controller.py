@@ -12,7 +12,6 @@ Run states: `running` (quotes flow, orders fill), `paused` (quotes flow, nothing
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import sys
 from dataclasses import dataclass
@@ -30,16 +29,18 @@ from actors.clock import Clock, clock_for
 from actors.feeds import SyntheticFeed
 from actors.replay import (
     Listen,
+    LockStep,
     ReplayBar,
     Replayer,
+    ReplayStatus,
     ReplayStep,
     ReplaySteps,
     ReplayTick,
-    load_bars,
-    replay_paths,
+    replay_bars,
 )
 from actors.rules import ZERO, Market
 from actors.sessions import Sessions, market_sessions
+from actors.statefile import StateFile
 from protocol import topics
 from protocol.errors import ErrorCode, RejectError, error_body
 from protocol.messages import PushedQuote, validation_message
@@ -51,6 +52,7 @@ MAX_VOLUME = 10**15
 log = logging.getLogger("controller")
 PUB = "pub"  # the controller's one PUB socket
 REPLAY_TICK = 0.02  # s between a replay's timer ticks
+LOCKSTEP_MESSAGES = frozenset({"replay.join", "replay.done", "replay.settled"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,11 +82,7 @@ def control_file(settings: Settings) -> Path:
 
 def load_control(settings: Settings) -> dict[str, Any]:
     """What control.json kept: the run state, and the market time reached."""
-    try:
-        saved = json.loads(control_file(settings).read_text())
-    except (OSError, ValueError):
-        return {}
-    return saved if isinstance(saved, dict) else {}
+    return StateFile(control_file(settings)).load()
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,10 +93,17 @@ class Pushed:
 
 
 @dataclass(frozen=True, slots=True)
-class Publish:
-    """Control states and replay steps for the feed to send out, in this order."""
+class Sync:
+    """A lock-step replay's marker, published after what came before it (actors/replay.py)."""
 
-    items: list[Message | ReplayStep]
+    id: int
+
+
+@dataclass(frozen=True, slots=True)
+class Publish:
+    """Control states, replay steps and markers for the feed to send out, in this order."""
+
+    items: list[Message | ReplayStep | Sync]
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,7 +128,7 @@ class SessionControl(pykka.ThreadingActor):
         self.feed = feed
         self.sessions = sessions  # per profile in use (actors/sessions.py market_sessions)
         self.default_profile = settings.market.profile
-        self.state_file = control_file(settings)
+        self.state_file = StateFile(control_file(settings))
         self.market_time = settings.control.clock == "market"
         self.market = Market.from_settings(settings)
         self.state = str(load_control(settings).get("state", settings.control.initial_state))
@@ -131,11 +136,10 @@ class SessionControl(pykka.ThreadingActor):
         self.session: dict[str, tuple[bool, str]] = {}  # profile -> (open, trading day)
         self.seq = 0
         self.listeners: list[pykka.ActorRef[Any]] = [feed]  # told every control state
+        self.replay: Message | None = None  # a replay's progress (actors/replay.py status)
 
     def _save(self) -> None:
-        tmp = self.state_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"state": self.state, "market_time": self.clock.now_ns()}))
-        tmp.replace(self.state_file)
+        self.state_file.save({"state": self.state, "market_time": self.clock.now_ns()})
         self.saved_time = self.clock.now_ns()
 
     def on_start(self) -> None:
@@ -166,7 +170,15 @@ class SessionControl(pykka.ThreadingActor):
         elif isinstance(message, Pushed):
             self.on_pushed(message.messages)
         elif isinstance(message, ReplaySteps):
-            return self.on_replay(message.steps)
+            self.replay = message.status
+            return self.on_replay(message.steps, message.sync)
+        elif isinstance(message, ReplayStatus):
+            self.replay = message.status
+            if message.stop and self.state != "stopped":
+                log.warning("run state %s -> stopped: a bot did not answer in time", self.state)
+                self.state = "stopped"
+                self._save()
+            self.broadcast()
         elif isinstance(message, Listen):
             self.listeners.append(message.actor)
             message.actor.tell(self.view())
@@ -200,13 +212,14 @@ class SessionControl(pykka.ThreadingActor):
             batch.append(pushed)
         self.feed.tell(Checked(batch))
 
-    def on_replay(self, steps: list[ReplayStep]) -> int:
+    def on_replay(self, steps: list[ReplayStep], sync: int = 0) -> int:
         """A chunk of a replay. For each step the clock moves to its time, and a session
         change makes a control state; the feed publishes the states and the bars in that
         order (one ask for the chunk: nothing overtakes), then the time reached is saved,
         so a restart resumes after it. Stops at a bar time when the run state is not
-        running any more; returns how many steps it took."""
-        items: list[Message | ReplayStep] = []
+        running any more; returns how many steps it took. With all taken, a `sync` marker
+        follows them (lock-step)."""
+        items: list[Message | ReplayStep | Sync] = []
         done, previous = 0, "close"
         for step in steps:
             starts_bar_time = step.phase == "fill" or previous == "close"
@@ -214,10 +227,15 @@ class SessionControl(pykka.ThreadingActor):
                 break
             done, previous = done + 1, step.phase
             self.clock.advance(step.ts)
-            if self.check_session():
-                self.seq += 1
-                items.append(self.view())
-            items.append(step)
+            if not self.check_session():
+                items.append(step)
+                continue
+            self.seq += 1
+            # bars that open a session fill in it; bars that close one are out before it
+            # closes, so the session-close snapshots value positions at their closes
+            items += [self.view(), step] if step.phase == "fill" else [step, self.view()]
+        if sync and done == len(steps):
+            items.append(Sync(sync))
         if items:
             self.feed.ask(Publish(items))
             self._save()
@@ -234,7 +252,7 @@ class SessionControl(pykka.ThreadingActor):
             }
             for name, (open_, day) in self.session.items()
         }
-        return {
+        view = {
             "type": "control",
             "state": self.state,
             **markets[self.default_profile],  # the default profile's market, as before
@@ -243,6 +261,9 @@ class SessionControl(pykka.ThreadingActor):
             "time": iso_time(now),
             "seq": self.seq,
         }
+        if self.replay is not None:
+            view["replay"] = self.replay
+        return view
 
     def broadcast(self) -> None:
         self.seq += 1
@@ -257,7 +278,7 @@ class MarketFeed(pykka.ThreadingActor):
         super().__init__()
         self.clock = clock
         self.bus = bus
-        self.state_file = Path(settings.server.data_dir) / "feed.json"
+        self.state_file = StateFile(Path(settings.server.data_dir) / "feed.json")
         self.market = Market.from_settings(settings)
         self.market_time = settings.control.clock == "market"
         saved = self._load()
@@ -282,6 +303,7 @@ class MarketFeed(pykka.ThreadingActor):
         self.flowing: dict[str, bool] = {}  # per profile: quotes flow (not stopped, in session)
         self.last_ts = clock.now_ns() if self.market_time else 0  # market time never goes back
         self.quotes: dict[str, Message] = {}
+        self.closed_bars: list[Message] = []  # a replay's last bar time, to announce
         self.seq = 0
         now = clock.now_ns()
         for symbol, last in prices.items():
@@ -291,21 +313,16 @@ class MarketFeed(pykka.ThreadingActor):
         process.die("market feed failed")
 
     def _load(self) -> dict[str, Any]:
-        try:
-            saved = json.loads(self.state_file.read_text())
-        except (OSError, ValueError):
-            return {}
-        if isinstance(saved, dict) and "closes" not in saved and "prices" not in saved:
+        saved = self.state_file.load()
+        if saved and "closes" not in saved and "prices" not in saved:
             return {"prices": saved}  # written before closes were kept: the walk's prices
-        return saved if isinstance(saved, dict) else {}
+        return saved
 
     def _save(self) -> None:
         state: dict[str, Any] = {"closes": {s: list(c) for s, c in self.closes.items()}}
         if self.source is not None:
             state["prices"] = self.source.prices()
-        tmp = self.state_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps(state))
-        tmp.replace(self.state_file)
+        self.state_file.save(state)
 
     def _quote(
         self, symbol: str, last: str, volume: Decimal, ts: int, extra: Message | None = None
@@ -370,7 +387,13 @@ class MarketFeed(pykka.ThreadingActor):
     def on_replay(self, step: ReplayStep) -> None:
         """A replay's bars. Fill step (the bars' last instant, on their trading day): the
         close is the symbol's latest trade, and the matcher gets the bars to fill on. Close
-        step: everyone gets them, complete, with the previous close of the day now."""
+        step: everyone gets them, complete, each on its symbol's topic, then (unless a
+        lock-step replay announces them later: phase "announce") all of them in one
+        `replay.step` message (topic `step`) that says this bar time is out."""
+        if step.phase == "announce":
+            self.announce(step, self.closed_bars)
+            return
+        published = []
         for bar in step.bars:
             close = number(bar.close)
             if step.phase == "fill":
@@ -381,7 +404,22 @@ class MarketFeed(pykka.ThreadingActor):
                 if self.quotes[bar.symbol]["last"] != close:  # its fill step was before a restart
                     self.record(bar.symbol, close)
                     self.quotes[bar.symbol] = self._quote(bar.symbol, close, bar.volume, step.ts)
-                self.bus.send(PUB, self._bar(bar, step.ts), topics.market(bar.symbol))
+                published.append(self._bar(bar, step.ts))
+                self.bus.send(PUB, published[-1], topics.market(bar.symbol))
+        self.closed_bars = published
+        if published and step.announce:
+            self.announce(step, published)
+
+    def announce(self, step: ReplayStep, bars: list[Message]) -> None:
+        message = {
+            "type": "replay.step",
+            "ts": step.ts,
+            "time": iso_time(step.ts),
+            "index": step.index,
+            "count": step.count,
+            "bars": bars,
+        }
+        self.bus.send(PUB, message, topics.STEP)
 
     def _bar(self, bar: ReplayBar, ts: int) -> Message:
         self.seq += 1
@@ -420,6 +458,9 @@ class MarketFeed(pykka.ThreadingActor):
             for item in message.items:
                 if isinstance(item, ReplayStep):
                     self.on_replay(item)
+                elif isinstance(item, Sync):
+                    marker = {"type": "replay.sync", "id": item.id, "ts": self.clock.now_ns()}
+                    self.bus.send(PUB, marker, topics.SYNC)
                 else:
                     self.bus.send(PUB, item, topics.CONTROL)
                     self.on_control(item)
@@ -536,28 +577,36 @@ def main(settings: Settings) -> None:
     bus.push_to(topics.GATEWAY, settings.endpoints.gateway_in, drop_when_full=True)
     feed = MarketFeed.start(settings, clock, bus)
     control = SessionControl.start(settings, clock, bus, feed, market_sessions(settings))
+    actors = [control, feed]
+    replayer = None
+    if settings.market.feed == "replay":  # bars from files, on their own time
+        replayer = Replayer.start(settings, control, bus, replay_bars(settings), clock.now_ns())
+        actors.insert(0, replayer)  # stops first: no chunk goes to a stopped control
 
-    # 2. requests forwarded by the accountant: control to SessionControl, quotes to the feed
+    # 2. requests forwarded by the accountant: control to SessionControl, quotes to the feed;
+    #    a lock-step replay's messages to the replayer
     owners = {"control.get": control, "control.set": control, "quote.get": feed}
 
     def route(messages: list[Message]) -> None:
         for msg in messages:
-            owner = owners.get(msg.get("type"))  # type: ignore[arg-type]
-            if owner is None:
-                log.error("unknown message type %r; ignored", msg.get("type"))
-            else:
+            kind = msg.get("type")
+            owner = owners.get(kind)  # type: ignore[arg-type]
+            if owner is not None:
                 owner.tell(Request(msg))
+            elif kind in LOCKSTEP_MESSAGES and replayer is not None:
+                replayer.tell(LockStep(msg))
+            elif kind in LOCKSTEP_MESSAGES and "gw" in msg:
+                error = error_body(ErrorCode.REQUEST_NOT_REPLAYING, "this server does not replay")
+                bus.send(topics.GATEWAY, {**error, "rid": msg["rid"], "gw": msg["gw"]})
+            elif kind not in LOCKSTEP_MESSAGES:
+                log.error("unknown message type %r; ignored", kind)
 
     bus.pull(settings.endpoints.controller_in, route)
     bus.every(settings.control.heartbeat_interval, lambda: control.tell(Heartbeat()))
-    actors = [control, feed]
-    if settings.market.feed == "synthetic":
-        bus.every(settings.market.tick_interval, lambda: feed.tell(FeedTick()))
-    elif settings.market.feed == "replay":  # 3. bars from files, on their own time
-        bars = load_bars(replay_paths(settings), Market.from_settings(settings))
-        replayer = Replayer.start(settings, control, bars, clock.now_ns())
+    if replayer is not None:  # 3. the replay's timer
         bus.every(REPLAY_TICK, lambda: replayer.tell(ReplayTick()))
-        actors.insert(0, replayer)  # stops first: no chunk goes to a stopped control
+    elif settings.market.feed == "synthetic":
+        bus.every(settings.market.tick_interval, lambda: feed.tell(FeedTick()))
     else:  # 3. an external program pushes trades in
         # in market time the session control sees each trade's time first
         taker = control if settings.control.clock == "market" else feed

@@ -79,6 +79,8 @@ class Router(pykka.ThreadingActor):
             "book.add": self.on_add,
             "book.cancel": self.on_cancel,
             "book.replace": self.on_replace,
+            "replay.join": self.to_controller,
+            "replay.done": self.to_controller,
         }
 
     def on_start(self) -> None:
@@ -233,6 +235,14 @@ class Router(pykka.ThreadingActor):
         elif message.topic.startswith(topics.REPLAY_PREFIX):
             for bar in message.messages:
                 self.on_bar(bar)
+        elif message.topic == topics.SYNC:  # after all it sent on what came before it
+            for marker in message.messages:
+                self.bus.send(topics.ACCOUNTANT, marker)
+
+    def to_controller(self, msg: Message) -> None:
+        """A bot's replay.join or replay.done: on to the controller, after the orders the
+        accountant sent before it are in the books."""
+        self.bus.send(topics.CONTROLLER, msg)
 
     def on_trade(self, quote: Message) -> None:
         book = self.book(quote["symbol"])
@@ -369,13 +379,14 @@ def main(settings: Settings) -> None:
     bus = Bus("matcher")
     # 1. fills and cancel answers go to the accountant
     bus.push_to(topics.ACCOUNTANT, settings.endpoints.accountant_in)
+    bus.push_to(topics.CONTROLLER, settings.endpoints.controller_in)  # a replay's lock-step
     router = Router.start(settings, clock_for(settings.control.clock), bus)
     # 2. orders, cancels and snapshots come from the accountant
     bus.pull(settings.endpoints.matcher_in, lambda msgs: router.tell(Commands(msgs)))
     # 3. run state and quotes come from the controller
     bus.subscribe(
         settings.endpoints.control_pub,
-        (topics.CONTROL, topics.MARKET_PREFIX, topics.REPLAY_PREFIX),
+        (topics.CONTROL, topics.MARKET_PREFIX, topics.REPLAY_PREFIX, topics.SYNC),
         lambda topic, msgs: router.tell(Broadcast(topic, msgs)),
     )
     bus.every(1.0, lambda: router.tell(SyncTick()))

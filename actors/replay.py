@@ -35,6 +35,8 @@ from actors import process
 from actors.rules import Market
 from actors.sessions import CALENDAR_START
 from protocol.settings import Settings
+from protocol.topics import GATEWAY
+from protocol.values import iso_time
 
 COLUMNS = ("time", "open", "high", "low", "close", "volume")
 PRICES = ("open", "high", "low", "close")
@@ -99,6 +101,33 @@ def load_bars(paths: Sequence[Path], market: Market) -> list[ReplayBar]:
     merged = [bar for bars in found.values() for bar, _ in bars]
     merged.sort(key=lambda bar: (bar.ts, rank[bar.symbol]))
     return merged
+
+
+def bars_between(
+    bars: list[ReplayBar], market: Market, start: date | None, end: date | None
+) -> list[ReplayBar]:
+    """The bars whose day, in their market's zone, is from `start` to `end` (either may be
+    None: no bound). Raises BarFileError when none is left."""
+    if start is None and end is None:
+        return bars
+    zones = {s: ZoneInfo(MARKET_CLOSE[market.rules(s).name][0]) for s in market.symbols}
+    kept = [
+        bar
+        for bar in bars
+        if (start or date.min)
+        <= datetime.fromtimestamp((bar.ts - 1) // NS, zones[bar.symbol]).date()
+        <= (end or date.max)
+    ]
+    if not kept:
+        raise BarFileError(f"no bars from {start or 'the first'} to {end or 'the last'}")
+    return kept
+
+
+def replay_bars(settings: Settings) -> list[ReplayBar]:
+    """The bars a replay configured by `settings` sends out, checked. Raises BarFileError."""
+    market = Market.from_settings(settings)
+    bars = load_bars(replay_paths(settings), market)
+    return bars_between(bars, market, settings.market.replay_start, settings.market.replay_end)
 
 
 def _read(path: Path, market: Market) -> Iterator[tuple[ReplayBar, _Where]]:
@@ -257,18 +286,44 @@ def replay_paths(settings: Settings) -> list[Path]:
 class ReplayStep:
     """The market clock moves to `ts` and `bars` (all complete at one time T) go out:
     phase "fill" at T - 1 ns, the last instant of the bars, when the matcher fills on
-    them inside their session; phase "close" at T, when everyone sees them complete."""
+    them inside their session; phase "close" at T, when everyone sees them complete.
+    `index` numbers the bar time from 1 of `count`. A lock-step replay announces the bars
+    to the bots (`replay.step`) in a step of its own, phase "announce", once everyone has
+    taken the close step in; otherwise the close step announces them."""
 
     ts: int
     bars: list[ReplayBar]
     phase: str
+    index: int = 0
+    count: int = 0
+    announce: bool = True
 
 
 @dataclass(frozen=True, slots=True)
 class ReplaySteps:
-    """The steps of some bar times, in order: one hand-over to the session control."""
+    """The steps of some bar times, in order, and the progress after them: one hand-over
+    to the session control."""
 
     steps: list[ReplayStep]
+    status: dict[str, Any]
+    sync: int = 0  # lock-step: a marker id to publish after them (answered: replay.settled)
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayStatus:
+    """The replay's progress changed between steps; `stop`: set the run state to stopped
+    (a bot timed out, and `replay_on_timeout = "stop"`)."""
+
+    status: dict[str, Any]
+    stop: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class LockStep:
+    """A lock-step message for the replayer: a bot's replay.join or replay.done (through the
+    matcher), or the accountant's replay.settled."""
+
+    message: dict[str, Any]
 
 
 class ReplayTick:
@@ -282,26 +337,44 @@ class Listen:
     actor: pykka.ActorRef[Any]
 
 
+SETTLE_TIMEOUT = 10.0  # s a lock-step waits for the fills on a bar time to be settled
+JOIN_WAIT = 30.0  # s a lock-step replay waits at most for `replay_bots` bots to join
+
+
 class Replayer(pykka.ThreadingActor):
     """Hands the session control the bars in time order, while the run state is running:
-    at speed `max` as fast as the timer allows, at `xN` N times faster than they happened.
+    at speed `max` as fast as the timer allows, at `xN` N times faster than they happened,
+    and at `lockstep` one bar time at a time (docs/replay.md): the fill step; once the
+    accountant has settled its fills, the close step; then it waits until every bot that
+    joined has answered `replay.done` for it, or `replay_step_timeout`.
 
     After a restart it resumes after the market time the controller saved (actors/clock.py):
-    bars at or before it were replayed already."""
+    bars at or before it were replayed already. Bots that send replay.done are in again."""
 
     def __init__(
-        self, settings: Settings, control: pykka.ActorRef[Any], bars: list[ReplayBar], after: int
+        self,
+        settings: Settings,
+        control: pykka.ActorRef[Any],
+        bus: Any,
+        bars: list[ReplayBar],
+        after: int,
     ) -> None:
         super().__init__()
         self.control = control
+        self.bus = bus  # replies to the bots, through the gateway
         self.groups: list[tuple[int, list[ReplayBar]]] = []
         for bar in bars:
             if self.groups and self.groups[-1][0] == bar.ts:
                 self.groups[-1][1].append(bar)
             else:
                 self.groups.append((bar.ts, [bar]))
-        speed = settings.market.replay_speed
-        self.factor = None if speed == "max" else float(speed[1:])
+        m = settings.market
+        self.speed = m.replay_speed
+        self.factor = float(self.speed[1:]) if self.speed.startswith("x") else None
+        self.lockstep = self.speed == "lockstep"
+        self.expected_bots = m.replay_bots
+        self.step_timeout = m.replay_step_timeout
+        self.stop_on_timeout = m.replay_on_timeout == "stop"
         self.next = next(
             (n for n, (ts, _) in enumerate(self.groups) if ts > after), len(self.groups)
         )
@@ -310,9 +383,19 @@ class Replayer(pykka.ThreadingActor):
         self.running = False
         self.anchor: tuple[float, int] | None = None  # wall time and bar time pacing starts
         self.bars = len(bars)
+        self.bots: set[int] = set()  # lock-step: the users waited for
+        self.waiting: str | None = None  # "settle": marker `sync`; "done": bar time `at`
+        self.then: Any = None  # what goes on when the wait ends
+        self.sync = 0
+        self.at = 0
+        self.pending: set[int] = set()  # bots yet to answer replay.done for `at`
+        self.deadline = 0.0
+        self.timeouts = 0
+        self.ended = bool(self.groups) and self.next == len(self.groups)
         # the matcher and accountant subscribe to the controller's PUB as it starts: what it
         # publishes before they are connected is lost (issue 5 resynchronises streams)
         self.starts_at = wall.monotonic() + STARTUP_GRACE
+        self.join_until = self.starts_at + JOIN_WAIT
         if self.groups and self.next == len(self.groups):
             log.warning(
                 "replay: the market time saved in this data dir is past the last bar; "
@@ -321,10 +404,22 @@ class Replayer(pykka.ThreadingActor):
 
     def on_start(self) -> None:
         self.control.tell(Listen(self.actor_ref))
-        log.info("replay of %d bars, speed %s", self.bars, self.factor or "max")
+        self.control.tell(ReplayStatus(self.status()))
+        log.info("replay of %d bars, speed %s", self.bars, self.speed)
 
     def on_failure(self, *_exc: object) -> None:
         process.die("replayer failed")
+
+    def status(self) -> dict[str, Any]:
+        """The replay's progress, in the control state (docs/protocol.md)."""
+        return {
+            "speed": self.speed,
+            "bar_times": len(self.groups),
+            "closed": self.next,
+            "bots": len(self.bots),
+            "timeouts": self.timeouts,
+            "finished": self.ended,
+        }
 
     def on_receive(self, message: Any) -> None:
         if isinstance(message, dict) and message.get("type") == "control":
@@ -332,37 +427,197 @@ class Replayer(pykka.ThreadingActor):
             if running and not self.running:
                 self.anchor = None  # paced again from now
             self.running = running
+        elif isinstance(message, LockStep):
+            self.on_lockstep(message.message)
         elif (
             isinstance(message, ReplayTick) and self.running and wall.monotonic() >= self.starts_at
         ):
-            self.step()
+            if self.waiting is not None:
+                if wall.monotonic() >= self.deadline:
+                    self.time_out()
+            elif not self.ended:
+                self.resume()
+
+    def bots_missing(self) -> bool:
+        """Before the first bar time: the run expects more bots than have joined, and they
+        still have time to. (One that times out later is not waited for again.)"""
+        if len(self.bots) >= self.expected_bots or wall.monotonic() >= self.join_until:
+            self.join_until = 0.0
+            return False
+        return True
 
     def step(self) -> None:
         """Hand on the bar times that are due, a chunk at a time. Ask, not tell: a chunk
         is out before the next goes, so a request to the session control waits for one
         chunk at most, whatever the speed."""
+        if self.bots_missing():
+            return
         while self.next < len(self.groups):
             now = wall.monotonic()
             steps: list[ReplayStep] = []
             while self.next < len(self.groups) and len(steps) < 2 * GROUPS_PER_CHUNK:
-                ts, bars = self.groups[self.next]
+                ts = self.groups[self.next][0]
                 if self.factor is not None:
                     if self.anchor is None:
                         self.anchor = (now, ts)
                     if self.anchor[0] + (ts - self.anchor[1]) / NS / self.factor > now:
                         break
-                if ts - 1 > self.filled:
-                    steps.append(ReplayStep(ts - 1, bars, "fill"))
-                steps.append(ReplayStep(ts, bars, "close"))
+                steps += self.steps_of(self.next)
                 self.next += 1
             if not steps:
                 return
-            done = self.control.ask(ReplaySteps(steps))
+            done = self.control.ask(ReplaySteps(steps, self.status()))
             if done < len(steps):  # the run state left running: those bars wait
                 self.next -= sum(1 for s in steps[done:] if s.phase == "close")
                 self.running = False
                 return
             if self.next == len(self.groups):
-                log.info("replay done: %d bars", self.bars)
+                break
             if self.factor is not None or self.actor_inbox.qsize():
                 return  # paced; or a control state is waiting: the next tick goes on
+        if not self.ended:
+            self.settle_end()
+
+    def settle_end(self) -> None:
+        """After the last bar time at speed max or xN: a marker through the matcher and the
+        accountant, so that `finished` means every fill is settled."""
+        ts = self.groups[-1][0]
+        self.publish([ReplayStep(ts, [], "fill")], self.finish)
+
+    def steps_of(self, n: int) -> list[ReplayStep]:
+        """Bar time n's steps: its fill step (unless it went out before a restart), its close."""
+        ts, bars = self.groups[n]
+        count = len(self.groups)
+        steps = [ReplayStep(ts, bars, "close", n + 1, count)]
+        if ts - 1 > self.filled:
+            steps.insert(0, ReplayStep(ts - 1, bars, "fill", n + 1, count))
+        return steps
+
+    # LOCK-STEP -------------------------------------------------------------------------
+
+    def publish(self, steps: list[ReplayStep], then: Any) -> None:
+        """Hand on steps with a marker after them, and call `then` once the matcher and the
+        accountant have taken in everything up to the marker (replay.settled)."""
+        self.sync += 1
+        if not self.control.ask(ReplaySteps(steps, self.status(), self.sync)):
+            self.running = False  # the run state left running: the same again when it returns
+            return
+        self.waiting, self.then = "settle", then
+        self.deadline = wall.monotonic() + SETTLE_TIMEOUT
+
+    def advance(self) -> None:
+        """Lock-step: bar time `next` in four steps, each taken in by the matcher and the
+        accountant before the next goes: its session opening (the clock at the bars' last
+        instant), its fills, its close (sessions closing, the day turning), then the bars
+        to the bots. The bar time after waits for the bots' replay.done."""
+        if self.next == len(self.groups) or self.bots_missing():
+            return
+        ts, bars = self.groups[self.next]
+        if ts - 1 <= self.filled:  # filled before a restart
+            self.close()
+            return
+        index, count = self.next + 1, len(self.groups)
+
+        def fill() -> None:
+            self.publish([ReplayStep(ts - 1, bars, "fill", index, count)], filled)
+
+        def filled() -> None:
+            self.filled = ts - 1
+            self.close()
+
+        self.publish([ReplayStep(ts - 1, [], "fill", index, count)], fill)
+
+    def close(self) -> None:
+        ts, bars = self.groups[self.next]
+        index, count = self.next + 1, len(self.groups)
+
+        def announce() -> None:
+            self.next += 1
+            step = ReplayStep(ts, bars, "announce", index, count)
+            if not self.control.ask(ReplaySteps([step], self.status())):
+                self.next -= 1  # announced when the run state is running again
+                self.running = False
+                self.then = announce
+                return
+            if self.bots:
+                self.pending = set(self.bots)
+                self.at = ts
+                self.waiting, self.then = "done", self.advance
+                self.deadline = wall.monotonic() + self.step_timeout
+            elif self.next == len(self.groups):
+                self.finish()
+
+        self.publish([ReplayStep(ts, bars, "close", index, count, announce=False)], announce)
+
+    def finish(self) -> None:
+        self.waiting = None
+        self.ended = True
+        log.info("replay done: %d bars, %d bot timeouts", self.bars, self.timeouts)
+        self.control.tell(ReplayStatus(self.status()))
+
+    def go_on(self) -> None:
+        """What waited goes on: the next step, or the end."""
+        then, self.waiting, self.then = self.then, None, None
+        if then is not None:
+            then()
+        last = self.next == len(self.groups)
+        if self.waiting is None and self.lockstep and not self.ended and last:
+            self.finish()
+
+    def on_lockstep(self, msg: dict[str, Any]) -> None:
+        kind = msg["type"]
+        if kind == "replay.settled":
+            if self.waiting == "settle" and msg["id"] == self.sync:
+                self.go_on()
+            return
+        user_id = msg["user_id"]
+        if user_id not in self.bots:
+            self.bots.add(user_id)  # a join, or a bot going on after a restart or a timeout
+            self.control.tell(ReplayStatus(self.status()))
+        if kind == "replay.join":
+            next_ts = self.groups[self.next][0] if self.next < len(self.groups) else None
+            self.reply(msg, {"type": "replay.joined", **self.status(), "next_ts": next_ts})
+        else:
+            self.reply(msg, {"type": "replay.ok", "ts": msg["ts"]})
+            if self.waiting == "done" and msg["ts"] == self.at:
+                self.pending.discard(user_id)
+                if not self.pending:
+                    self.go_on()
+        ready = self.running and wall.monotonic() >= self.starts_at
+        if self.waiting is None and ready and not self.ended:
+            self.resume()
+
+    def resume(self) -> None:
+        """Go on from where the replay stands (a tick, a join, the run state running)."""
+        if self.then is not None:  # a step the run state held back
+            self.go_on()
+        elif self.lockstep:
+            self.advance()
+        else:
+            self.step()
+
+    def time_out(self) -> None:
+        if self.waiting == "settle":
+            log.warning("replay: marker %d unanswered after %.0fs; on", self.sync, SETTLE_TIMEOUT)
+            self.go_on()
+            return
+        for user_id in sorted(self.pending):
+            log.warning(
+                "replay: bot user %d did not answer replay.done for %s in %.1fs%s",
+                user_id,
+                iso_time(self.at),
+                self.step_timeout,
+                "; stopping" if self.stop_on_timeout else "; going on without it",
+            )
+        self.timeouts += len(self.pending)
+        self.bots -= self.pending
+        self.pending = set()
+        if self.stop_on_timeout:
+            self.waiting, self.then = None, self.advance
+            self.control.tell(ReplayStatus(self.status(), stop=True))
+        else:
+            self.control.tell(ReplayStatus(self.status()))
+            self.go_on()
+
+    def reply(self, request: dict[str, Any], body: dict[str, Any]) -> None:
+        self.bus.send(GATEWAY, {**body, "rid": request["rid"], "gw": request["gw"]})

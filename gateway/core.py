@@ -132,7 +132,7 @@ class Gateway:
         inbox.setsockopt(zmq.RCVHWM, 1_000_000)
         inbox.setsockopt(zmq.LINGER, 0)
         inbox.bind(e.gateway_in)
-        public = self._sub(e.control_pub, (topics.CONTROL, topics.MARKET_PREFIX))
+        public = self._sub(e.control_pub, (topics.CONTROL, topics.MARKET_PREFIX, topics.STEP))
         loop = asyncio.get_running_loop()
         self._tasks = [
             essential(loop.create_task(self._read_inbox(inbox))),

@@ -224,7 +224,9 @@ class ClientEndpoint:
                 self._send(session.envelope, dict(event))
 
     def republish(self, topic: str, messages: list[Reply]) -> None:
-        if topic != topics.CONTROL and not topic.startswith(topics.MARKET_PREFIX):
+        if topic not in (topics.CONTROL, topics.STEP) and not topic.startswith(
+            topics.MARKET_PREFIX
+        ):
             return
         for message in messages:
             self.pub.send_multipart(

@@ -197,6 +197,14 @@ class TradeClient:
     def set_control(self, state: str) -> dict[str, Any]:
         return self.request("control.set", state=state)
 
+    def join_replay(self) -> dict[str, Any]:
+        """Lock-step replay: each bar time now waits for this user's `replay_done`."""
+        return self.request("replay.join")
+
+    def replay_done(self, ts: int) -> dict[str, Any]:
+        """Lock-step replay: done with the bar time `ts` (its orders acknowledged)."""
+        return self.request("replay.done", ts=ts)
+
     def create_user(self, name: str, cash: Number) -> dict[str, Any]:
         return self.request("user.create", name=name, cash=_wire(cash))
 

@@ -215,6 +215,21 @@ class SetControl(Request, ControlFields):
     type: Literal["control.set"] = "control.set"
 
 
+class JoinReplay(Request):
+    """`replay.join`: in a lock-step replay, each bar time waits for this user's
+    `replay.done` (docs/replay.md); replies `replay.joined`."""
+
+    type: Literal["replay.join"] = "replay.join"
+
+
+class ReplayDone(Request):
+    """`replay.done`: this user is done with the bar time `ts` of a lock-step replay (its
+    orders for it are acknowledged); replies `replay.ok`."""
+
+    type: Literal["replay.done"] = "replay.done"
+    ts: Int64
+
+
 # ADMIN ------------------------------------------------------------------------------
 
 
@@ -265,6 +280,8 @@ REQUESTS: dict[str, type[Request]] = {
         ListSymbols,
         GetControl,
         SetControl,
+        JoinReplay,
+        ReplayDone,
         CreateUser,
         ListUsers,
     )
@@ -272,6 +289,9 @@ REQUESTS: dict[str, type[Request]] = {
 ADMIN_REQUESTS = frozenset({"control.set", "user.create", "user.list"})
 # Requests the accountant forwards to the controller after authenticating them.
 CONTROLLER_REQUESTS = frozenset({"control.get", "control.set", "quote.get"})
+# Requests the accountant forwards to the controller through the matcher, so that they reach
+# it after the orders sent before them are in the books.
+REPLAY_REQUESTS = frozenset({"replay.join", "replay.done"})
 
 
 # OBJECTS IN REPLIES AND EVENTS (all decimals are strings) ----------------------------

@@ -12,6 +12,7 @@ import hashlib
 import os
 import tempfile
 import tomllib
+from datetime import date
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
@@ -89,13 +90,20 @@ class MarketSettings(_Section):
     # from CSV files (docs/replay.md), on market time
     feed: Literal["synthetic", "external", "replay"] = "synthetic"
     replay_files: tuple[str, ...] = ()  # empty: the shipped sample (examples/data)
-    replay_speed: str = Field(default="max", pattern=r"^(max|x[0-9]+(\.[0-9]+)?)$")
+    # max: as fast as it goes; xN: N times real time; lockstep: each bar time waits until
+    # every bot that joined has answered replay.done (docs/replay.md)
+    replay_speed: str = Field(default="max", pattern=r"^(max|lockstep|x[0-9]+(\.[0-9]+)?)$")
+    replay_start: date | None = None  # replay bars on or after this day (the market's date)
+    replay_end: date | None = None  # ... and on or before this day
+    replay_bots: int = Field(default=0, ge=0, le=1000)  # lockstep: wait for this many to join
+    replay_step_timeout: float = Field(default=10.0, gt=0)  # lockstep: s a bar time waits
+    replay_on_timeout: Literal["continue", "stop"] = "continue"  # when a bot does not answer
 
     @field_validator("replay_speed")
     @classmethod
     def _speed_above_zero(cls, speed: str) -> str:
-        if speed != "max" and float(speed[1:]) <= 0:
-            raise ValueError('replay_speed: "max", or "x" and a factor above 0 ("x60")')
+        if speed.startswith("x") and float(speed[1:]) <= 0:
+            raise ValueError('replay_speed: "max", "lockstep", or "x" and a factor above 0 ("x60")')
         return speed
 
     tick_interval: float = Field(default=0.5, gt=0)  # seconds between ticks of one symbol
@@ -291,6 +299,9 @@ class Settings(_Section):
                 "market.feed = \"replay\" runs on the bars' time with each market's calendar: "
                 'set control.clock = "market" and control.sessions = "profile"'
             )
+        start, end = self.market.replay_start, self.market.replay_end
+        if start and end and start > end:
+            raise ValueError(f"market.replay_start {start} is after market.replay_end {end}")
         return self
 
     # Derived paths; valid once resolve() has filled the endpoints.
