@@ -5,6 +5,8 @@
     python run.py user create --name N --cash C [--json]
     python run.py user list [--json]
     python run.py control run|stop|pause
+    python run.py backtest [--data CSV] [--start D] [--end D] [--speed max|lockstep|xN]
+                           [--cash C] [--bot COMMAND ...] [--json]
 
 Admin commands talk to the running server over ZeroMQ with the admin token; when no
 server runs on the data dir, they work on the ledger (or control.json) directly.
@@ -17,6 +19,7 @@ import contextlib
 import ctypes
 import json
 import os
+import re
 import signal
 import socket
 import stat
@@ -25,6 +28,7 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import date
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -33,7 +37,7 @@ from pydantic import ValidationError
 
 from actors.feeds import volume_unit
 from actors.process import LEDGER_LOCK, exclusive_lock
-from actors.replay import load_bars, replay_paths
+from actors.replay import replay_bars
 from actors.rules import Market
 from protocol import settings as settings_module
 from protocol.client import TradeError
@@ -114,8 +118,9 @@ def _die_with_parent() -> None:
 # LEDGER BOOTSTRAP ----------------------------------------------------------------------
 
 
-def bootstrap(settings: Settings) -> None:
-    """Migrate the ledger; on first start create the admin user and the demo user."""
+def bootstrap(settings: Settings, now: int | None = None) -> None:
+    """Migrate the ledger; on first start create the admin user and the demo user, stamped
+    `now` (ns; default the wall clock)."""
     from sqlalchemy import func, select
     from sqlalchemy.orm import Session
 
@@ -129,7 +134,7 @@ def bootstrap(settings: Settings) -> None:
         if session.scalar(select(func.count()).select_from(UserRow).where(UserRow.is_admin)):
             engine.dispose()
             return
-        now = time.time_ns()
+        now = time.time_ns() if now is None else now
         admin_token = new_token()
         _, rows = new_user_rows(1, "admin", admin_token, Decimal(0), True, now)
         if settings.demo.create_user:
@@ -215,11 +220,15 @@ class Supervisor:
                 child.restarts += 1
                 self.start(child)
 
-    def stop_all(self) -> None:
-        for name in STOP_ORDER:
-            proc = self.children[name].proc
-            if proc is not None and proc.poll() is None:
+    def stop_all(self, together: bool = False) -> None:
+        """Stop the processes in flow order, each after the one before has exited; or,
+        when nothing is in flight any more (a finished backtest), all at once."""
+        for group in [STOP_ORDER] if together else [[name] for name in STOP_ORDER]:
+            procs = [self.children[name].proc for name in group]
+            running = [p for p in procs if p is not None and p.poll() is None]
+            for proc in running:
                 proc.terminate()
+            for proc in running:
                 try:
                     proc.wait(timeout=15)
                 except subprocess.TimeoutExpired:
@@ -266,11 +275,14 @@ def banner(settings: Settings) -> str:
     return "\n".join(lines)
 
 
-def serve(settings: Settings) -> int:
+@contextlib.contextmanager
+def supervised(settings: Settings, stop_together: bool = False) -> Iterator[Supervisor | None]:
+    """Hold the data dir, migrate the ledger and start the four processes; stop them when
+    the block ends (Supervisor.stop_all). Yields None when a server already runs there."""
     with exclusive_lock(settings.data_dir / SUPERVISOR_LOCK) as free:
         if not free:
-            print(f"a server is already running on {settings.data_dir}", file=sys.stderr)
-            return 1
+            yield None
+            return
         with no_server(settings, supervisor_lock_held=True):
             for folder in ipc_paths(settings):
                 private_folder(folder)
@@ -279,10 +291,21 @@ def serve(settings: Settings) -> int:
         settings_path = settings.data_dir / "settings.json"
         settings_module.save(settings, settings_path)
         supervisor = Supervisor(settings, settings_path)
+        try:
+            for child in supervisor.children.values():
+                supervisor.start(child)
+            yield supervisor
+        finally:
+            supervisor.stop_all(together=stop_together)
+
+
+def serve(settings: Settings) -> int:
+    with supervised(settings) as supervisor:
+        if supervisor is None:
+            print(f"a server is already running on {settings.data_dir}", file=sys.stderr)
+            return 1
         signal.signal(signal.SIGTERM, supervisor._on_signal)
         signal.signal(signal.SIGINT, supervisor._on_signal)
-        for child in supervisor.children.values():
-            supervisor.start(child)
         if wait_for_port(settings.endpoints.http_host, settings.endpoints.http_port, 30):
             print(banner(settings), flush=True)
         else:
@@ -290,9 +313,8 @@ def serve(settings: Settings) -> int:
         while not supervisor.stopping:
             supervisor.watch()
             time.sleep(0.1)
-        supervisor.stop_all()
-        print("[supervisor] stopped", flush=True)
-        return 0
+    print("[supervisor] stopped", flush=True)
+    return 0
 
 
 # ADMIN COMMANDS ------------------------------------------------------------------------
@@ -383,8 +405,10 @@ def control(settings: Settings, state: str) -> dict[str, Any]:
         if not free:
             with _admin_client(settings) as client:
                 return client.set_control(state)
-        path = settings.data_dir / "control.json"
-        path.write_text(json.dumps({"state": state}))
+        from actors.statefile import StateFile
+
+        saved = StateFile(settings.data_dir / "control.json")
+        saved.save({**saved.load(), "state": state})  # the market time reached stays
         return {"state": state, "note": "no server running; applies at next start"}
 
 
@@ -422,7 +446,76 @@ def parser() -> argparse.ArgumentParser:
     listing.add_argument("--json", action="store_true")
     ctl = sub.add_parser("control", parents=[common], help="run, stop or pause trading")
     ctl.add_argument("action", choices=["run", "stop", "pause"])
+    backtest_arguments(sub.add_parser("backtest", parents=[common], help="run a backtest"))
     return p
+
+
+def backtest_arguments(bt: argparse.ArgumentParser) -> None:
+    bt.description = (
+        "Replay bars through the real processes with their own ledger in "
+        "<data dir>/backtests/<run id>/, with your bots, and write a report there "
+        "(docs/backtest.md)."
+    )
+    bt.add_argument(
+        "--data", action="append", metavar="CSV", help="bar file (repeatable; default the sample)"
+    )
+    bt.add_argument("--start", type=date.fromisoformat, metavar="YYYY-MM-DD")
+    bt.add_argument("--end", type=date.fromisoformat, metavar="YYYY-MM-DD")
+    bt.add_argument(
+        "--speed",
+        metavar="max|lockstep|xN",
+        default="",
+        help="default: lockstep with bots, max without",
+    )
+    bt.add_argument("--cash", default="1000000", help="each bot's starting cash")
+    bt.add_argument(
+        "--bot",
+        action="append",
+        metavar="COMMAND",
+        help="a bot to start, any language (repeatable); see docs/backtest.md",
+    )
+    bt.add_argument("--name", default="", help="a name for the run")
+    bt.add_argument("--step-timeout", type=float, metavar="SECONDS")
+    bt.add_argument("--on-timeout", choices=["continue", "stop"])
+    bt.add_argument("--json", action="store_true", help="print one JSON object at the end")
+
+
+def backtest(args: argparse.Namespace, settings: Settings) -> int:
+    from actors.accountant import capital
+    from backtest import runner
+    from protocol.errors import RejectError
+
+    try:
+        cash = capital(args.cash)
+    except RejectError as rej:
+        print(f"--cash: {rej.message}", file=sys.stderr)
+        return 2
+    speed = args.speed
+    if speed and not re.fullmatch(r"max|lockstep|x[0-9]+(\.[0-9]+)?", speed):
+        print('--speed: "max", "lockstep" or "x" and a factor ("x60")', file=sys.stderr)
+        return 2
+    options = runner.BacktestOptions(
+        data=tuple(args.data or ()),
+        start=args.start,
+        end=args.end,
+        speed=speed,
+        cash=cash,
+        bots=tuple(args.bot or ()),
+        name=args.name,
+        step_timeout=args.step_timeout,
+        on_timeout=args.on_timeout,
+        progress=not args.json,
+    )
+    try:
+        report = runner.run(settings, options)
+    except (ValidationError, ValueError, OSError) as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(runner.summary(report)))
+    else:
+        print("\n".join(runner.lines(report)))
+    return 0 if report["status"] == "finished" else 1
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -430,7 +523,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = settings_from_args(args)
         if (args.command or "serve") == "serve" and settings.market.feed == "replay":
-            load_bars(replay_paths(settings), Market.from_settings(settings))  # all checked first
+            replay_bars(settings)  # every file checked before anything starts
     except (ValidationError, ValueError, OSError) as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
@@ -462,6 +555,8 @@ def _dispatch(args: argparse.Namespace, command: str, settings: Settings) -> int
                 role = " (admin)" if u["is_admin"] else ""
                 print(f"{u['user_id']:>5}  {u['name']:<20} cash {u['cash']:>18}{role}")
         return 0
+    if command == "backtest":
+        return backtest(args, settings)
     if command == "control":
         state = {"run": "running", "stop": "stopped", "pause": "paused"}[args.action]
         print(json.dumps(control(settings, state)))

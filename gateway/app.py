@@ -20,6 +20,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from gateway import backtests
 from gateway.core import Gateway, to_command
 from gateway.sessions import Sessions
 from protocol.codec import PROTOCOL_VERSION
@@ -266,6 +267,52 @@ def create_app(settings: Settings, gateway: Gateway, sessions: Sessions) -> Fast
     @app.get("/v1/admin/users", tags=["admin"], summary="All users with their equity (admin)")
     async def list_users(user: Auth) -> JSONResponse:
         return await ask({"type": "user.list"}, user, "users")
+
+    # BACKTEST REPORTS (admin) ----------------------------------------------------------
+
+    async def admin_only(user: str) -> JSONResponse | None:
+        """None for the admin token; else the error to answer with."""
+        reply = await gateway.request({"type": "session.login"}, user)
+        if reply.get("type") == "error":
+            return reply_response(reply, None)
+        if not reply.get("is_admin"):
+            return error_response(ErrorCode.AUTH_NOT_ADMIN, "backtest reports need the admin token")
+        return None
+
+    def no_run(run_id: str) -> JSONResponse:
+        return error_response(ErrorCode.REQUEST_NOT_FOUND, f"no finished backtest {run_id[:40]!r}")
+
+    @app.get("/v1/backtests", tags=["backtests"], summary="Finished backtest runs (admin)")
+    async def list_backtests(user: Auth) -> JSONResponse:
+        refused = await admin_only(user)
+        return refused or JSONResponse(backtests.list_reports(settings.data_dir))
+
+    @app.get("/v1/backtests/{run_id}", tags=["backtests"], summary="A backtest's report (admin)")
+    async def get_backtest(run_id: Annotated[str, Path(max_length=64)], user: Auth) -> Response:
+        refused = await admin_only(user)
+        if refused:
+            return refused
+        report = backtests.read_report(settings.data_dir, run_id)
+        return no_run(run_id) if report is None else JSONResponse(report)
+
+    @app.get(
+        "/v1/backtests/{run_id}/{name}",
+        tags=["backtests"],
+        summary="A backtest's report.html or equity.png (admin)",
+    )
+    async def get_backtest_file(
+        run_id: Annotated[str, Path(max_length=64)],
+        name: Annotated[str, Path(max_length=32)],
+        user: Auth,
+    ) -> Response:
+        refused = await admin_only(user)
+        if refused:
+            return refused
+        found = backtests.report_file(settings.data_dir, run_id, name)
+        if found is None:
+            return no_run(f"{run_id}/{name}")
+        path, media_type = found
+        return Response(path.read_bytes(), media_type=media_type)
 
     # PUSH STREAM -----------------------------------------------------------------------
 

@@ -1,0 +1,1 @@
+"""Backtests: a named replay run with its own ledger, and its report."""

@@ -1,0 +1,239 @@
+"""`run.py backtest` end to end: the real processes replay the sample with the example
+moving-average bot in lock-step, in their own ledger, and write a report that the HTTP
+API serves (docs/backtest.md). The bot's fills are checked against the strategy worked
+out here from the CSV alone, and two runs must write the same fills and ledger."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from collections import defaultdict, deque
+from decimal import ROUND_HALF_UP, Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.harness import ROOT, Server
+
+pytestmark = pytest.mark.integration
+
+SAMPLE = ROOT / "examples" / "data" / "sample_daily.csv"
+START, END = "2023-01-01", "2023-05-31"
+FAST, SLOW, QTY = 3, 8, 1000
+BOT = f"python examples/ma_cross.py --fast {FAST} --slow {SLOW} --qty {QTY}"
+CENT = Decimal("0.01")
+
+
+def backtest(data_dir: Path, *args: str) -> tuple[subprocess.CompletedProcess[str], Any]:
+    """Run `run.py backtest --json` and return it with its JSON object (None if none)."""
+    done = subprocess.run(
+        [sys.executable, "run.py", "backtest", "--data-dir", str(data_dir), "--json", *args],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    lines = done.stdout.strip().splitlines()
+    return done, json.loads(lines[-1]) if lines else None
+
+
+def sample_rows(end: str = END) -> list[dict[str, str]]:
+    with SAMPLE.open() as fh:
+        return [row for row in csv.DictReader(fh) if START <= row["time"] <= end]
+
+
+def expected_fills() -> list[tuple[str, str, str, int, Decimal, Decimal, Decimal]]:
+    """The strategy by hand: per symbol, SMA(FAST) crossing SMA(SLOW) of the closes at a
+    bar's close; a market order then fills at the next bar's open, with cn_a's costs
+    (commission 0.1% half-up to the cent, at least 5.00; stamp tax 0.1% on sells)."""
+    bars: dict[str, list[dict[str, str]]] = defaultdict(list)
+    for row in sample_rows():
+        bars[row["symbol"]].append(row)
+    fills = []
+    for symbol, rows in bars.items():
+        closes: deque[Decimal] = deque(maxlen=SLOW + 1)
+        held = 0
+        for n, row in enumerate(rows[:-1]):  # an order after the last bar never fills
+            closes.append(Decimal(row["close"]))
+            if len(closes) <= SLOW:
+                continue
+            now, before = list(closes)[1:], list(closes)[:-1]
+            fast, slow = _mean(now[-FAST:]), _mean(now[-SLOW:])
+            fast_before, slow_before = _mean(before[-FAST:]), _mean(before[-SLOW:])
+            side = None
+            if fast > slow and fast_before <= slow_before and not held:
+                side = "buy"
+            elif fast < slow and fast_before >= slow_before and held:
+                side = "sell"
+            if side is None:
+                continue
+            following = rows[n + 1]
+            price = Decimal(following["open"])
+            value = price * QTY
+            commission = max((value * Decimal("0.001")).quantize(CENT, ROUND_HALF_UP), Decimal(5))
+            tax = (value * Decimal("0.001")).quantize(CENT, ROUND_HALF_UP) if side == "sell" else 0
+            fills.append((following["time"], symbol, side, QTY, price, commission, Decimal(tax)))
+            held = QTY if side == "buy" else 0
+    return sorted(fills)
+
+
+def _mean(values: list[Decimal]) -> Decimal:
+    return sum(values, Decimal(0)) / len(values)
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("backtests") / "data"
+
+
+@pytest.fixture(scope="module")
+def two_runs(data_dir: Path) -> list[Any]:
+    """The same backtest twice, in one data dir."""
+    runs = []
+    for _ in range(2):
+        done, summary = backtest(data_dir, "--start", START, "--end", END, "--bot", BOT)
+        assert done.returncode == 0, done.stderr[-3000:]
+        runs.append(summary)
+    return runs
+
+
+def test_the_bot_trades_the_strategy_on_the_next_bars_open(two_runs: list[Any]) -> None:
+    summary = two_runs[0]
+    report = json.loads((Path(summary["report"]).parent / "report.json").read_text())
+    got = sorted(
+        (
+            f["time"][:10],
+            f["symbol"],
+            f["side"],
+            int(f["qty"]),
+            Decimal(f["price"]),
+            Decimal(f["commission"]),
+            Decimal(f["tax"]),
+        )
+        for f in report["fills"]
+    )
+    want = expected_fills()
+    assert len(want) >= 4  # the range has crossings both ways
+    assert got == want
+    # each fill is stamped with its bar's last instant, inside the session (15:00 Shanghai
+    # is 07:00 UTC; times on the wire are UTC to the microsecond)
+    assert all(f["time"][10:] == "T06:59:59.999999Z" for f in report["fills"])
+    assert summary["status"] == "finished" and summary["timeouts"] == 0
+    assert summary["bars"] == len(sample_rows()) and summary["trades"] == len(want)
+
+
+def test_equity_and_cash_follow_from_the_fills(two_runs: list[Any]) -> None:
+    """The last point of the curve: the cash left after every fill's value and fees, and
+    what is held at the last close; the total return follows from it."""
+    report = json.loads((Path(two_runs[0]["report"]).parent / "report.json").read_text())
+    cash = Decimal(1_000_000)
+    held: dict[str, int] = defaultdict(int)
+    for f in report["fills"]:
+        sign = 1 if f["side"] == "buy" else -1
+        cash -= sign * Decimal(f["value"]) + Decimal(f["commission"]) + Decimal(f["tax"])
+        held[f["symbol"]] += sign * int(f["qty"])
+    last_close = {row["symbol"]: Decimal(row["close"]) for row in sample_rows()}
+    equity = cash + sum(qty * last_close[s] for s, qty in held.items())
+    assert Decimal(report["equity_curve"][-1]["cash"]) == cash
+    assert Decimal(report["metrics"]["final_equity"]) == equity
+    assert Decimal(two_runs[0]["total_return"]) == (equity / 1_000_000 - 1).quantize(
+        Decimal("0.000001"), ROUND_HALF_UP
+    )
+    assert len(report["equity_curve"]) == len({row["time"] for row in sample_rows()})
+
+
+def test_two_runs_write_the_same_fills_and_ledger(two_runs: list[Any]) -> None:
+    first, second = two_runs
+    assert first["run_id"] != second["run_id"]
+    assert first["fills_digest"] == second["fills_digest"]
+    assert first["ledger_digest"] == second["ledger_digest"]
+    for key in ("trades", "final_equity", "total_return", "max_drawdown", "sharpe"):
+        assert first[key] == second[key]
+
+
+def test_the_report_has_its_chart_and_page(two_runs: list[Any]) -> None:
+    page = Path(two_runs[0]["report"])
+    assert two_runs[0]["run_id"] in page.read_text()
+    assert (page.parent / "equity.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+SILENT_BOT = (
+    'python -c "import os, time; from protocol.client import TradeClient; '
+    "c = TradeClient(os.environ['TRADESERVER_API'], os.environ['TRADESERVER_TOKEN']); "
+    'c.join_replay(); time.sleep(120)"'
+)
+
+
+@pytest.mark.parametrize("on_timeout", ["continue", "stop"])
+def test_a_bot_that_never_answers_is_timed_out(tmp_path: Path, on_timeout: str) -> None:
+    done, summary = backtest(
+        tmp_path,
+        "--start",
+        "2023-01-01",
+        "--end",
+        "2023-01-31",
+        "--bot",
+        SILENT_BOT,
+        "--step-timeout",
+        "1",
+        "--on-timeout",
+        on_timeout,
+    )
+    assert summary["timeouts"] == 1
+    if on_timeout == "continue":  # dropped after its first bar time; the rest runs on
+        assert done.returncode == 0 and summary["status"] == "finished"
+        assert summary["bars"] == len(sample_rows("2023-01-31"))
+    else:
+        assert done.returncode == 1 and summary["status"] == "stopped"
+        assert summary["bars"] is None
+
+
+def test_a_bad_bar_file_stops_it_before_anything_is_written(tmp_path: Path) -> None:
+    bad = tmp_path / "600000.csv"
+    bad.write_text(
+        "time,open,high,low,close,volume\n2023-01-03,7.16,7.23,7.01,7.06,100\n"
+        "2023-01-04,7.07,6.00,6.95,7.04,100\n"
+    )
+    done, summary = backtest(tmp_path / "data", "--data", str(bad))
+    assert done.returncode == 2 and summary is None
+    assert f"{bad}:3" in done.stderr
+    assert not (tmp_path / "data" / "backtests").exists() or not any(
+        (tmp_path / "data" / "backtests").iterdir()
+    )
+
+
+def test_reports_are_read_over_http_by_the_admin(data_dir: Path, two_runs: list[Any]) -> None:
+    """A server on the data dir the runs wrote to serves their reports."""
+    with Server(data_dir.parent) as server:
+        assert server.data_dir == data_dir
+        summary = two_runs[1]
+        admin = server.http(server.admin_token)
+        runs = admin.get("/v1/backtests").json()
+        assert [r["run_id"] for r in runs] == [two_runs[1]["run_id"], two_runs[0]["run_id"]]
+        assert runs[0]["status"] == "finished"
+        assert runs[0]["fills_digest"] == summary["fills_digest"]
+        report = admin.get(f"/v1/backtests/{summary['run_id']}").json()
+        assert report["ledger_digest"] == summary["ledger_digest"]
+        page = admin.get(f"/v1/backtests/{summary['run_id']}/report.html")
+        assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+        chart = admin.get(f"/v1/backtests/{summary['run_id']}/equity.png")
+        assert chart.content[:8] == b"\x89PNG\r\n\x1a\n"
+        for path in (
+            "/v1/backtests/20990101-000000-abcd",
+            f"/v1/backtests/{summary['run_id']}/report.json",
+            f"/v1/backtests/{summary['run_id']}/..%2F..%2Fadmin_token",
+            "/v1/backtests/..%2Fadmin_token",
+        ):
+            response = admin.get(path)
+            assert response.status_code == 404, path
+        trader = server.http(server.demo_token)
+        refused = trader.get("/v1/backtests")
+        assert refused.status_code == 403
+        assert refused.json()["error"]["code"] == "AUTH_NOT_ADMIN"
+        assert server.http().get("/v1/backtests").status_code == 401
+        server.assert_no_crash()
