@@ -478,6 +478,9 @@ def backtest_arguments(bt: argparse.ArgumentParser) -> None:
     bt.add_argument("--step-timeout", type=float, metavar="SECONDS")
     bt.add_argument("--on-timeout", choices=["continue", "stop"])
     bt.add_argument("--json", action="store_true", help="print one JSON object at the end")
+    # POST /v1/backtests: the live server's resolved settings, and a run folder made for it
+    bt.add_argument("--settings", metavar="JSON", help=argparse.SUPPRESS)
+    bt.add_argument("--run-id", default="", help=argparse.SUPPRESS)
 
 
 def backtest(args: argparse.Namespace, settings: Settings) -> int:
@@ -505,6 +508,7 @@ def backtest(args: argparse.Namespace, settings: Settings) -> int:
         step_timeout=args.step_timeout,
         on_timeout=args.on_timeout,
         progress=not args.json,
+        run_id=args.run_id,
     )
     try:
         report = runner.run(settings, options)
@@ -521,7 +525,10 @@ def backtest(args: argparse.Namespace, settings: Settings) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
-        settings = settings_from_args(args)
+        if getattr(args, "settings", None):  # a backtest started over HTTP
+            settings = settings_module.load(Path(args.settings))
+        else:
+            settings = settings_from_args(args)
         if (args.command or "serve") == "serve" and settings.market.feed == "replay":
             replay_bars(settings)  # every file checked before anything starts
     except (ValidationError, ValueError, OSError) as exc:

@@ -40,6 +40,7 @@ from protocol.values import iso_time, money
 
 ROOT = Path(__file__).resolve().parents[1]  # protocol.client for Python bots
 RUNS_FOLDER = "backtests"
+RUN_LOG = "run.log"  # a run started over HTTP: its output
 INTERNAL_ENDPOINTS = ("controller_in", "matcher_in", "accountant_in", "gateway_in", "control_pub")
 POLL = 0.05  # s between two looks at the replay's progress
 BOT_GRACE = 5.0  # s a bot has to exit after the replay ends
@@ -59,6 +60,7 @@ class BacktestOptions:
     step_timeout: float | None = None
     on_timeout: str | None = None
     progress: bool = False  # draw a progress bar on stderr
+    run_id: str = ""  # given when its folder was made for it (POST /v1/backtests)
 
 
 @dataclass
@@ -287,11 +289,11 @@ def run(base: Settings, options: BacktestOptions) -> dict[str, Any]:
     """Run a backtest to its end and write its report; returns the report."""
     from run import bootstrap, supervised, wait_for_port
 
-    run_id = new_run_id()
+    run_id = options.run_id or new_run_id()
     run_dir = base.data_dir / RUNS_FOLDER / run_id
     settings = run_settings(base, options, run_dir)
     bars = replay_bars(settings)  # checked before anything is written (BarFileError)
-    run_dir.mkdir(mode=0o700, parents=True)
+    run_dir.mkdir(mode=0o700, parents=True, exist_ok=bool(options.run_id))
     created = bars[0].ts - USER_CREATED_BEFORE
     bootstrap(settings, now=created)
     bots = create_bot_users(settings, options.bots, options.cash, created)

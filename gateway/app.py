@@ -25,7 +25,13 @@ from gateway.core import Gateway, to_command
 from gateway.sessions import Sessions
 from protocol.codec import PROTOCOL_VERSION
 from protocol.errors import HTTP_STATUS, ErrorCode, RejectError, error_body
-from protocol.messages import ControlFields, OrderFields, ReplaceFields, UserFields
+from protocol.messages import (
+    BacktestFields,
+    ControlFields,
+    OrderFields,
+    ReplaceFields,
+    UserFields,
+)
 from protocol.settings import Settings
 from protocol.tokens import hash_token
 
@@ -282,7 +288,15 @@ def create_app(settings: Settings, gateway: Gateway, sessions: Sessions) -> Fast
     def no_run(run_id: str) -> JSONResponse:
         return error_response(ErrorCode.REQUEST_NOT_FOUND, f"no finished backtest {run_id[:40]!r}")
 
-    @app.get("/v1/backtests", tags=["backtests"], summary="Finished backtest runs (admin)")
+    @app.post("/v1/backtests", tags=["backtests"], summary="Start a backtest (admin)")
+    async def start_backtest(body: BacktestFields, user: Auth) -> JSONResponse:
+        refused = await admin_only(user)
+        if refused:
+            return refused
+        run_id = backtests.start(settings, backtests.arguments(settings, body))
+        return JSONResponse({"run_id": run_id, "status": "running"}, status_code=202)
+
+    @app.get("/v1/backtests", tags=["backtests"], summary="Backtest runs, newest first (admin)")
     async def list_backtests(user: Auth) -> JSONResponse:
         refused = await admin_only(user)
         return refused or JSONResponse(backtests.list_reports(settings.data_dir))

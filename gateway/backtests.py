@@ -1,33 +1,62 @@
-"""Backtest reports over HTTP (admin): the runs `run.py backtest` wrote under
-<data_dir>/backtests/. The gateway only reads these files; each run wrote its own."""
+"""Backtests over HTTP (admin): start one (`run.py backtest` in the background), and read
+the reports runs wrote under <data_dir>/backtests/ (docs/backtest.md). Each run writes its
+own folder; the gateway only reads them."""
 
 from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
+
+from backtest.runner import RUN_LOG, RUNS_FOLDER, new_run_id
+from protocol.errors import ErrorCode, RejectError
+from protocol.messages import BacktestFields
+from protocol.settings import Settings
+from protocol.values import parse_decimal
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLES = ROOT / "examples" / "data"
 
 RUN_ID = re.compile(r"^[0-9]{8}-[0-9]{6}-[0-9a-f]{4}$")
 SUMMARY_KEYS = ("run_id", "name", "status", "start", "end", "speed", "bars", "seconds")
 METRIC_KEYS = ("trades", "final_equity", "total_return", "max_drawdown", "sharpe")
 FILES = {"report.html": "text/html; charset=utf-8", "equity.png": "image/png"}
+_started: dict[str, subprocess.Popen[bytes]] = {}  # runs this gateway started, until reaped
 
 
 def runs_folder(data_dir: Path) -> Path:
-    return data_dir / "backtests"
+    return data_dir / RUNS_FOLDER
 
 
 def read_report(data_dir: Path, run_id: str) -> dict[str, Any] | None:
-    """A finished run's report.json; None for an unknown id, a run still going, or a
-    name that is not a run id (so nothing outside the runs folder is ever read)."""
+    """A run's report.json; for a run without one yet, `running`, or `failed` with the
+    error its run.log ends with. None for an unknown id or a name that is not a run id
+    (so nothing outside the runs folder is ever read)."""
     if not RUN_ID.match(run_id):
         return None
+    folder = runs_folder(data_dir) / run_id
     try:
-        report = json.loads((runs_folder(data_dir) / run_id / "report.json").read_text())
+        report = json.loads((folder / "report.json").read_text())
     except (OSError, ValueError):
-        return None
+        return _unfinished(folder, run_id)
     return report if isinstance(report, dict) else None
+
+
+def _unfinished(folder: Path, run_id: str) -> dict[str, Any] | None:
+    if not folder.is_dir():
+        return None
+    try:
+        log = (folder / RUN_LOG).read_text(errors="replace").strip().splitlines()
+    except OSError:
+        log = []
+    failed = [line for line in log if line.startswith(("configuration error", "--"))]
+    if failed:
+        return {"run_id": run_id, "status": "failed", "note": failed[-1][:500]}
+    return {"run_id": run_id, "status": "running"}
 
 
 def list_reports(data_dir: Path) -> list[dict[str, Any]]:
@@ -39,7 +68,7 @@ def list_reports(data_dir: Path) -> list[dict[str, Any]]:
         report = read_report(data_dir, name)
         if report is None:
             continue
-        metrics = report.get("metrics", {})
+        metrics = report.get("metrics") or {}
         summaries.append(
             {
                 **{key: report.get(key) for key in SUMMARY_KEYS},
@@ -56,3 +85,65 @@ def report_file(data_dir: Path, run_id: str, name: str) -> tuple[Path, str] | No
         return None
     path = runs_folder(data_dir) / run_id / name
     return (path, FILES[name]) if path.is_file() else None
+
+
+def arguments(settings: Settings, body: BacktestFields) -> list[str]:
+    """`run.py backtest` arguments for a request, its files and bots looked up by name.
+
+    Raises:
+        RejectError: a file or a bot the server does not have, or a bad amount of cash.
+    """
+    folder = Path(settings.backtest.data_folder) if settings.backtest.data_folder else SAMPLES
+    args = []
+    for name in body.data:
+        if not (folder / name).is_file():
+            raise RejectError(ErrorCode.REQUEST_INVALID, f"data: no bar file {name!r}")
+        args += ["--data", str(folder / name)]
+    for name in body.bots:
+        command = settings.backtest.bots.get(name)
+        if command is None:
+            known = ", ".join(sorted(settings.backtest.bots)) or "none"
+            raise RejectError(ErrorCode.REQUEST_INVALID, f"bots: no bot {name!r} (known: {known})")
+        args += ["--bot", command]
+    cash = parse_decimal(body.cash, "cash", ErrorCode.REQUEST_INVALID_AMOUNT)
+    if cash <= 0 or cash != cash.quantize(Decimal("0.01")):
+        raise RejectError(ErrorCode.REQUEST_INVALID_AMOUNT, "cash must be above 0, in cents")
+    args += ["--cash", str(cash)]
+    for flag, value in (
+        ("--name", body.name),
+        ("--start", body.start and body.start.isoformat()),
+        ("--end", body.end and body.end.isoformat()),
+        ("--speed", body.speed),
+        ("--step-timeout", body.step_timeout and str(body.step_timeout)),
+        ("--on-timeout", body.on_timeout),
+    ):
+        if value:
+            args += [flag, value]
+    return args
+
+
+def start(settings: Settings, args: list[str]) -> str:
+    """Start `run.py backtest` in the background, in a run folder made now; its output goes
+    to run.log there. It goes on if the gateway stops. Returns the run id."""
+    run_id = new_run_id()
+    folder = runs_folder(settings.data_dir) / run_id
+    folder.mkdir(mode=0o700, parents=True)
+    command = [
+        sys.executable,
+        str(ROOT / "run.py"),
+        "backtest",
+        *("--settings", str(settings.data_dir / "settings.json")),
+        *("--data-dir", str(settings.data_dir), "--run-id", run_id, "--json", *args),
+    ]
+    for done in [key for key, proc in _started.items() if proc.poll() is not None]:
+        del _started[done]  # reaped
+    with (folder / RUN_LOG).open("ab") as log:
+        _started[run_id] = subprocess.Popen(
+            command,
+            cwd=ROOT,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    return run_id

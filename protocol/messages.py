@@ -7,6 +7,7 @@ fields are documented here as TypedDicts; docs/protocol.md describes the same sh
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Annotated, Literal, NotRequired, TypedDict
 
 from pydantic import (
@@ -231,6 +232,27 @@ class ReplayDone(Request):
 
 
 # ADMIN ------------------------------------------------------------------------------
+
+
+CsvName = Annotated[StrictStr, Field(max_length=128, pattern=r"^[A-Za-z0-9_.-]+\.csv$")]
+BotName = Annotated[StrictStr, Field(max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
+
+
+class BacktestFields(BaseModel):
+    """The body of `POST /v1/backtests` (admin): a backtest to start (docs/backtest.md).
+    Bar files and bots are named, from the server's `[backtest]` settings."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: Annotated[StrictStr, Field(max_length=64, pattern=r"^[A-Za-z0-9_.@ -]*$")] = ""
+    data: Annotated[list[CsvName], Field(max_length=20)] = []
+    start: date | None = None
+    end: date | None = None
+    speed: Annotated[StrictStr, Field(pattern=r"^(|max|lockstep|x[0-9]+(\.[0-9]+)?)$")] = ""
+    cash: WireNumber = "1000000"
+    bots: Annotated[list[BotName], Field(max_length=10)] = []
+    step_timeout: Annotated[float, Field(gt=0, le=600)] | None = None
+    on_timeout: Literal["continue", "stop"] | None = None
 
 
 class UserFields(BaseModel):

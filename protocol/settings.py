@@ -247,6 +247,16 @@ class DemoSettings(_Section):
     cash: Decimal = Field(default=Decimal("1000000.00"), gt=0)
 
 
+class BacktestSettings(_Section):
+    """What `POST /v1/backtests` may use: bar files by name from `data_folder` (default the
+    shipped examples/data), and bots by name, each a command line (docs/backtest.md)."""
+
+    data_folder: str = ""
+    bots: dict[str, str] = Field(
+        default_factory=lambda: {"ma_cross": "python examples/ma_cross.py"}
+    )
+
+
 class Settings(_Section):
     server: ServerSettings = ServerSettings()
     endpoints: EndpointSettings = EndpointSettings()
@@ -258,6 +268,7 @@ class Settings(_Section):
     ledger: LedgerSettings = LedgerSettings()
     limits: LimitSettings = LimitSettings()
     demo: DemoSettings = DemoSettings()
+    backtest: BacktestSettings = BacktestSettings()
 
     @field_validator("market")
     @classmethod
@@ -396,6 +407,9 @@ def build_settings(
         tree["market"]["replay_files"] = [
             str((base / Path(str(f)).expanduser()).resolve()) for f in replay_files
         ]
+    data_folder = tree.get("backtest", {}).get("data_folder")
+    if isinstance(data_folder, str) and data_folder:
+        tree["backtest"]["data_folder"] = str((base / Path(data_folder).expanduser()).resolve())
     return resolve(Settings.model_validate(tree))
 
 

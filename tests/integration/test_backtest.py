@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections import defaultdict, deque
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
@@ -232,8 +233,53 @@ def test_reports_are_read_over_http_by_the_admin(data_dir: Path, two_runs: list[
             response = admin.get(path)
             assert response.status_code == 404, path
         trader = server.http(server.demo_token)
+        assert trader.post("/v1/backtests", json={}).status_code == 403
         refused = trader.get("/v1/backtests")
         assert refused.status_code == 403
         assert refused.json()["error"]["code"] == "AUTH_NOT_ADMIN"
         assert server.http().get("/v1/backtests").status_code == 401
+        server.assert_no_crash()
+
+
+def test_the_admin_starts_a_backtest_over_http(tmp_path: Path) -> None:
+    """POST /v1/backtests runs `run.py backtest` in the background with the server's own
+    rules, named bar files and named bots; the run is listed while it goes and after."""
+    with Server(tmp_path) as server:
+        admin = server.http(server.admin_token)
+        for body, code in (
+            ({"bots": ["rm -rf /"]}, "REQUEST_INVALID"),
+            ({"bots": ["nobody"]}, "REQUEST_INVALID"),
+            ({"data": ["../admin_token"]}, "REQUEST_INVALID"),
+            ({"data": ["missing.csv"]}, "REQUEST_INVALID"),
+            ({"cash": "-5"}, "REQUEST_INVALID_AMOUNT"),
+            ({"speed": "fast"}, "REQUEST_INVALID"),
+            ({"start": "2023-13-01"}, "REQUEST_INVALID"),
+        ):
+            refused = admin.post("/v1/backtests", json=body)
+            assert refused.status_code == 422 and refused.json()["error"]["code"] == code, body
+        assert not (server.data_dir / "backtests").exists()
+        started = admin.post(
+            "/v1/backtests",
+            json={
+                "name": "over http",
+                "data": ["sample_daily.csv"],
+                "bots": ["ma_cross"],
+                "start": START,
+                "end": "2023-03-31",
+            },
+        )
+        assert started.status_code == 202, started.text
+        run_id = started.json()["run_id"]
+        seen = {admin.get(f"/v1/backtests/{run_id}").json()["status"]}
+        deadline = time.monotonic() + 240
+        while "finished" not in seen:
+            assert time.monotonic() < deadline, seen
+            time.sleep(0.5)
+            report = admin.get(f"/v1/backtests/{run_id}").json()
+            seen.add(report["status"])
+        assert seen <= {"running", "finished"}
+        assert report["name"] == "over http" and report["speed"] == "lockstep"
+        assert report["bots"][0]["exit_code"] == 0
+        assert report["bars"] == len(sample_rows("2023-03-31"))
+        assert [r["run_id"] for r in admin.get("/v1/backtests").json()] == [run_id]
         server.assert_no_crash()

@@ -25,3 +25,29 @@ def test_the_quickstart_bot_buys_sells_and_reports(wait_server: Server) -> None:
     assert lines[1].startswith("bought 100 at ")
     assert lines[2].startswith("sold 100 at ")
     assert "realized P&L" in lines[3] and "fills 2" in lines[4]
+
+
+def test_the_moving_average_bot_trades_live_on_bars_of_its_own(wait_server: Server) -> None:
+    """On a live server there is no replay to join: it makes bars from the trades."""
+    token = wait_server.new_user(fresh_name("ma"))
+    bot = subprocess.Popen(
+        [
+            sys.executable,
+            "examples/ma_cross.py",
+            *("--endpoint", wait_server.api, "--pub", wait_server.pub, "--token", token),
+            *("--fast", "2", "--slow", "3", "--qty", "100", "--bar-seconds", "0.3"),
+        ],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        out, err = bot.communicate(timeout=15)
+    except subprocess.TimeoutExpired:
+        bot.kill()
+        out, err = bot.communicate()
+    lines = out.splitlines()
+    assert lines and lines[0].startswith("live: bars of 0.3s on 600000"), (out, err)
+    assert any(" buy 100: order " in line for line in lines[1:]), (out, err)
