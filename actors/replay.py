@@ -266,8 +266,8 @@ def _trading_days(
         )
     if last > cal.last_session.date():
         return None
-    sessions = cal.sessions_in_range(first.isoformat(), last.isoformat())
-    closes = {s.date(): int(cal.session_close(s).value) for s in sessions}
+    schedule = cal.schedule.loc[first.isoformat() : last.isoformat(), "close"]
+    closes = {session.date(): int(close.value) for session, close in schedule.items()}
     return list(closes), closes
 
 

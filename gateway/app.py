@@ -22,6 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway import backtests
 from gateway.core import Gateway, to_command
+from gateway.replay_steps import LatestStep
 from gateway.sessions import Sessions
 from protocol.codec import PROTOCOL_VERSION
 from protocol.errors import HTTP_STATUS, ErrorCode, RejectError, error_body
@@ -30,6 +31,7 @@ from protocol.messages import (
     ControlFields,
     OrderFields,
     ReplaceFields,
+    ReplayDoneFields,
     UserFields,
 )
 from protocol.settings import Settings
@@ -273,6 +275,31 @@ def create_app(settings: Settings, gateway: Gateway, sessions: Sessions) -> Fast
     @app.get("/v1/admin/users", tags=["admin"], summary="All users with their equity (admin)")
     async def list_users(user: Auth) -> JSONResponse:
         return await ask({"type": "user.list"}, user, "users")
+
+    # LOCK-STEP REPLAY (HTTP bots) -------------------------------------------------------
+
+    latest_step = LatestStep()
+    gateway.on_broadcast(latest_step.on_broadcast)
+
+    @app.post("/v1/replay/join", tags=["replay"], summary="Join a lock-step replay")
+    async def join_replay(user: Auth) -> JSONResponse:
+        return await ask({"type": "replay.join"}, user, None)
+
+    @app.post("/v1/replay/done", tags=["replay"], summary="Done with a replay's bar time")
+    async def replay_done(body: ReplayDoneFields, user: Auth) -> JSONResponse:
+        return await ask({"type": "replay.done", "ts": body.ts}, user, None)
+
+    @app.get("/v1/replay/step", tags=["replay"], summary="The next bar time of a replay")
+    async def next_step(
+        user: Auth,
+        after: Annotated[int, Query(ge=0, le=2**63 - 1)] = 0,
+        wait: Annotated[float, Query(ge=0, le=30)] = 25.0,
+    ) -> Response:
+        reply = await gateway.request({"type": "session.login"}, user)
+        if reply.get("type") == "error":
+            return reply_response(reply, None)
+        step = await latest_step.after(after, wait)
+        return Response(status_code=204) if step is None else JSONResponse(step)
 
     # BACKTEST REPORTS (admin) ----------------------------------------------------------
 

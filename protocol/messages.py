@@ -223,12 +223,19 @@ class JoinReplay(Request):
     type: Literal["replay.join"] = "replay.join"
 
 
-class ReplayDone(Request):
+class ReplayDoneFields(BaseModel):
+    """The body of `POST /v1/replay/done`."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    ts: Int64
+
+
+class ReplayDone(Request, ReplayDoneFields):
     """`replay.done`: this user is done with the bar time `ts` of a lock-step replay (its
     orders for it are acknowledged); replies `replay.ok`."""
 
     type: Literal["replay.done"] = "replay.done"
-    ts: Int64
 
 
 # ADMIN ------------------------------------------------------------------------------

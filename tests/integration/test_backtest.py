@@ -170,28 +170,63 @@ SILENT_BOT = (
 )
 
 
+# A bot in "any language": HTTP and JSON only, no client library. It buys 100 shares at
+# market on the first bar time and answers every bar time.
+HTTP_BOT = """
+import json, os, urllib.request
+
+def call(method, path, body=None):
+    request = urllib.request.Request(
+        os.environ["TRADESERVER_HTTP"] + path,
+        data=None if body is None else json.dumps(body).encode(),
+        method=method,
+        headers={"Authorization": "Bearer " + os.environ["TRADESERVER_TOKEN"],
+                 "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=60) as response:
+        return json.loads(response.read() or "null")
+
+call("POST", "/v1/replay/join")
+after = 0
+while True:
+    step = call("GET", f"/v1/replay/step?after={after}&wait=25")
+    if step is None:
+        continue
+    if step["index"] == 1:
+        order = {"symbol": "600000", "side": "buy", "qty": 100, "type": "market"}
+        call("POST", "/v1/orders", order)
+    call("POST", "/v1/replay/done", {"ts": step["ts"]})
+    after = step["ts"]
+    if step["index"] == step["count"]:
+        break
+"""
+
+
 @pytest.mark.parametrize("on_timeout", ["continue", "stop"])
 def test_a_bot_that_never_answers_is_timed_out(tmp_path: Path, on_timeout: str) -> None:
+    """Beside a bot that trades over HTTP, one that joins and never answers."""
+    http_bot = tmp_path / "http_bot.py"
+    http_bot.write_text(HTTP_BOT)
     done, summary = backtest(
-        tmp_path,
-        "--start",
-        "2023-01-01",
-        "--end",
-        "2023-01-31",
-        "--bot",
-        SILENT_BOT,
-        "--step-timeout",
-        "1",
-        "--on-timeout",
-        on_timeout,
+        tmp_path / "data",
+        *("--start", START, "--end", "2023-01-31"),
+        *("--bot", SILENT_BOT, "--bot", f"python {http_bot}"),
+        *("--step-timeout", "1", "--on-timeout", on_timeout),
     )
-    assert summary["timeouts"] == 1
-    if on_timeout == "continue":  # dropped after its first bar time; the rest runs on
-        assert done.returncode == 0 and summary["status"] == "finished"
-        assert summary["bars"] == len(sample_rows("2023-01-31"))
-    else:
+    assert summary["timeouts"] == 1, done.stderr[-3000:]
+    report = json.loads((Path(summary["report"]).parent / "report.json").read_text())
+    if on_timeout == "stop":
         assert done.returncode == 1 and summary["status"] == "stopped"
-        assert summary["bars"] is None
+        assert summary["bars"] is None and report["bar_times_replayed"] == 1
+        return
+    # dropped after its first bar time; the other bot goes on to the end
+    assert done.returncode == 0 and summary["status"] == "finished"
+    assert summary["bars"] == len(sample_rows("2023-01-31"))
+    second_open = [r for r in sample_rows() if r["symbol"] == "600000"][1]
+    [fill] = report["fills"]
+    assert (fill["time"][:10], fill["side"], fill["qty"]) == (second_open["time"], "buy", "100")
+    assert fill["price"] == second_open["open"] and fill["user_id"] == 3  # bot2
+    assert [b["exit_code"] for b in report["bots"]][1] == 0
 
 
 def test_a_bad_bar_file_stops_it_before_anything_is_written(tmp_path: Path) -> None:
