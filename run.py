@@ -510,6 +510,8 @@ def backtest(args: argparse.Namespace, settings: Settings) -> int:
         progress=not args.json,
         run_id=args.run_id,
     )
+    # a run started over HTTP is stopped with SIGTERM: the bots and processes stop with it
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     try:
         report = runner.run(settings, options)
     except (ValidationError, ValueError, OSError) as exc:

@@ -235,6 +235,9 @@ class SessionControl(pykka.ThreadingActor):
             # closes, so the session-close snapshots value positions at their closes
             items += [self.view(), step] if step.phase == "fill" else [step, self.view()]
         if sync and done == len(steps):
+            if not steps:  # a marker alone: with the control state now, for a baseline
+                self.seq += 1
+                items.append(self.view())
             items.append(Sync(sync))
         if items:
             self.feed.ask(Publish(items))

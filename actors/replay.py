@@ -34,6 +34,8 @@ import pykka
 from actors import process
 from actors.rules import Market
 from actors.sessions import CALENDAR_START
+from actors.statefile import StateFile
+from protocol.errors import ErrorCode, error_body
 from protocol.settings import Settings
 from protocol.topics import GATEWAY
 from protocol.values import iso_time
@@ -349,7 +351,10 @@ class Replayer(pykka.ThreadingActor):
     joined has answered `replay.done` for it, or `replay_step_timeout`.
 
     After a restart it resumes after the market time the controller saved (actors/clock.py):
-    bars at or before it were replayed already. Bots that send replay.done are in again."""
+    bars at or before it were replayed already. A bar time whose close was saved is
+    announced again (bots ignore a `ts` they answered), and the bots that had joined
+    (replay.json) are waited for again; a bar time saved between its opening and its close
+    is filled again, and the matcher does not fill on a bar twice."""
 
     def __init__(
         self,
@@ -378,16 +383,20 @@ class Replayer(pykka.ThreadingActor):
         self.next = next(
             (n for n, (ts, _) in enumerate(self.groups) if ts > after), len(self.groups)
         )
-        # a bar time whose fill step went out before the restart gets its close step only
-        self.filled = after if self.next < len(self.groups) else 0
+        self.filled = 0  # the last fill step's time (its bars' last instant)
         self.running = False
         self.anchor: tuple[float, int] | None = None  # wall time and bar time pacing starts
         self.bars = len(bars)
-        self.bots: set[int] = set()  # lock-step: the users waited for
+        self.saved = StateFile(settings.data_dir / "replay.json")
+        self.bots: set[int] = set(self.saved.load().get("bots", []))  # lock-step: waited for
         self.waiting: str | None = None  # "settle": marker `sync`; "done": bar time `at`
         self.then: Any = None  # what goes on when the wait ends
-        self.sync = 0
+        # marker ids only go up, also across restarts: the accountant answers the highest
+        self.sync = wall.time_ns()
         self.at = 0
+        self.baseline = self.next > 0  # lock-step: the state before the first bar time is set
+        if self.lockstep and self.next and self.groups[self.next - 1][0] == after:
+            self.then = self.announce_again  # its close went out before the restart
         self.pending: set[int] = set()  # bots yet to answer replay.done for `at`
         self.deadline = 0.0
         self.timeouts = 0
@@ -395,7 +404,7 @@ class Replayer(pykka.ThreadingActor):
         # the matcher and accountant subscribe to the controller's PUB as it starts: what it
         # publishes before they are connected is lost (issue 5 resynchronises streams)
         self.starts_at = wall.monotonic() + STARTUP_GRACE
-        self.join_until = self.starts_at + JOIN_WAIT
+        self.join_until = self.starts_at + JOIN_WAIT if self.next == 0 else 0.0
         if self.groups and self.next == len(self.groups):
             log.warning(
                 "replay: the market time saved in this data dir is past the last bar; "
@@ -426,6 +435,8 @@ class Replayer(pykka.ThreadingActor):
             running = message["state"] == "running"
             if running and not self.running:
                 self.anchor = None  # paced again from now
+                if self.waiting == "done":  # the bots get their time again after a pause
+                    self.deadline = wall.monotonic() + self.step_timeout
             self.running = running
         elif isinstance(message, LockStep):
             self.on_lockstep(message.message)
@@ -481,8 +492,7 @@ class Replayer(pykka.ThreadingActor):
     def settle_end(self) -> None:
         """After the last bar time at speed max or xN: a marker through the matcher and the
         accountant, so that `finished` means every fill is settled."""
-        ts = self.groups[-1][0]
-        self.publish([ReplayStep(ts, [], "fill")], self.finish)
+        self.publish([], self.finish)
 
     def steps_of(self, n: int) -> list[ReplayStep]:
         """Bar time n's steps: its fill step (unless it went out before a restart), its close."""
@@ -497,9 +507,10 @@ class Replayer(pykka.ThreadingActor):
 
     def publish(self, steps: list[ReplayStep], then: Any) -> None:
         """Hand on steps with a marker after them, and call `then` once the matcher and the
-        accountant have taken in everything up to the marker (replay.settled)."""
+        accountant have taken in everything up to the marker (replay.settled). No steps:
+        the control state now, and a marker."""
         self.sync += 1
-        if not self.control.ask(ReplaySteps(steps, self.status(), self.sync)):
+        if self.control.ask(ReplaySteps(steps, self.status(), self.sync)) < len(steps):
             self.running = False  # the run state left running: the same again when it returns
             return
         self.waiting, self.then = "settle", then
@@ -511,6 +522,10 @@ class Replayer(pykka.ThreadingActor):
         instant), its fills, its close (sessions closing, the day turning), then the bars
         to the bots. The bar time after waits for the bots' replay.done."""
         if self.next == len(self.groups) or self.bots_missing():
+            return
+        if not self.baseline:  # the matcher and the accountant start from the same state
+            self.baseline = True
+            self.publish([], self.advance)
             return
         ts, bars = self.groups[self.next]
         if ts - 1 <= self.filled:  # filled before a restart
@@ -533,21 +548,30 @@ class Replayer(pykka.ThreadingActor):
 
         def announce() -> None:
             self.next += 1
-            step = ReplayStep(ts, bars, "announce", index, count)
-            if not self.control.ask(ReplaySteps([step], self.status())):
-                self.next -= 1  # announced when the run state is running again
-                self.running = False
-                self.then = announce
-                return
-            if self.bots:
-                self.pending = set(self.bots)
-                self.at = ts
-                self.waiting, self.then = "done", self.advance
-                self.deadline = wall.monotonic() + self.step_timeout
-            elif self.next == len(self.groups):
-                self.finish()
+            self.announce(ts, bars, index, count)
 
         self.publish([ReplayStep(ts, bars, "close", index, count, announce=False)], announce)
+
+    def announce(self, ts: int, bars: list[ReplayBar], index: int, count: int) -> None:
+        """The bots get bar time `ts`; the next waits for their replay.done."""
+        step = ReplayStep(ts, bars, "announce", index, count)
+        if not self.control.ask(ReplaySteps([step], self.status())):
+            self.running = False  # announced when the run state is running again
+            self.then = lambda: self.announce(ts, bars, index, count)
+            return
+        if self.bots:
+            self.pending = set(self.bots)
+            self.at = ts
+            self.waiting, self.then = "done", self.advance
+            self.deadline = wall.monotonic() + self.step_timeout
+        elif self.next == len(self.groups):
+            self.finish()
+
+    def announce_again(self) -> None:
+        """After a restart: the bar time whose close was saved last (it may not have gone
+        out to the bots)."""
+        ts, bars = self.groups[self.next - 1]
+        self.announce(ts, bars, self.next, len(self.groups))
 
     def finish(self) -> None:
         self.waiting = None
@@ -572,7 +596,19 @@ class Replayer(pykka.ThreadingActor):
             return
         user_id = msg["user_id"]
         if user_id not in self.bots:
+            if self.expected_bots and len(self.bots) >= self.expected_bots:
+                self.reply(
+                    msg,
+                    dict(
+                        error_body(
+                            ErrorCode.REQUEST_INVALID,
+                            f"this replay waits for its {self.expected_bots} bot(s) only",
+                        )
+                    ),
+                )
+                return
             self.bots.add(user_id)  # a join, or a bot going on after a restart or a timeout
+            self.saved.save({"bots": sorted(self.bots)})
             self.control.tell(ReplayStatus(self.status()))
         if kind == "replay.join":
             next_ts = self.groups[self.next][0] if self.next < len(self.groups) else None
@@ -597,9 +633,11 @@ class Replayer(pykka.ThreadingActor):
             self.step()
 
     def time_out(self) -> None:
-        if self.waiting == "settle":
-            log.warning("replay: marker %d unanswered after %.0fs; on", self.sync, SETTLE_TIMEOUT)
-            self.go_on()
+        if self.waiting == "settle":  # lost on its way, or the matcher or accountant is slow
+            log.warning(
+                "replay: marker %d unanswered after %.0fs; again", self.sync, SETTLE_TIMEOUT
+            )
+            self.publish([], self.then)
             return
         for user_id in sorted(self.pending):
             log.warning(
@@ -611,9 +649,11 @@ class Replayer(pykka.ThreadingActor):
             )
         self.timeouts += len(self.pending)
         self.bots -= self.pending
+        self.saved.save({"bots": sorted(self.bots)})
         self.pending = set()
         if self.stop_on_timeout:
             self.waiting, self.then = None, self.advance
+            self.running = False  # until the run state, stopped now, is running again
             self.control.tell(ReplayStatus(self.status(), stop=True))
         else:
             self.control.tell(ReplayStatus(self.status()))

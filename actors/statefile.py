@@ -46,7 +46,7 @@ class StateFile:
             size = self.path.stat().st_size
         except OSError:
             size = MAX_BYTES
-        if size + len(line) > MAX_BYTES:
+        if size + len(line) > max(MAX_BYTES, 8 * len(line)):  # big states: every 8th save
             tmp = self.path.with_suffix(".tmp")
             tmp.write_bytes(line.lstrip())
             tmp.replace(self.path)

@@ -260,7 +260,7 @@ def watch(settings: Settings, supervisor: Any, bots: list[Bot], progress: Progre
             try:
                 state = admin.control()
             except (TimeoutError, TradeError):
-                state = {}
+                state = {"replay": {"closed": outcome.closed, "bar_times": outcome.bar_times}}
             replay = state.get("replay") or {}
             closed = int(replay.get("closed", 0))
             if closed != outcome.closed:
@@ -287,13 +287,25 @@ def watch(settings: Settings, supervisor: Any, bots: list[Bot], progress: Progre
 
 def run(base: Settings, options: BacktestOptions) -> dict[str, Any]:
     """Run a backtest to its end and write its report; returns the report."""
-    from run import bootstrap, supervised, wait_for_port
-
     run_id = options.run_id or new_run_id()
     run_dir = base.data_dir / RUNS_FOLDER / run_id
     settings = run_settings(base, options, run_dir)
     bars = replay_bars(settings)  # checked before anything is written (BarFileError)
     run_dir.mkdir(mode=0o700, parents=True, exist_ok=bool(options.run_id))
+    try:
+        return _run(settings, options, run_id, bars)
+    except BaseException as exc:  # Ctrl-C, SIGTERM, a bug: the run ends failed, not running
+        failed = {"run_id": run_id, "name": options.name or run_id, "status": "failed"}
+        failed["note"] = f"{type(exc).__name__}: {exc}"[:500]
+        (run_dir / "report.json").write_text(json.dumps(failed))
+        raise
+
+
+def _run(
+    settings: Settings, options: BacktestOptions, run_id: str, bars: list[ReplayBar]
+) -> dict[str, Any]:
+    from run import bootstrap, supervised, wait_for_port
+
     created = bars[0].ts - USER_CREATED_BEFORE
     bootstrap(settings, now=created)
     bots = create_bot_users(settings, options.bots, options.cash, created)
@@ -304,8 +316,8 @@ def run(base: Settings, options: BacktestOptions) -> dict[str, Any]:
         if not wait_for_port(e.http_host, e.http_port, 60):
             outcome = Outcome(status="failed", note="the gateway did not start; see logs/")
         else:
-            start_bots(settings, bots, run_id)
             try:
+                start_bots(settings, bots, run_id)
                 outcome = watch(settings, supervisor, bots, progress)
             finally:
                 stop_bots(bots)
@@ -406,6 +418,9 @@ def build_report(
     bots = outcome.bots
     fills = read_fills(settings, {bot.user_id for bot in bots})
     initial = options.cash * len(bots)
+    if outcome.status != "finished":  # the curve ends where the replay did
+        times = sorted({bar.ts for bar in bars})[: outcome.closed]
+        bars = [bar for bar in bars if times and bar.ts <= times[-1]]
     curve = equity_curve(initial, bars, fills) if bots else []
     m = settings.market
     return {

@@ -106,15 +106,22 @@ class Bot:
 
 
 def run_replay(bot: Bot, client: TradeClient, market: MarketData) -> None:
-    """One `replay.step` at a time until the last; in lock-step each is answered."""
+    """One `replay.step` at a time until the last; in lock-step each is answered. A step
+    seen already (announced again after a server restart) is only answered."""
+    last = 0
     while True:
         item = market.next(timeout=60)
         if item is None:
             print("no bars for 60 s; stopping", file=sys.stderr)
             return
         _topic, step = item
-        bot.on_bars(step["bars"])
-        client.replay_done(step["ts"])  # this bar time's orders are all acknowledged
+        if step["ts"] > last:
+            bot.on_bars(step["bars"])
+            last = step["ts"]
+        try:
+            client.replay_done(step["ts"])  # this bar time's orders are all acknowledged
+        except (TimeoutError, TradeError) as exc:  # the server restarting: it asks again
+            print(f"replay.done {step['ts']} unanswered ({exc}); going on", file=sys.stderr)
         if step["index"] == step["count"]:
             return
 

@@ -17,6 +17,7 @@ from typing import Annotated, Any, Literal
 from fastapi import Depends, FastAPI, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -326,14 +327,16 @@ def create_app(settings: Settings, gateway: Gateway, sessions: Sessions) -> Fast
     @app.get("/v1/backtests", tags=["backtests"], summary="Backtest runs, newest first (admin)")
     async def list_backtests(user: Auth) -> JSONResponse:
         refused = await admin_only(user)
-        return refused or JSONResponse(backtests.list_reports(settings.data_dir))
+        if refused:
+            return refused
+        return JSONResponse(await run_in_threadpool(backtests.list_reports, settings.data_dir))
 
     @app.get("/v1/backtests/{run_id}", tags=["backtests"], summary="A backtest's report (admin)")
     async def get_backtest(run_id: Annotated[str, Path(max_length=64)], user: Auth) -> Response:
         refused = await admin_only(user)
         if refused:
             return refused
-        report = backtests.read_report(settings.data_dir, run_id)
+        report = await run_in_threadpool(backtests.read_report, settings.data_dir, run_id)
         return no_run(run_id) if report is None else JSONResponse(report)
 
     @app.get(

@@ -8,7 +8,6 @@ import json
 import re
 import subprocess
 import sys
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +15,6 @@ from backtest.runner import RUN_LOG, RUNS_FOLDER, new_run_id
 from protocol.errors import ErrorCode, RejectError
 from protocol.messages import BacktestFields
 from protocol.settings import Settings
-from protocol.values import parse_decimal
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "examples" / "data"
@@ -26,6 +24,7 @@ SUMMARY_KEYS = ("run_id", "name", "status", "start", "end", "speed", "bars", "se
 METRIC_KEYS = ("trades", "final_equity", "total_return", "max_drawdown", "sharpe")
 FILES = {"report.html": "text/html; charset=utf-8", "equity.png": "image/png"}
 _started: dict[str, subprocess.Popen[bytes]] = {}  # runs this gateway started, until reaped
+MAX_RUNNING = 2  # each is four processes and its bots, on this host
 
 
 def runs_folder(data_dir: Path) -> Path:
@@ -36,7 +35,7 @@ def read_report(data_dir: Path, run_id: str) -> dict[str, Any] | None:
     """A run's report.json; for a run without one yet, `running`, or `failed` with the
     error its run.log ends with. None for an unknown id or a name that is not a run id
     (so nothing outside the runs folder is ever read)."""
-    if not RUN_ID.match(run_id):
+    if not RUN_ID.fullmatch(run_id):
         return None
     folder = runs_folder(data_dir) / run_id
     try:
@@ -53,7 +52,11 @@ def _unfinished(folder: Path, run_id: str) -> dict[str, Any] | None:
         log = (folder / RUN_LOG).read_text(errors="replace").strip().splitlines()
     except OSError:
         log = []
-    failed = [line for line in log if line.startswith(("configuration error", "--"))]
+    failed = [
+        line
+        for line in log
+        if line.startswith(("configuration error", "--", "Traceback", "usage:"))
+    ]
     if failed:
         return {"run_id": run_id, "status": "failed", "note": failed[-1][:500]}
     return {"run_id": run_id, "status": "running"}
@@ -81,7 +84,7 @@ def list_reports(data_dir: Path) -> list[dict[str, Any]]:
 
 def report_file(data_dir: Path, run_id: str, name: str) -> tuple[Path, str] | None:
     """The path and media type of a run's report.html or equity.png, if it exists."""
-    if name not in FILES or not RUN_ID.match(run_id):
+    if name not in FILES or not RUN_ID.fullmatch(run_id):
         return None
     path = runs_folder(data_dir) / run_id / name
     return (path, FILES[name]) if path.is_file() else None
@@ -98,17 +101,16 @@ def arguments(settings: Settings, body: BacktestFields) -> list[str]:
     for name in body.data:
         if not (folder / name).is_file():
             raise RejectError(ErrorCode.REQUEST_INVALID, f"data: no bar file {name!r}")
-        args += ["--data", str(folder / name)]
+        args.append(f"--data={folder / name}")
     for name in body.bots:
         command = settings.backtest.bots.get(name)
         if command is None:
             known = ", ".join(sorted(settings.backtest.bots)) or "none"
             raise RejectError(ErrorCode.REQUEST_INVALID, f"bots: no bot {name!r} (known: {known})")
-        args += ["--bot", command]
-    cash = parse_decimal(body.cash, "cash", ErrorCode.REQUEST_INVALID_AMOUNT)
-    if cash <= 0 or cash != cash.quantize(Decimal("0.01")):
-        raise RejectError(ErrorCode.REQUEST_INVALID_AMOUNT, "cash must be above 0, in cents")
-    args += ["--cash", str(cash)]
+        args.append(f"--bot={command}")
+    from actors.accountant import capital  # the rule users are created with
+
+    args += [f"--cash={capital(body.cash)}"]
     for flag, value in (
         ("--name", body.name),
         ("--start", body.start and body.start.isoformat()),
@@ -118,13 +120,19 @@ def arguments(settings: Settings, body: BacktestFields) -> list[str]:
         ("--on-timeout", body.on_timeout),
     ):
         if value:
-            args += [flag, value]
+            args.append(f"{flag}={value}")  # one argument: a value never reads as a flag
     return args
 
 
 def start(settings: Settings, args: list[str]) -> str:
     """Start `run.py backtest` in the background, in a run folder made now; its output goes
     to run.log there. It goes on if the gateway stops. Returns the run id."""
+    for done in [key for key, proc in _started.items() if proc.poll() is not None]:
+        del _started[done]  # reaped
+    if len(_started) >= MAX_RUNNING:
+        raise RejectError(
+            ErrorCode.SYSTEM_BUSY, f"{MAX_RUNNING} backtests are running; try again later"
+        )
     run_id = new_run_id()
     folder = runs_folder(settings.data_dir) / run_id
     folder.mkdir(mode=0o700, parents=True)
@@ -135,8 +143,6 @@ def start(settings: Settings, args: list[str]) -> str:
         *("--settings", str(settings.data_dir / "settings.json")),
         *("--data-dir", str(settings.data_dir), "--run-id", run_id, "--json", *args),
     ]
-    for done in [key for key, proc in _started.items() if proc.poll() is not None]:
-        del _started[done]  # reaped
     with (folder / RUN_LOG).open("ab") as log:
         _started[run_id] = subprocess.Popen(
             command,

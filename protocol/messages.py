@@ -251,7 +251,9 @@ class BacktestFields(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    name: Annotated[StrictStr, Field(max_length=64, pattern=r"^[A-Za-z0-9_.@ -]*$")] = ""
+    name: Annotated[
+        StrictStr, Field(max_length=64, pattern=r"^([A-Za-z0-9_.@][A-Za-z0-9_.@ -]*)?$")
+    ] = ""
     data: Annotated[list[CsvName], Field(max_length=20)] = []
     start: date | None = None
     end: date | None = None

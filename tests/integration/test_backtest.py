@@ -318,3 +318,68 @@ def test_the_admin_starts_a_backtest_over_http(tmp_path: Path) -> None:
         assert report["bars"] == len(sample_rows("2023-03-31"))
         assert [r["run_id"] for r in admin.get("/v1/backtests").json()] == [run_id]
         server.assert_no_crash()
+
+
+def test_a_lock_step_replay_survives_a_controller_restart(tmp_path: Path) -> None:
+    """Killed mid-run, the controller resumes after the last bar time it saved, waits for
+    the bot that had joined, announces that bar time again (the bot answers it without
+    trading twice), and the bot's fills are the strategy's, as in a run without a crash."""
+    with Server(
+        tmp_path,
+        fill_mode="wait",
+        market={
+            "feed": "replay",
+            "replay_speed": "lockstep",
+            "replay_bots": 1,
+            "replay_start": START,
+            "replay_end": END,
+        },
+        control={"sessions": "profile", "clock": "market"},
+        # the strategy's costs and rules, as in the runs above
+        profiles={"cn_a": {"t_plus_one": True, "price_limits": True, "odd_lots": "sell_all"}},
+    ) as server:
+        token = server.new_user("bot1")
+        bot = subprocess.Popen(
+            [sys.executable, *BOT.split()[1:]],
+            cwd=ROOT,
+            env={
+                **os.environ,
+                "PYTHONPATH": str(ROOT),
+                "TRADESERVER_API": server.api,
+                "TRADESERVER_PUB": server.pub,
+                "TRADESERVER_TOKEN": token,
+            },
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        admin = server.client(server.admin_token, events=False)
+
+        def closed() -> int:
+            return int(admin.control().get("replay", {}).get("closed", 0))
+
+        deadline = time.monotonic() + 120
+        while closed() < 40:
+            assert time.monotonic() < deadline and bot.poll() is None
+            time.sleep(0.05)
+        server.kill("controller")
+        out, _ = bot.communicate(timeout=180)
+        assert bot.returncode == 0, out
+        state = admin.control()["replay"]
+        assert state["finished"] and state["timeouts"] == 0, state
+        fills = server.client(token, events=False).fills(limit=1000)
+        got = sorted(
+            (
+                f["time"][:10],
+                f["symbol"],
+                f["side"],
+                int(f["qty"]),
+                Decimal(f["price"]),
+                Decimal(f["commission"]),
+                Decimal(f["tax"]),
+            )
+            for f in fills
+        )
+        assert got == expected_fills()
+        for name, text in server.logs():  # the one restart was ours
+            assert "Traceback" not in text, f"{name}:\n{text[-4000:]}"
