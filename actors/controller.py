@@ -394,7 +394,10 @@ class MarketFeed(pykka.ThreadingActor):
         lock-step replay announces them later: phase "announce") all of them in one
         `replay.step` message (topic `step`) that says this bar time is out."""
         if step.phase == "announce":
-            self.announce(step, self.closed_bars)
+            closed = self.closed_bars
+            if not closed or closed[0]["ts"] != step.ts:  # closed before a restart
+                closed = [self._bar(bar, step.ts) for bar in step.bars]
+            self.announce(step, closed)
             return
         published = []
         for bar in step.bars:
