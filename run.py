@@ -494,7 +494,7 @@ def backtest(args: argparse.Namespace, settings: Settings) -> int:
         print(f"--cash: {rej.message}", file=sys.stderr)
         return 2
     speed = args.speed
-    if speed and not re.fullmatch(r"max|lockstep|x[0-9]+(\.[0-9]+)?", speed):
+    if speed and not re.fullmatch(settings_module.REPLAY_SPEED, speed):
         print('--speed: "max", "lockstep" or "x" and a factor ("x60")', file=sys.stderr)
         return 2
     options = runner.BacktestOptions(

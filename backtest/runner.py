@@ -338,7 +338,9 @@ def read_fills(settings: Settings, user_ids: set[int]) -> list[FillRecord]:
 
     engine = make_engine(settings.database_url)
     with Session(engine) as session:
-        rows = session.scalars(select(FillRow).order_by(FillRow.id)).all()
+        rows = session.scalars(
+            select(FillRow).where(FillRow.user_id.in_(user_ids)).order_by(FillRow.id)
+        ).all()
         fills = [
             FillRecord(
                 ts=r.ts_event,
@@ -352,7 +354,6 @@ def read_fills(settings: Settings, user_ids: set[int]) -> list[FillRecord]:
                 user_id=r.user_id,
             )
             for r in rows
-            if r.user_id in user_ids
         ]
     engine.dispose()
     return fills

@@ -22,6 +22,7 @@ from pydantic import (
 )
 
 from protocol.codec import PROTOCOL_VERSION
+from protocol.settings import REPLAY_SPEED
 
 # Numbers from clients: an integer, a float or a decimal string (checked by protocol.values).
 WireNumber = StrictInt | StrictFloat | StrictStr  # protocol.values bounds the text
@@ -257,7 +258,7 @@ class BacktestFields(BaseModel):
     data: Annotated[list[CsvName], Field(max_length=20)] = []
     start: date | None = None
     end: date | None = None
-    speed: Annotated[StrictStr, Field(pattern=r"^(|max|lockstep|x[0-9]+(\.[0-9]+)?)$")] = ""
+    speed: Annotated[StrictStr, Field(pattern=f"^(|{REPLAY_SPEED})$")] = ""
     cash: WireNumber = "1000000"
     bots: Annotated[list[BotName], Field(max_length=10)] = []
     step_timeout: Annotated[float, Field(gt=0, le=600)] | None = None

@@ -84,6 +84,9 @@ DEFAULT_SYMBOLS = (
 )
 
 
+REPLAY_SPEED = r"max|lockstep|x[0-9]+(\.[0-9]+)?"  # a replay's speeds, wherever one is given
+
+
 class MarketSettings(_Section):
     profile: ProfileName = "cn_a"  # the rules of every symbol that names none
     # synthetic: the built-in walk; external: trades pushed in (quotes_in); replay: bars
@@ -92,7 +95,7 @@ class MarketSettings(_Section):
     replay_files: tuple[str, ...] = ()  # empty: the shipped sample (examples/data)
     # max: as fast as it goes; xN: N times real time; lockstep: each bar time waits until
     # every bot that joined has answered replay.done (docs/replay.md)
-    replay_speed: str = Field(default="max", pattern=r"^(max|lockstep|x[0-9]+(\.[0-9]+)?)$")
+    replay_speed: str = Field(default="max", pattern=f"^({REPLAY_SPEED})$")
     replay_start: date | None = None  # replay bars on or after this day (the market's date)
     replay_end: date | None = None  # ... and on or before this day
     replay_bots: int = Field(default=0, ge=0, le=1000)  # lockstep: wait for this many to join

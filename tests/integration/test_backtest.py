@@ -48,7 +48,10 @@ def sample_rows(end: str = END) -> list[dict[str, str]]:
         return [row for row in csv.DictReader(fh) if START <= row["time"] <= end]
 
 
-def expected_fills() -> list[tuple[str, str, str, int, Decimal, Decimal, Decimal]]:
+Fill = tuple[str, str, str, int, Decimal, Decimal, Decimal]
+
+
+def expected_fills() -> list[Fill]:
     """The strategy by hand: per symbol, SMA(FAST) crossing SMA(SLOW) of the closes at a
     bar's close; a market order then fills at the next bar's open, with cn_a's costs
     (commission 0.1% half-up to the cent, at least 5.00; stamp tax 0.1% on sells)."""
@@ -83,6 +86,19 @@ def expected_fills() -> list[tuple[str, str, str, int, Decimal, Decimal, Decimal
     return sorted(fills)
 
 
+def fill_key(fill: dict[str, Any]) -> Fill:
+    """A fill as expected_fills() gives it: its day, symbol, side, qty, price and fees."""
+    return (
+        fill["time"][:10],
+        fill["symbol"],
+        fill["side"],
+        int(fill["qty"]),
+        Decimal(fill["price"]),
+        Decimal(fill["commission"]),
+        Decimal(fill["tax"]),
+    )
+
+
 def _mean(values: list[Decimal]) -> Decimal:
     return sum(values, Decimal(0)) / len(values)
 
@@ -106,18 +122,7 @@ def two_runs(data_dir: Path) -> list[Any]:
 def test_the_bot_trades_the_strategy_on_the_next_bars_open(two_runs: list[Any]) -> None:
     summary = two_runs[0]
     report = json.loads((Path(summary["report"]).parent / "report.json").read_text())
-    got = sorted(
-        (
-            f["time"][:10],
-            f["symbol"],
-            f["side"],
-            int(f["qty"]),
-            Decimal(f["price"]),
-            Decimal(f["commission"]),
-            Decimal(f["tax"]),
-        )
-        for f in report["fills"]
-    )
+    got = sorted(map(fill_key, report["fills"]))
     want = expected_fills()
     assert len(want) >= 4  # the range has crossings both ways
     assert got == want
@@ -368,18 +373,7 @@ def test_a_lock_step_replay_survives_a_controller_restart(tmp_path: Path) -> Non
         state = admin.control()["replay"]
         assert state["finished"] and state["timeouts"] == 0, state
         fills = server.client(token, events=False).fills(limit=1000)
-        got = sorted(
-            (
-                f["time"][:10],
-                f["symbol"],
-                f["side"],
-                int(f["qty"]),
-                Decimal(f["price"]),
-                Decimal(f["commission"]),
-                Decimal(f["tax"]),
-            )
-            for f in fills
-        )
+        got = sorted(map(fill_key, fills))
         assert got == expected_fills()
         for name, text in server.logs():  # the one restart was ours
             assert "Traceback" not in text, f"{name}:\n{text[-4000:]}"
