@@ -325,6 +325,7 @@ def test_the_admin_starts_a_backtest_over_http(tmp_path: Path) -> None:
         server.assert_no_crash()
 
 
+@pytest.mark.crash
 def test_a_lock_step_replay_survives_a_controller_restart(tmp_path: Path) -> None:
     """Killed mid-run, the controller resumes after the last bar time it saved, waits for
     the bot that had joined, announces that bar time again (the bot answers it without

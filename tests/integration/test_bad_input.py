@@ -33,6 +33,8 @@ from protocol.errors import HTTP_STATUS, ErrorCode
 from tests.conftest import fresh_name
 from tests.harness import PROCESSES, Server
 
+pytestmark = pytest.mark.hostile
+
 E = ErrorCode
 RID = 7  # the request id every ZeroMQ request here carries
 MAX_MESSAGE_BYTES = 65536  # limits.max_message_bytes (the default)
@@ -302,6 +304,7 @@ def user_names(server: Server) -> set[str]:
 @pytest.mark.parametrize(
     ("method", "path", "body"), HTTP_ROUTES, ids=[f"{m} {p}" for m, p, _ in HTTP_ROUTES]
 )
+@pytest.mark.isolation
 def test_every_http_route_refuses_a_missing_or_wrong_token(
     server: Server,
     trader: User,
@@ -375,6 +378,7 @@ def test_a_zmq_login_with_a_wrong_token_is_refused_and_logs_nobody_in(
         assert_zmq_error(exchange(anonymous, pack(order_msg())), E.AUTH_LOGIN_REQUIRED)
 
 
+@pytest.mark.isolation
 def test_http_admin_operations_refuse_a_user_token(server: Server, trader: User) -> None:
     with unchanged(trader):
         assert_http_error(trader.http.get("/v1/admin/users"), E.AUTH_NOT_ADMIN)
@@ -394,6 +398,7 @@ def test_http_admin_operations_refuse_a_user_token(server: Server, trader: User)
         pytest.param({"type": "control.set", "state": "paused"}, id="control.set"),
     ],
 )
+@pytest.mark.isolation
 def test_zmq_admin_operations_refuse_a_user_token(
     server: Server, trader: User, session: TradeClient, request_: dict[str, Any]
 ) -> None:
@@ -661,6 +666,7 @@ def test_a_cancel_of_an_order_that_cannot_be_canceled_is_rejected(
         assert other.wait_status(order_id, "new", timeout=0)["filled_qty"] == "0"
 
 
+@pytest.mark.isolation
 def test_another_users_order_cannot_be_read(
     trader: User, other: User, session: TradeClient
 ) -> None:

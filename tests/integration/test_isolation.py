@@ -12,6 +12,8 @@ from protocol.client import TradeError
 from tests.conftest import fresh_name
 from tests.harness import Server
 
+pytestmark = pytest.mark.isolation
+
 
 def test_a_user_cannot_read_or_cancel_another_users_order(server: Server) -> None:
     alice = server.client(server.new_user(fresh_name("alice")))

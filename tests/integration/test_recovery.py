@@ -14,6 +14,8 @@ import pytest
 from protocol.client import TradeClient
 from tests.harness import PROCESSES, Server
 
+pytestmark = pytest.mark.crash
+
 
 @pytest.fixture(scope="module")
 def own_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:

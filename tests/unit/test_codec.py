@@ -12,6 +12,8 @@ from protocol.codec import Limits
 from protocol.errors import ErrorCode, RejectError
 from protocol.values import iso_time, money, parse_decimal
 
+pytestmark = pytest.mark.hostile
+
 
 def refused(data: bytes, limits: Limits = codec.CLIENT_LIMITS) -> ErrorCode:
     with pytest.raises(RejectError) as caught:
