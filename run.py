@@ -4,6 +4,7 @@
     python run.py --config my.toml         start with a configuration file
     python run.py user create --name N --cash C [--json]
     python run.py user list [--json]
+    python run.py user rotate|revoke --name N [--json]
     python run.py control run|stop|pause
     python run.py backtest [--data CSV] [--start D] [--end D] [--speed max|lockstep|xN]
                            [--cash C] [--bot COMMAND ...] [--json]
@@ -400,6 +401,68 @@ def user_list(settings: Settings) -> list[dict[str, Any]]:
         return users
 
 
+def user_token(settings: Settings, name: str, action: str) -> dict[str, Any]:
+    """Rotate (a new token, printed once) or revoke the token of the user `name`; the old
+    token stops working and the user's sessions end. The admin's and the demo user's
+    token files in the data dir follow."""
+    with no_server(settings) as free:
+        if free:
+            result = _user_token_offline(settings, name, action)
+        else:
+            with _admin_client(settings) as client:
+                user_id = next((u["user_id"] for u in client.users() if u["name"] == name), None)
+                if user_id is None:
+                    raise SystemExit(f"no user named {name!r}")
+                if action == "rotate":
+                    result = client.rotate_token(user_id)
+                else:
+                    result = client.revoke_token(user_id)
+    result = {k: result[k] for k in ("user_id", "name", "token") if k in result}
+    files = {"admin": ADMIN_TOKEN_FILE, settings.demo.name: DEMO_TOKEN_FILE}
+    token_file = settings.data_dir / files[name] if name in files else None
+    if token_file is not None and token_file.exists():
+        if "token" in result:
+            write_secret(token_file, result["token"])
+        else:
+            token_file.unlink()
+    return result
+
+
+def _user_token_offline(settings: Settings, name: str, action: str) -> dict[str, Any]:
+    """No server runs on this data dir: change the token's hash in the ledger."""
+    import secrets
+
+    from sqlalchemy import select
+    from sqlalchemy.orm import Session
+
+    from actors.accountant import operation_row
+    from actors.ledger import UserRow, Work, make_engine, write_batch
+    from protocol.tokens import hash_token, new_token
+
+    bootstrap(settings)
+    engine = make_engine(settings.database_url, settings.ledger.sqlite_synchronous)
+    with Session(engine) as session, session.begin():
+        user = session.execute(
+            select(UserRow.id, UserRow.is_admin).where(UserRow.name == name)
+        ).first()
+        if user is None:
+            raise SystemExit(f"no user named {name!r}")
+        if action == "revoke" and user.is_admin:
+            raise SystemExit("the admin token can be rotated, not revoked")
+        result: dict[str, Any] = {"user_id": user.id, "name": name}
+        if action == "rotate":
+            result["token"] = new_token()
+            token_hash = hash_token(result["token"])
+        else:
+            token_hash = "revoked-" + secrets.token_hex(28)  # no token hashes to it
+        kind = f"token.{action}d"
+        row = operation_row(time.time_ns(), kind, detail=f"user {user.id} {name}")
+        work = Work(updates=[(UserRow, {"id": user.id, "token_hash": token_hash})], inserts=[row])
+        write_batch(session, [work])
+    engine.dispose()
+    return result
+
+
 def control(settings: Settings, state: str) -> dict[str, Any]:
     with no_server(settings) as free:
         if not free:
@@ -444,6 +507,10 @@ def parser() -> argparse.ArgumentParser:
     create.add_argument("--json", action="store_true", help="print one JSON object")
     listing = user_sub.add_parser("list", parents=[common], help="list users")
     listing.add_argument("--json", action="store_true")
+    for action, what in (("rotate", "give a user a new token"), ("revoke", "revoke a token")):
+        token = user_sub.add_parser(action, parents=[common], help=what)
+        token.add_argument("--name", required=True)
+        token.add_argument("--json", action="store_true", help="print one JSON object")
     ctl = sub.add_parser("control", parents=[common], help="run, stop or pause trading")
     ctl.add_argument("action", choices=["run", "stop", "pause"])
     backtest_arguments(sub.add_parser("backtest", parents=[common], help="run a backtest"))
@@ -563,6 +630,16 @@ def _dispatch(args: argparse.Namespace, command: str, settings: Settings) -> int
             for u in users:
                 role = " (admin)" if u["is_admin"] else ""
                 print(f"{u['user_id']:>5}  {u['name']:<20} cash {u['cash']:>18}{role}")
+        return 0
+    if command == "user" and args.user_command in ("rotate", "revoke"):
+        changed = user_token(settings, args.name, args.user_command)
+        if args.json:
+            print(json.dumps(changed))
+        elif "token" in changed:
+            print(f"user {changed['name']} id {changed['user_id']}: the old token no longer works")
+            print(f"token {changed['token']}")
+        else:
+            print(f"user {changed['name']} id {changed['user_id']}: token revoked")
         return 0
     if command == "backtest":
         return backtest(args, settings)

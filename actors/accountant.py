@@ -227,6 +227,8 @@ class Accountant(pykka.ThreadingActor):
             "positions.list": self.on_list_positions,
             "user.create": self.on_create_user,
             "user.list": self.on_list_users,
+            "token.rotate": self.on_rotate_token,
+            "token.revoke": self.on_revoke_token,
             "order.get": self.to_reader,
             "orders.list": self.to_reader,
             "fills.list": self.to_reader,
@@ -870,6 +872,48 @@ class Accountant(pykka.ThreadingActor):
                 }
             )
         self.reply(work, msg, {"type": "users", "users": users})
+
+    def on_rotate_token(self, work: Work, msg: Message, caller: User) -> None:
+        user = self._token_owner(msg, caller)
+        token = new_token()
+        self._replace_token(work, user, hash_token(token), "token.rotated")
+        reply = {"type": "token.rotated", "user_id": user.id, "name": user.name, "token": token}
+        self.reply(work, msg, reply)
+
+    def on_revoke_token(self, work: Work, msg: Message, admin: User) -> None:
+        user = self._token_owner(msg, admin)
+        if user.is_admin:
+            raise RejectError(
+                ErrorCode.REQUEST_INVALID, "the admin token can be rotated, not revoked"
+            )
+        # Not a SHA-256 in hex, so no token hashes to it: nobody signs in as this user.
+        self._replace_token(work, user, "revoked-" + secrets.token_hex(28), "token.revoked")
+        self.reply(work, msg, {"type": "token.revoked", "user_id": user.id, "name": user.name})
+
+    def _token_owner(self, msg: Message, caller: User) -> User:
+        """The user a token request is about: `user_id` (admin only), else the caller."""
+        user_id = msg.get("user_id")
+        if user_id is None or user_id == caller.id:
+            return caller
+        if not caller.is_admin:
+            raise RejectError(
+                ErrorCode.AUTH_NOT_ADMIN, "another user's token needs the admin token"
+            )
+        user = self.accounts.users.get(user_id)
+        if user is None:
+            raise RejectError(ErrorCode.REQUEST_NOT_FOUND, f"no user {user_id}")
+        return user
+
+    def _replace_token(self, work: Work, user: User, token_hash: str, kind: str) -> None:
+        """Store the new hash and end the user's sessions at every gateway once it is
+        committed: a session signed in with the old token must not keep its events."""
+        self.accounts.set_token_hash(user, token_hash)
+        now = self.clock.now_ns()
+        work.updates.append((UserRow, {"id": user.id, "token_hash": token_hash}))
+        work.inserts.append(operation_row(now, kind, detail=f"user {user.id} {user.name}"))
+        ended = {"type": "session.end", "user_id": user.id, "reason": kind}
+        work.outbound.append((topics.GATEWAY, None, ended))
+        log.info("%s id=%d name=%s", kind, user.id, user.name)
 
     # BROADCASTS AND TIMERS -------------------------------------------------------------
 

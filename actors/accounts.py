@@ -188,6 +188,12 @@ class Accounts:
         self.by_name[user.name] = user.id
         self.accounts[user.id] = account
 
+    def set_token_hash(self, user: User, token_hash: str) -> None:
+        """The user's token is now the one with this hash; the old one opens nothing."""
+        self.by_token.pop(user.token_hash, None)
+        user.token_hash = token_hash
+        self.by_token[token_hash] = user.id
+
     def user_for_token(self, token_hash: str) -> User | None:
         user_id = self.by_token.get(token_hash)
         return None if user_id is None else self.users[user_id]

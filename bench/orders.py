@@ -792,6 +792,7 @@ def main(argv: list[str] | None = None) -> int:
         fill_mode="instant",
         ledger={"sqlite_synchronous": args.sqlite_sync},
         market={"tick_interval": args.tick_interval},
+        limits={"rate_per_user": 0},  # measure the server, not the per-user rate limit
     )
     runs: list[Run] = []
     checks: dict[str, Any] = {}

@@ -11,6 +11,7 @@ import asyncio
 import csv
 import io
 import json
+import math
 from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any, Literal
 
@@ -24,7 +25,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from gateway import backtests
 from gateway.core import Gateway, to_command
 from gateway.replay_steps import LatestStep
-from gateway.sessions import Sessions
+from gateway.streams import EventQueue, Sessions, StreamEnd
 from protocol.codec import PROTOCOL_VERSION
 from protocol.errors import HTTP_STATUS, ErrorCode, RejectError, error_body
 from protocol.messages import (
@@ -39,6 +40,7 @@ from protocol.settings import Settings
 from protocol.tokens import hash_token
 
 OrderId = Annotated[int, Path(ge=1, le=2**63 - 1)]
+UserId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 Limit = Annotated[int, Query(ge=1, le=1000)]
 EVENT_HEARTBEAT_S = 15.0
 
@@ -63,7 +65,11 @@ def _error_json(body: dict[str, Any]) -> JSONResponse:
     """An `error` reply as the HTTP error body, with the status of its code."""
     code = ErrorCode(body["code"])
     error = {"code": code.value, "message": body["message"]}
-    return JSONResponse({"error": error}, status_code=HTTP_STATUS[code])
+    if "retry_after" not in body:
+        return JSONResponse({"error": error}, status_code=HTTP_STATUS[code])
+    error["retry_after"] = body["retry_after"]
+    headers = {"Retry-After": str(max(1, math.ceil(body["retry_after"])))}
+    return JSONResponse({"error": error}, status_code=HTTP_STATUS[code], headers=headers)
 
 
 def reply_response(reply: dict[str, Any], key: str | None) -> JSONResponse:
@@ -277,6 +283,22 @@ def create_app(settings: Settings, gateway: Gateway, sessions: Sessions) -> Fast
     async def list_users(user: Auth) -> JSONResponse:
         return await ask({"type": "user.list"}, user, "users")
 
+    @app.post("/v1/token/rotate", tags=["account"], summary="A new token for yourself")
+    async def rotate_own_token(user: Auth) -> JSONResponse:
+        return await ask({"type": "token.rotate"}, user, None)
+
+    @app.post(
+        "/v1/admin/users/{user_id}/token", tags=["admin"], summary="A new token for a user (admin)"
+    )
+    async def rotate_token(user_id: UserId, user: Auth) -> JSONResponse:
+        return await ask({"type": "token.rotate", "user_id": user_id}, user, None)
+
+    @app.delete(
+        "/v1/admin/users/{user_id}/token", tags=["admin"], summary="Revoke a user's token (admin)"
+    )
+    async def revoke_token(user_id: UserId, user: Auth) -> JSONResponse:
+        return await ask({"type": "token.revoke", "user_id": user_id}, user, None)
+
     # LOCK-STEP REPLAY (HTTP bots) -------------------------------------------------------
 
     latest_step = LatestStep()
@@ -394,11 +416,10 @@ HISTORY_COLUMNS = [
 ]
 
 
-async def _event_stream(
-    queue: asyncio.Queue[dict[str, Any] | None], done: Callable[[], None]
-) -> AsyncIterator[bytes]:
+async def _event_stream(queue: EventQueue, done: Callable[[], None]) -> AsyncIterator[bytes]:
     """SSE frames: `id` is the event's per-user seq, `event` its kind, `data` the JSON event.
-    A stream whose reader fell too far behind gets `event: overflow` and ends."""
+    A stream whose reader fell too far behind gets `event: overflow` and ends; one whose
+    token was rotated or revoked gets `event: session.ended`."""
     try:
         yield b": connected\n\n"
         while True:
@@ -407,8 +428,9 @@ async def _event_stream(
             except TimeoutError:
                 yield b": heartbeat\n\n"
                 continue
-            if event is None:
-                yield b'event: overflow\ndata: {"reason":"too many unread events"}\n\n'
+            if isinstance(event, StreamEnd):
+                data = json.dumps({"reason": event.reason}, separators=(",", ":"))
+                yield f"event: {event.event}\ndata: {data}\n\n".encode()
                 return
             data = json.dumps({**event, "v": PROTOCOL_VERSION}, separators=(",", ":"))
             yield f"id: {event['seq']}\nevent: {event['event']}\ndata: {data}\n\n".encode()

@@ -96,6 +96,58 @@ class Admission:
         return stalled < budget and in_flight < self.rate * budget
 
 
+class RateLimit:
+    """A token bucket per key (a token's hash): `rate` requests per second on average,
+    up to `burst` at once. `rate` 0 lets everything through.
+
+    Buckets that have refilled are forgotten once there are more than `max_keys`, so
+    requests with made-up tokens cannot grow it without bound.
+    """
+
+    def __init__(self, rate: float, burst: int, max_keys: int = 100_000) -> None:
+        self.rate = rate
+        self.burst = float(burst)
+        self.max_keys = max_keys
+        self._buckets: dict[str, tuple[float, float]] = {}  # key -> (tokens, at)
+
+    def wait(self, key: str, now: float) -> float:
+        """0 and one request counted, or the seconds until `key` may send again."""
+        if self.rate <= 0:
+            return 0.0
+        tokens, at = self._buckets.pop(key, (self.burst, now))  # re-added last: newest
+        tokens = min(self.burst, tokens + (now - at) * self.rate)
+        if tokens < 1.0:
+            self._buckets[key] = (tokens, now)
+            return (1.0 - tokens) / self.rate
+        self._buckets[key] = (tokens - 1.0, now)
+        if len(self._buckets) > self.max_keys:
+            self._forget_full(now)
+        return 0.0
+
+    def _forget_full(self, now: float) -> None:
+        full = [
+            key
+            for key, (tokens, at) in self._buckets.items()
+            if tokens + (now - at) * self.rate >= self.burst
+        ]
+        for key in full:
+            del self._buckets[key]
+        while len(self._buckets) > self.max_keys:  # all busy: the least recent go first
+            del self._buckets[next(iter(self._buckets))]
+
+
+def rate_limited(wait: float) -> dict[str, Any]:
+    """The REQUEST_RATE_LIMITED reply, with `retry_after` in seconds."""
+    body: dict[str, Any] = dict(
+        error_body(
+            ErrorCode.REQUEST_RATE_LIMITED,
+            f"too many requests with this token; nothing was done, retry in {wait:.3f}s",
+        )
+    )
+    body["retry_after"] = round(wait, 3)
+    return body
+
+
 class Gateway:
     """Internal sockets of the gateway, owned by the asyncio loop that calls start()."""
 
@@ -107,16 +159,22 @@ class Gateway:
         self._next_rid = 0
         self._pending: dict[int, tuple[float, ReplyCallback]] = {}
         self.admission = Admission(self.timeout)
+        self.rate_limit = RateLimit(settings.limits.rate_per_user, settings.limits.rate_burst)
         self._last_reply_at = 0.0
         self._outbox: list[dict[str, Any]] = []
         self._flush_scheduled = False
         self._event_listeners: list[EventCallback] = []
         self._broadcast_listeners: list[Callable[[str, list[Reply]], None]] = []
+        self._session_end_listeners: list[Callable[[int, str], None]] = []
         self._tasks: list[asyncio.Task[None]] = []
 
     def on_event(self, callback: EventCallback) -> None:
         """`callback(user_id, event)` for each private event from the accountant."""
         self._event_listeners.append(callback)
+
+    def on_session_end(self, callback: Callable[[int, str], None]) -> None:
+        """`callback(user_id, reason)` when a user's token was rotated or revoked."""
+        self._session_end_listeners.append(callback)
 
     def on_broadcast(self, callback: Callable[[str, list[Reply]], None]) -> None:
         """`callback(topic, messages)` for public control state and quotes."""
@@ -163,12 +221,17 @@ class Gateway:
         """Send a command to the accountant; `callback(reply)` runs once, with the reply or
         a SYSTEM_TIMEOUT error after `limits.request_timeout` seconds.
 
-        Load shedding (see Admission): a request that would likely wait more than half the
+        A token over its rate (RateLimit) gets REQUEST_RATE_LIMITED at once. Load
+        shedding (see Admission): a request that would likely wait more than half the
         timeout is refused at once with SYSTEM_BUSY and never forwarded, so a client that
         floods the server learns it plainly instead of getting timeouts for orders that
         were in fact placed.
         """
         now = time.monotonic()
+        wait = self.rate_limit.wait(auth, now)
+        if wait:
+            callback(rate_limited(wait))
+            return
         stalled = 0.0
         if self._pending:
             oldest_sent = next(iter(self._pending.values()))[0] - self.timeout
@@ -217,6 +280,9 @@ class Gateway:
                     user_id = message.pop("user_id")
                     for listener in self._event_listeners:
                         listener(user_id, message)
+                elif message.get("type") == "session.end":
+                    for end in self._session_end_listeners:
+                        end(message["user_id"], message["reason"])
                 elif message.pop("gw", None) == self.id:  # else: for an earlier incarnation
                     entry = self._pending.pop(message.pop("rid", None), None)
                     if entry is not None:

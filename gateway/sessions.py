@@ -1,5 +1,5 @@
 """The gateway process: HTTP and ZeroMQ endpoints on one asyncio loop, and the sessions
-that receive each user's private events (SSE streams here, ZeroMQ ones in zmq_api)."""
+that receive each user's private events (SSE streams in streams, ZeroMQ ones in zmq_api)."""
 
 from __future__ import annotations
 
@@ -7,48 +7,15 @@ import asyncio
 import logging
 import signal
 import sys
-from typing import Any
 
 import uvicorn
 
 from actors import process
 from gateway.core import Gateway
+from gateway.streams import Sessions
 from protocol.settings import Settings
 
 log = logging.getLogger("gateway")
-
-MAX_QUEUED_EVENTS = 10_000  # per stream; a client that stops reading loses its stream
-
-
-EventQueue = asyncio.Queue[dict[str, Any] | None]  # None: the reader fell behind, end it
-
-
-class Sessions:
-    """Event queues of open HTTP event streams, by user id."""
-
-    def __init__(self) -> None:
-        self._queues: dict[int, set[EventQueue]] = {}
-
-    def subscribe(self, user_id: int) -> EventQueue:
-        queue: EventQueue = asyncio.Queue(MAX_QUEUED_EVENTS + 1)
-        self._queues.setdefault(user_id, set()).add(queue)
-        return queue
-
-    def unsubscribe(self, user_id: int, queue: EventQueue) -> None:
-        queues = self._queues.get(user_id)
-        if queues is not None:
-            queues.discard(queue)
-            if not queues:
-                del self._queues[user_id]
-
-    def deliver(self, user_id: int, event: dict[str, Any]) -> None:
-        for queue in list(self._queues.get(user_id, ())):
-            if queue.qsize() < MAX_QUEUED_EVENTS:
-                queue.put_nowait(event)
-            else:
-                log.warning("event stream of user %d is not reading; closing it", user_id)
-                queue.put_nowait(None)
-                self.unsubscribe(user_id, queue)
 
 
 async def _flush_logs_forever() -> None:
@@ -66,6 +33,7 @@ def main(settings: Settings) -> None:
     gateway = Gateway(settings)
     sessions = Sessions()
     gateway.on_event(sessions.deliver)
+    gateway.on_session_end(sessions.end)
     endpoint = ClientEndpoint(settings, gateway)
     app = create_app(settings, gateway, sessions)
     server = uvicorn.Server(

@@ -77,6 +77,7 @@ class ClientEndpoint:
         self.pub.setsockopt(zmq.LINGER, 0)
         self.pub.bind(e.client_pub)
         self.gateway.on_event(self.deliver_event)
+        self.gateway.on_session_end(self.end_sessions)
         self.gateway.on_broadcast(self.republish)
         self._task = essential(asyncio.get_running_loop().create_task(self._serve()))
 
@@ -222,6 +223,17 @@ class ClientEndpoint:
             session = self.sessions[identity]
             if session.events:
                 self._send(session.envelope, dict(event))
+
+    def end_sessions(self, user_id: int, reason: str) -> None:
+        """Log the user's connections out (its token was rotated or revoked); those taking
+        events are told with a last `session.ended` event."""
+        for identity in list(self.by_user.get(user_id, ())):
+            session = self.sessions[identity]
+            if session.events:
+                self._send(
+                    session.envelope, {"type": "event", "event": "session.ended", "reason": reason}
+                )
+            self._unbind(identity)
 
     def republish(self, topic: str, messages: list[Reply]) -> None:
         if topic not in (topics.CONTROL, topics.STEP) and not topic.startswith(

@@ -211,6 +211,19 @@ class TradeClient:
     def users(self) -> list[dict[str, Any]]:
         return self.request("user.list")["users"]
 
+    def rotate_token(self, user_id: int | None = None) -> dict[str, Any]:
+        """A new token for yourself, or (admin) for `user_id`: `token.rotated` with it.
+        The old token stops working and its sessions, this one too if it is yours, end."""
+        fields = {} if user_id is None else {"user_id": user_id}
+        reply = self.request("token.rotate", **fields)
+        if self.user is not None and reply["user_id"] == self.user["user_id"]:
+            self.token = reply["token"]  # the next request signs this connection in again
+        return reply
+
+    def revoke_token(self, user_id: int) -> dict[str, Any]:
+        """(admin) `user_id` can no longer sign in until its token is rotated."""
+        return self.request("token.revoke", user_id=user_id)
+
     # EVENTS ----------------------------------------------------------------------------
 
     def next_event(self, timeout: float = 10.0) -> dict[str, Any] | None:

@@ -286,6 +286,22 @@ class ListUsers(Request):
     type: Literal["user.list"] = "user.list"
 
 
+class RotateToken(Request):
+    """`token.rotate`: a new token for yourself, or (admin) for `user_id`; the old one stops
+    working at once and that user's sessions end. Replies `token.rotated` with the token."""
+
+    type: Literal["token.rotate"] = "token.rotate"
+    user_id: Id | None = None
+
+
+class RevokeToken(Request):
+    """`token.revoke` (admin): `user_id` can no longer sign in until its token is rotated;
+    its sessions end. Replies `token.revoked`."""
+
+    type: Literal["token.revoke"] = "token.revoke"
+    user_id: Id
+
+
 def validation_message(exc: ValidationError) -> str:
     """The first problem pydantic found, where it is, and how many there are."""
     first = exc.errors()[0]
@@ -316,9 +332,11 @@ REQUESTS: dict[str, type[Request]] = {
         ReplayDone,
         CreateUser,
         ListUsers,
+        RotateToken,
+        RevokeToken,
     )
 }
-ADMIN_REQUESTS = frozenset({"control.set", "user.create", "user.list"})
+ADMIN_REQUESTS = frozenset({"control.set", "user.create", "user.list", "token.revoke"})
 # Requests the accountant forwards to the controller after authenticating them.
 CONTROLLER_REQUESTS = frozenset({"control.get", "control.set", "quote.get"})
 # Requests the accountant forwards to the controller through the matcher, so that they reach

@@ -242,6 +242,10 @@ class LimitSettings(_Section):
     max_message_bytes: int = Field(default=64 * 1024, ge=1024)
     request_timeout: float = Field(default=10.0, gt=0)
     max_history_page: int = Field(default=1000, gt=0)
+    # Requests per second each token may send, on average (0: no limit), and how many it
+    # may send at once after a quiet spell; beyond, REQUEST_RATE_LIMITED (HTTP 429).
+    rate_per_user: float = Field(default=1000.0, ge=0)
+    rate_burst: int = Field(default=2000, ge=1)
 
 
 class DemoSettings(_Section):

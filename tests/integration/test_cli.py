@@ -49,16 +49,47 @@ def test_control_commands_switch_the_run_state(server: Server) -> None:
         assert json.loads(run_cli(server.config, "control", "run").stdout)["state"] == "running"
 
 
+def test_user_rotate_and_revoke_against_a_running_server(server: Server) -> None:
+    name = fresh_name("cli")
+    old = server.new_user(name)
+    done = run_cli(server.config, "user", "rotate", "--name", name, "--json")
+    assert done.returncode == 0, done.stderr
+    new = json.loads(done.stdout)["token"]
+    assert server.http(new).get("/v1/account").status_code == 200
+    assert server.http(old).get("/v1/account").status_code == 401
+    done = run_cli(server.config, "user", "revoke", "--name", name)
+    assert done.returncode == 0, done.stderr
+    assert "revoked" in done.stdout
+    assert server.http(new).get("/v1/account").status_code == 401
+    missing = run_cli(server.config, "user", "revoke", "--name", fresh_name("nobody"))
+    assert missing.returncode != 0 and "no user named" in missing.stderr
+
+
 def test_admin_commands_work_on_the_ledger_when_no_server_runs(tmp_path: Path) -> None:
     server = Server(tmp_path, fill_mode="instant")
-    done = run_cli(
-        server.config, "user", "create", "--name", "offline", "--cash", "123.45", "--json"
-    )
-    assert done.returncode == 0, done.stderr
-    token = json.loads(done.stdout)["token"]
+
+    def create(name: str) -> str:
+        done = run_cli(
+            server.config, "user", "create", "--name", name, "--cash", "123.45", "--json"
+        )
+        assert done.returncode == 0, done.stderr
+        return str(json.loads(done.stdout)["token"])
+
+    first, revoked = create("offline"), create("revoked")
+    rotated = run_cli(server.config, "user", "rotate", "--name", "offline", "--json")
+    assert rotated.returncode == 0, rotated.stderr
+    token = json.loads(rotated.stdout)["token"]
+    assert run_cli(server.config, "user", "revoke", "--name", "revoked").returncode == 0
+    admin_file = server.data_dir / "admin_token"
+    old_admin = admin_file.read_text().strip()
+    assert run_cli(server.config, "user", "rotate", "--name", "admin").returncode == 0
+    assert run_cli(server.config, "user", "revoke", "--name", "admin").returncode != 0
     assert json.loads(run_cli(server.config, "control", "stop").stdout)["state"] == "stopped"
-    admin_token = (server.data_dir / "admin_token").read_text().strip()
-    assert (server.data_dir / "admin_token").stat().st_mode & 0o777 == 0o600
+    admin_token = admin_file.read_text().strip()
+    assert admin_token != old_admin
+    assert admin_file.stat().st_mode & 0o777 == 0o600
     with server:
         assert server.client(token).account()["cash"] == "123.45"
         assert server.client(admin_token).control()["state"] == "stopped"
+        for gone in (first, revoked, old_admin):
+            assert server.http(gone).get("/v1/account").status_code == 401
