@@ -70,6 +70,11 @@ class SnapshotTick:
     """Timer: take the interval equity snapshot of every account."""
 
 
+class MatcherLost:
+    """Answers from the matcher were lost (actors/streams.py): give it a new book snapshot,
+    under a new epoch, so that nothing decided on the book it had counts."""
+
+
 # ROW BUILDERS --------------------------------------------------------------------------
 
 
@@ -256,6 +261,8 @@ class Accountant(pykka.ThreadingActor):
             self.on_broadcast(work, message)
         elif isinstance(message, SnapshotTick):
             self.take_snapshots(work, "interval")
+        elif isinstance(message, MatcherLost):
+            self.send_book_snapshot(work)
         if work:
             self.ledger.tell(work)
 
@@ -1050,7 +1057,7 @@ def _serve(settings: Settings) -> None:
     engine: Engine = make_engine(settings.database_url, settings.ledger.sqlite_synchronous)
     clock = clock_for(settings.control.clock, latest_time(engine))
     accounts, user_seqs = load_accounts(engine, Market.from_settings(settings))
-    bus = Bus("accountant")
+    bus = Bus("accountant", settings.limits.internal_hwm, settings.limits.internal_retain)
     # 1. requests from gateways and answers from the matcher arrive on one inbox
     # 2. checked, reserved and recorded orders go to the matcher
     # 3. replies and private events go back to the gateway, after commit. PUSH, not PUB:
@@ -1063,6 +1070,12 @@ def _serve(settings: Settings) -> None:
     ledger = Ledger.start(engine, bus.send_many)
     accountant = Accountant.start(settings, clock, bus, accounts, user_seqs, ledger, reader)
     bus.pull(settings.endpoints.accountant_in, lambda msgs: accountant.tell(Inbox(msgs)))
+
+    def lost(sender: str, _link: str, _count: int) -> None:
+        if sender == topics.MATCHER:
+            accountant.tell(MatcherLost())
+
+    bus.on_lost(lost)
     bus.subscribe(
         settings.endpoints.control_pub,
         (topics.CONTROL, topics.MARKET_PREFIX, topics.SYNC),

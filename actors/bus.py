@@ -4,6 +4,11 @@ Only the thread that calls `run()` touches sockets. Actors hand outgoing message
 `send()` from any thread; the loop wakes, groups them by peer and topic, and sends each
 group as one msgpack list per frame. Incoming frames are drained in bursts and given to
 the handler of their socket as one list, so actors receive batches, not single messages.
+
+Every frame on an internal link is numbered (actors/streams.py): the header frame
+`[sender, link, life, seq]` goes before the payload. Receivers hand frames on in order,
+ask the sender for what a gap lost (a `bus.resend` message, answered here from the frames
+each link keeps), and report what could not be had to `on_lost` handlers.
 """
 
 from __future__ import annotations
@@ -14,11 +19,13 @@ import logging
 import os
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
 import zmq
 
+from actors.streams import GIVE_UP_AFTER, RESEND_EVERY, RESEND_TYPE, Incoming, Outgoing, new_life
 from protocol import codec
 from protocol.errors import RejectError
 
@@ -27,23 +34,42 @@ log = logging.getLogger(__name__)
 Message = dict[str, Any]
 BatchHandler = Callable[[list[Message]], None]
 TopicHandler = Callable[[str, list[Message]], None]
+LostHandler = Callable[[str, str, int], None]  # (sender, link, frames lost)
+Published = tuple[str, bytes]  # (topic, payload); a PUSH link's topic is ""
 
 _DRAIN_LIMIT = 2000  # frames read from one socket before looking at the others
 _HWM = 1_000_000  # internal links: deep queues rather than silent drops
+_RETAIN = 10_000  # frames each link keeps for resends
+_CHECK_GAPS_EVERY = 0.1  # seconds
+# On close, how long queued frames may wait for their peer: plenty for a live one; a peer
+# that has stopped first (the supervisor stops in flow order) would cost all of it.
+_LINGER_MS = 500
+_EMPTY = codec.encode([])
 
 
 class Bus:
     """Sockets and timers of one process, driven by `run()` in one thread."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, hwm: int = _HWM, retain: int = _RETAIN) -> None:
         self.name = name
+        self.life = new_life()
+        self._hwm = hwm
+        self._retain = retain
         self._ctx = zmq.Context()
         self._poller = zmq.Poller()
         self._pull: dict[zmq.Socket, BatchHandler] = {}
         self._untrusted: set[zmq.Socket] = set()
         self._subs: dict[zmq.Socket, TopicHandler] = {}
+        self._sub_topics: dict[zmq.Socket, tuple[str, ...]] = {}
         self._out: dict[str, tuple[zmq.Socket, bool]] = {}  # peer -> (socket, is_pub)
+        self._outgoing: dict[str, Outgoing[Published]] = {}  # peer -> its numbered frames
+        self._incoming: dict[tuple[zmq.Socket, str, str], Incoming[Published]] = {}
+        self._lost_handlers: list[LostHandler] = []
         self._droppable: set[str] = set()
+        self._dropped: set[str] = set()  # droppable peers whose last frame was dropped
+        self._resending: dict[str, deque[tuple[int, Published]]] = {}  # peer -> frames left
+        self._waiting_room: dict[zmq.Socket, str] = {}  # PUSH sockets polled for room
+        self._beat_at = 0.0
         self._timers: list[tuple[float, int, float, Callable[[], None]]] = []
         self._timer_ids = 0
         self._lock = threading.Lock()
@@ -53,14 +79,15 @@ class Bus:
         os.set_blocking(self._wake_r, False)
         self._poller.register(self._wake_r, zmq.POLLIN)
         self._stopping = False
+        self.every(_CHECK_GAPS_EVERY, self._check_gaps)
 
     # WIRING (before run) -------------------------------------------------------------
 
     def _socket(self, kind: int) -> zmq.Socket:
         sock = self._ctx.socket(kind)
-        sock.setsockopt(zmq.LINGER, 2000)
-        sock.setsockopt(zmq.SNDHWM, _HWM)
-        sock.setsockopt(zmq.RCVHWM, _HWM)
+        sock.setsockopt(zmq.LINGER, _LINGER_MS)
+        sock.setsockopt(zmq.SNDHWM, self._hwm)
+        sock.setsockopt(zmq.RCVHWM, self._hwm)
         return sock
 
     def pull(self, endpoint: str, handler: BatchHandler, untrusted: bool = False) -> None:
@@ -79,12 +106,17 @@ class Bus:
 
     def subscribe(self, endpoint: str, topics: tuple[str, ...], handler: TopicHandler) -> None:
         """Connect a SUB socket; `handler(topic, messages)` is called for each run of
-        one topic in a burst, in the order they were published."""
+        one topic in a burst, in the order they were published.
+
+        It takes every topic and keeps those starting with one of `topics` here: the
+        sender numbers all its frames in one sequence, so a gap shows only to a receiver
+        that sees them all.
+        """
         sock = self._socket(zmq.SUB)
-        for topic in topics:
-            sock.setsockopt(zmq.SUBSCRIBE, topic.encode())
+        sock.setsockopt(zmq.SUBSCRIBE, b"")
         sock.connect(endpoint)
         self._subs[sock] = handler
+        self._sub_topics[sock] = topics
         self._poller.register(sock, zmq.POLLIN)
 
     def push_to(self, peer: str, endpoint: str, drop_when_full: bool = False) -> None:
@@ -96,6 +128,7 @@ class Bus:
         sock = self._socket(zmq.PUSH)
         sock.connect(endpoint)
         self._out[peer] = (sock, False)
+        self._outgoing[peer] = Outgoing(peer, self._retain)
         if drop_when_full:
             self._droppable.add(peer)
 
@@ -104,6 +137,24 @@ class Bus:
         sock = self._socket(zmq.PUB)
         sock.bind(endpoint)
         self._out[peer] = (sock, True)
+        self._outgoing[peer] = Outgoing(peer, self._retain)
+
+    def on_lost(self, handler: LostHandler) -> None:
+        """`handler(sender, link, count)`, in the loop thread, when frames from a sender
+        could not be had again: the process resynchronises what they carried."""
+        self._lost_handlers.append(handler)
+
+    def stream_stats(self) -> dict[str, Any]:
+        """This process's life, the last number sent on each link, and each incoming
+        stream's counters (actors.streams.Incoming.stats)."""
+        return {
+            "life": self.life,
+            "sent": {peer: out.seq for peer, out in self._outgoing.items()},
+            "received": {
+                f"{sender}/{link}": stream.stats()
+                for (_, sender, link), stream in self._incoming.items()
+            },
+        }
 
     def every(self, seconds: float, callback: Callable[[], None]) -> None:
         """Call `callback` in the loop thread every `seconds` (first call after one period)."""
@@ -147,6 +198,8 @@ class Bus:
                         self._drain_wake()
                     elif sock in self._pull:
                         self._read_pull(sock)
+                    elif sock in self._waiting_room:
+                        self._continue_resend(self._waiting_room[sock])
                     else:
                         self._read_sub(sock)
                 self._flush()
@@ -174,36 +227,142 @@ class Bus:
             pass
 
     def _read_pull(self, sock: zmq.Socket) -> None:
+        payloads: list[bytes] = []
         batch: list[Message] = []
+        untrusted = sock in self._untrusted
         for _ in range(_DRAIN_LIMIT):
             try:
-                frame = sock.recv(zmq.NOBLOCK, copy=True)
+                frames = sock.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:
                 break
-            if sock not in self._untrusted:
-                _extend(batch, codec.decode_internal(frame))
+            if not untrusted:
+                payloads += [p for _, p in self._in_order(sock, frames, "")]
                 continue
             try:
-                batch.extend(codec.decode_untrusted(frame))
+                batch.extend(codec.decode_untrusted(frames[-1]))
             except RejectError as rej:
                 log.warning("dropped a frame from an external sender: %s", rej)
+        self._deliver_pull(sock, payloads, batch)
+
+    def _deliver_pull(
+        self, sock: zmq.Socket, payloads: list[bytes], batch: list[Message] | None = None
+    ) -> None:
+        batch = batch or []
+        for payload in payloads:
+            _extend(batch, codec.decode_internal(payload))
+        if any(m.get("type") == RESEND_TYPE for m in batch):
+            for msg in batch:
+                if msg.get("type") == RESEND_TYPE:
+                    self._resend(msg)
+            batch = [m for m in batch if m.get("type") != RESEND_TYPE]
         if batch:
             self._pull[sock](batch)
 
     def _read_sub(self, sock: zmq.Socket) -> None:
-        handler = self._subs[sock]
-        runs: list[tuple[str, list[Message]]] = []  # in arrival order: ctl before the bars
+        published: list[Published] = []
         for _ in range(_DRAIN_LIMIT):
             try:
-                topic_frame, payload = sock.recv_multipart(zmq.NOBLOCK)
+                frames = sock.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:
                 break
-            topic = topic_frame.decode()
+            published += self._in_order(sock, frames[1:], frames[0].decode())
+        self._deliver_sub(sock, published)
+
+    def _deliver_sub(self, sock: zmq.Socket, published: list[Published]) -> None:
+        wanted = self._sub_topics[sock]
+        runs: list[tuple[str, list[Message]]] = []  # in arrival order: ctl before the bars
+        for topic, payload in published:
+            if not topic.startswith(wanted):
+                continue
             if not runs or runs[-1][0] != topic:
                 runs.append((topic, []))
             _extend(runs[-1][1], codec.decode_internal(payload))
+        handler = self._subs[sock]
         for topic, batch in runs:
             handler(topic, batch)
+
+    # NUMBERED FRAMES -------------------------------------------------------------------
+
+    def _in_order(self, sock: zmq.Socket, frames: list[bytes], topic: str) -> list[Published]:
+        """What may go on of one frame ([header, payload], or a bare payload from an older
+        sender): itself, after the frames a gap held back, or nothing yet."""
+        if len(frames) < 2:
+            return [(topic, frames[-1])]
+        sender, link, life, seq = codec.decode_internal(frames[0])
+        stream = self._incoming.get((sock, sender, link))
+        if stream is None:
+            stream = self._incoming[(sock, sender, link)] = Incoming()
+        gaps_before = stream.gaps
+        ready, lost = stream.take(life, seq, (topic, frames[1]), time.monotonic())
+        if stream.gaps != gaps_before:
+            log.info("gap from %s/%s at %d; asking for a resend", sender, link, stream.next)
+        if lost:
+            self._lost(sender, link, lost)
+        return ready
+
+    def _check_gaps(self) -> None:
+        """Ask again for what each gap is missing; give up those that made no progress;
+        beat to peers whose last frame was dropped."""
+        now = time.monotonic()
+        if self._dropped and now - self._beat_at >= RESEND_EVERY:
+            self._beat_at = now
+            self._beat()
+        for (sock, sender, link), stream in self._incoming.items():
+            missing = stream.missing()
+            if missing is None or stream.stalled_at is None:
+                continue
+            if now - stream.stalled_at >= GIVE_UP_AFTER:
+                ready, lost = stream.give_up(now)
+                self._lost(sender, link, lost)
+                if sock in self._subs:
+                    self._deliver_sub(sock, ready)
+                else:
+                    self._deliver_pull(sock, [p for _, p in ready])
+            elif stream.asked_at is None or now - stream.asked_at >= RESEND_EVERY:
+                stream.asked_at = now
+                route = self._out.get(sender)
+                if route is not None and not route[1]:  # we push to the sender: ask it
+                    first, last = missing
+                    ask = {"type": RESEND_TYPE, "link": link, "life": stream.life}
+                    self.send(sender, {**ask, "first": first, "last": last})
+
+    def _lost(self, sender: str, link: str, count: int) -> None:
+        log.warning("lost %d frame(s) from %s/%s: resynchronising", count, sender, link)
+        for handler in self._lost_handlers:
+            handler(sender, link, count)
+
+    def _resend(self, request: Message) -> None:
+        """Send again the frames a receiver missed, from what the link keeps. A PUSH link
+        sends them as its peer takes them (the loop polls it for room); a newer request
+        for the link replaces what is left of an older one."""
+        outgoing = self._outgoing.get(request.get("link", ""))
+        if outgoing is None or request.get("life") != self.life:
+            return
+        frames = outgoing.since(int(request["first"]), int(request["last"]))
+        first = request["first"]
+        log.info("resending %d frame(s) on %s from %d", len(frames), outgoing.link, first)
+        self._resending[outgoing.link] = deque(frames)
+        self._continue_resend(outgoing.link)
+
+    def _continue_resend(self, peer: str) -> None:
+        sock, is_pub = self._out[peer]
+        frames = self._resending.get(peer)
+        while frames:
+            seq, (topic, payload) = frames[0]
+            header = codec.encode([self.name, peer, self.life, seq])
+            parts = [topic.encode(), header, payload] if is_pub else [header, payload]
+            try:
+                sock.send_multipart(parts, zmq.NOBLOCK)
+            except zmq.Again:
+                if sock not in self._waiting_room:
+                    self._waiting_room[sock] = peer
+                    self._poller.register(sock, zmq.POLLOUT)
+                return
+            frames.popleft()
+        self._resending.pop(peer, None)
+        if sock in self._waiting_room:
+            del self._waiting_room[sock]
+            self._poller.unregister(sock)
 
     def _flush(self) -> None:
         with self._lock:
@@ -220,15 +379,32 @@ class Bus:
         for (peer, topic), messages in groups:
             sock, is_pub = self._out[peer]
             payload = codec.encode(messages)
+            seq = self._outgoing[peer].stamp((topic or "", payload))
+            header = codec.encode([self.name, peer, self.life, seq])
             if is_pub:
-                sock.send_multipart([(topic or "").encode(), payload])
+                sock.send_multipart([(topic or "").encode(), header, payload])
             elif peer in self._droppable:
-                try:
-                    sock.send(payload, zmq.NOBLOCK)
-                except zmq.Again:
-                    log.warning("%s is not taking messages; dropped %d", peer, len(messages))
+                self._send_or_drop(peer, [header, payload], len(messages))
             else:
-                sock.send(payload)
+                sock.send_multipart([header, payload])
+
+    def _send_or_drop(self, peer: str, frames: list[bytes], messages: int) -> None:
+        sock, _ = self._out[peer]
+        try:
+            sock.send_multipart(frames, zmq.NOBLOCK)
+            self._dropped.discard(peer)
+        except zmq.Again:
+            if peer not in self._dropped:
+                log.warning("%s is not taking messages; dropping (%d now)", peer, messages)
+            self._dropped.add(peer)
+
+    def _beat(self) -> None:
+        """An empty numbered frame to each peer whose last frame was dropped: a gap at the
+        end of a burst shows when it arrives, and the peer asks for the rest."""
+        for peer in list(self._dropped):
+            seq = self._outgoing[peer].stamp(("", _EMPTY))
+            header = codec.encode([self.name, peer, self.life, seq])
+            self._send_or_drop(peer, [header, _EMPTY], 0)
 
     def _close(self) -> None:
         for sock in [*self._pull, *self._subs, *(s for s, _ in self._out.values())]:

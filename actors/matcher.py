@@ -44,6 +44,11 @@ class Broadcast:
     messages: list[Message]
 
 
+class CommandsLost:
+    """Commands from the accountant were lost (actors/streams.py): fill nothing until a new
+    book snapshot has come."""
+
+
 class SyncTick:
     """Timer, once a second: ask the accountant for a book snapshot until one has arrived,
     and stop filling when the controller's heartbeat has gone quiet."""
@@ -99,6 +104,9 @@ class Router(pykka.ThreadingActor):
                     handler(msg)
         elif isinstance(message, Broadcast):
             self.on_broadcast(message)
+        elif isinstance(message, CommandsLost):
+            self.epoch = None
+            self.request_sync()
         elif isinstance(message, SyncTick):
             if self.epoch is None:
                 self.request_sync()
@@ -376,13 +384,19 @@ def _decimal(text: str | None) -> Decimal | None:
 def main(settings: Settings) -> None:
     """Wire the matcher in flow order: inbox from the accountant, market data, fills out."""
     process.setup_logging(settings, "matcher")
-    bus = Bus("matcher")
+    bus = Bus("matcher", settings.limits.internal_hwm, settings.limits.internal_retain)
     # 1. fills and cancel answers go to the accountant
     bus.push_to(topics.ACCOUNTANT, settings.endpoints.accountant_in)
     bus.push_to(topics.CONTROLLER, settings.endpoints.controller_in)  # a replay's lock-step
     router = Router.start(settings, clock_for(settings.control.clock), bus)
     # 2. orders, cancels and snapshots come from the accountant
     bus.pull(settings.endpoints.matcher_in, lambda msgs: router.tell(Commands(msgs)))
+
+    def lost(sender: str, _link: str, _count: int) -> None:
+        if sender == topics.ACCOUNTANT:
+            router.tell(CommandsLost())
+
+    bus.on_lost(lost)
     # 3. run state and quotes come from the controller
     bus.subscribe(
         settings.endpoints.control_pub,

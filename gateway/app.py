@@ -433,6 +433,7 @@ async def _event_stream(queue: EventQueue, done: Callable[[], None]) -> AsyncIte
                 yield f"event: {event.event}\ndata: {data}\n\n".encode()
                 return
             data = json.dumps({**event, "v": PROTOCOL_VERSION}, separators=(",", ":"))
-            yield f"id: {event['seq']}\nevent: {event['event']}\ndata: {data}\n\n".encode()
+            line_id = "" if event.get("seq") is None else f"id: {event['seq']}\n"
+            yield f"{line_id}event: {event['event']}\ndata: {data}\n\n".encode()
     finally:
         done()

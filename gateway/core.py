@@ -22,6 +22,7 @@ from typing import Any
 import zmq
 import zmq.asyncio
 
+from actors.streams import GIVE_UP_AFTER, RESEND_EVERY, RESEND_TYPE, Incoming, Outgoing, new_life
 from protocol import codec, topics
 from protocol.errors import ErrorCode, error_body
 from protocol.messages import NewOrder, OrderFields, ReplaceFields, Request, UserFields
@@ -166,7 +167,13 @@ class Gateway:
         self._event_listeners: list[EventCallback] = []
         self._broadcast_listeners: list[Callable[[str, list[Reply]], None]] = []
         self._session_end_listeners: list[Callable[[int, str], None]] = []
+        self._lost_listeners: list[Callable[[], None]] = []
         self._tasks: list[asyncio.Task[None]] = []
+        # numbered frames (actors/streams.py): to the accountant, and in from each sender
+        self.life = new_life()
+        retain = settings.limits.internal_retain
+        self.to_accountant_stream: Outgoing[bytes] = Outgoing(topics.ACCOUNTANT, retain)
+        self.incoming: dict[tuple[str, str], Incoming[tuple[str, bytes]]] = {}
 
     def on_event(self, callback: EventCallback) -> None:
         """`callback(user_id, event)` for each private event from the accountant."""
@@ -176,6 +183,10 @@ class Gateway:
         """`callback(user_id, reason)` when a user's token was rotated or revoked."""
         self._session_end_listeners.append(callback)
 
+    def on_lost(self, callback: Callable[[], None]) -> None:
+        """`callback()` when replies or events from the accountant were lost for good."""
+        self._lost_listeners.append(callback)
+
     def on_broadcast(self, callback: Callable[[str, list[Reply]], None]) -> None:
         """`callback(topic, messages)` for public control state and quotes."""
         self._broadcast_listeners.append(callback)
@@ -183,27 +194,28 @@ class Gateway:
     async def start(self) -> None:
         e = self.settings.endpoints
         self.to_accountant = self.ctx.socket(zmq.PUSH)
-        self.to_accountant.setsockopt(zmq.SNDHWM, 1_000_000)
+        self.to_accountant.setsockopt(zmq.SNDHWM, self.settings.limits.internal_hwm)
         self.to_accountant.setsockopt(zmq.LINGER, 0)
         self.to_accountant.connect(e.accountant_in)
         inbox = self.ctx.socket(zmq.PULL)
-        inbox.setsockopt(zmq.RCVHWM, 1_000_000)
+        inbox.setsockopt(zmq.RCVHWM, self.settings.limits.internal_hwm)
         inbox.setsockopt(zmq.LINGER, 0)
         inbox.bind(e.gateway_in)
-        public = self._sub(e.control_pub, (topics.CONTROL, topics.MARKET_PREFIX, topics.STEP))
+        public = self._sub(e.control_pub)
         loop = asyncio.get_running_loop()
         self._tasks = [
             essential(loop.create_task(self._read_inbox(inbox))),
             essential(loop.create_task(self._read_public(public))),
             essential(loop.create_task(self._expire())),
+            essential(loop.create_task(self._check_gaps())),
         ]
 
-    def _sub(self, endpoint: str, subscriptions: tuple[str, ...]) -> zmq.asyncio.Socket:
+    def _sub(self, endpoint: str) -> zmq.asyncio.Socket:
+        """Every topic: the controller numbers all it publishes in one sequence."""
         sock = self.ctx.socket(zmq.SUB)
-        sock.setsockopt(zmq.RCVHWM, 1_000_000)
+        sock.setsockopt(zmq.RCVHWM, self.settings.limits.internal_hwm)
         sock.setsockopt(zmq.LINGER, 0)
-        for topic in subscriptions:
-            sock.setsockopt(zmq.SUBSCRIBE, topic.encode())
+        sock.setsockopt(zmq.SUBSCRIBE, b"")
         sock.connect(endpoint)
         return sock
 
@@ -270,13 +282,78 @@ class Gateway:
     def _flush(self) -> None:
         batch, self._outbox = self._outbox, []
         if batch:
-            self.to_accountant.send(codec.encode(batch), zmq.NOBLOCK)
+            self._send_to_accountant(codec.encode(batch))
+
+    def _send_to_accountant(self, payload: bytes, seq: int | None = None) -> None:
+        """One numbered frame (a new one, or `seq` again for a resend). While the
+        accountant's queue is full, frames wait here in order (admission control keeps
+        that short) rather than being dropped."""
+        if seq is None:
+            seq = self.to_accountant_stream.stamp(payload)
+        header = codec.encode(["gateway", topics.ACCOUNTANT, self.life, seq])
+        sent = self.to_accountant.send_multipart([header, payload])
+        sent.add_done_callback(_log_send_failure)
+
+    def _in_order(self, frames: list[bytes], topic: str = "") -> list[tuple[str, bytes]]:
+        """The (topic, payload) that may go on after this frame (actors/streams.py)."""
+        if len(frames) < 2:
+            return [(topic, frames[-1])]
+        sender, link, life, seq = codec.decode_internal(frames[0])
+        stream = self.incoming.get((sender, link))
+        if stream is None:
+            stream = self.incoming[(sender, link)] = Incoming()
+        ready, lost = stream.take(life, seq, (topic, frames[1]), time.monotonic())
+        if lost:
+            self._lost(sender, link, lost)
+        return ready
+
+    def _lost(self, sender: str, link: str, count: int) -> None:
+        log.warning("lost %d frame(s) from %s/%s", count, sender, link)
+        if sender == topics.ACCOUNTANT:  # events may be missing: sessions are told
+            for listener in self._lost_listeners:
+                listener()
+
+    async def _check_gaps(self) -> None:
+        """Ask the accountant again for what a gap misses; give up gaps that stay."""
+        while True:
+            await asyncio.sleep(0.1)
+            now = time.monotonic()
+            for (sender, link), stream in self.incoming.items():
+                missing = stream.missing()
+                if missing is None or stream.stalled_at is None:
+                    continue
+                if now - stream.stalled_at >= GIVE_UP_AFTER:
+                    ready, lost = stream.give_up(now)
+                    self._lost(sender, link, lost)
+                    if link == topics.GATEWAY:
+                        self._take_inbox(ready)
+                    else:
+                        self._take_public(ready)
+                elif sender == topics.ACCOUNTANT and (
+                    stream.asked_at is None or now - stream.asked_at >= RESEND_EVERY
+                ):
+                    stream.asked_at = now
+                    ask = {"type": RESEND_TYPE, "link": link, "life": stream.life}
+                    self._outbox.append({**ask, "first": missing[0], "last": missing[1]})
+                    self._flush()
+
+    def _resend(self, request: dict[str, Any]) -> None:
+        if request.get("life") != self.life or request.get("link") != topics.ACCOUNTANT:
+            return
+        for seq, payload in self.to_accountant_stream.since(request["first"], request["last"]):
+            self._send_to_accountant(payload, seq)
 
     async def _read_inbox(self, sock: zmq.asyncio.Socket) -> None:
         while True:
-            decoded = codec.decode_internal(await sock.recv())
+            self._take_inbox(self._in_order(await sock.recv_multipart()))
+
+    def _take_inbox(self, items: list[tuple[str, bytes]]) -> None:
+        for _, payload in items:
+            decoded = codec.decode_internal(payload)
             for message in decoded if isinstance(decoded, list) else [decoded]:
-                if message.get("type") == "event":
+                if message.get("type") == RESEND_TYPE:
+                    self._resend(message)
+                elif message.get("type") == "event":
                     user_id = message.pop("user_id")
                     for listener in self._event_listeners:
                         listener(user_id, message)
@@ -292,11 +369,17 @@ class Gateway:
 
     async def _read_public(self, sock: zmq.asyncio.Socket) -> None:
         while True:
-            topic_frame, payload = await sock.recv_multipart()
+            topic_frame, *frames = await sock.recv_multipart()
+            self._take_public(self._in_order(frames, topic_frame.decode()))
+
+    def _take_public(self, items: list[tuple[str, bytes]]) -> None:
+        for topic, payload in items:
+            if not topic.startswith((topics.CONTROL, topics.STEP, topics.MARKET_PREFIX)):
+                continue
             decoded = codec.decode_internal(payload)
             messages = decoded if isinstance(decoded, list) else [decoded]
             for listener in self._broadcast_listeners:
-                listener(topic_frame.decode(), messages)
+                listener(topic, messages)
 
     async def _expire(self) -> None:
         """Answer requests nobody replied to in time, oldest first (dicts keep insertion order)."""
@@ -333,6 +416,11 @@ def essential(task: asyncio.Task[None]) -> asyncio.Task[None]:
 
     task.add_done_callback(check)
     return task
+
+
+def _log_send_failure(sent: asyncio.Future[Any]) -> None:
+    if not sent.cancelled() and sent.exception() is not None:
+        log.error("a frame to the accountant was not sent: %r", sent.exception())
 
 
 def _safely(callback: ReplyCallback, reply: Reply) -> None:

@@ -34,6 +34,7 @@ def main(settings: Settings) -> None:
     sessions = Sessions()
     gateway.on_event(sessions.deliver)
     gateway.on_session_end(sessions.end)
+    gateway.on_lost(sessions.events_lost)
     endpoint = ClientEndpoint(settings, gateway)
     app = create_app(settings, gateway, sessions)
     server = uvicorn.Server(

@@ -55,6 +55,11 @@ class Sessions:
                 queue.put_nowait(StreamEnd("overflow", "too many unread events"))
                 self.unsubscribe(user_id, queue)
 
+    def events_lost(self) -> None:
+        """Tell every stream that some events may be missing (protocol.md 5)."""
+        for user_id in list(self._queues):
+            self.deliver(user_id, {"type": "event", "event": "events.lost", "seq": None})
+
     def end(self, user_id: int, reason: str) -> None:
         """End every stream of the user (its token was rotated or revoked)."""
         for queue in self._queues.pop(user_id, set()):

@@ -36,6 +36,8 @@ from protocol.tokens import hash_token
 log = logging.getLogger("gateway")
 
 MAX_SESSIONS = 100_000
+# sent when replies or events from the accountant were lost on the way to this gateway
+EVENTS_LOST = {"type": "event", "event": "events.lost"}
 _DRAIN = 1000  # frames taken per wake-up before yielding to the loop
 
 
@@ -78,6 +80,7 @@ class ClientEndpoint:
         self.pub.bind(e.client_pub)
         self.gateway.on_event(self.deliver_event)
         self.gateway.on_session_end(self.end_sessions)
+        self.gateway.on_lost(self.events_lost)
         self.gateway.on_broadcast(self.republish)
         self._task = essential(asyncio.get_running_loop().create_task(self._serve()))
 
@@ -234,6 +237,12 @@ class ClientEndpoint:
                     session.envelope, {"type": "event", "event": "session.ended", "reason": reason}
                 )
             self._unbind(identity)
+
+    def events_lost(self) -> None:
+        """Tell every connection that takes events that some may be missing (2.6)."""
+        for session in list(self.sessions.values()):
+            if session.events:
+                self._send(session.envelope, dict(EVENTS_LOST))
 
     def republish(self, topic: str, messages: list[Reply]) -> None:
         if topic not in (topics.CONTROL, topics.STEP) and not topic.startswith(

@@ -246,6 +246,10 @@ class LimitSettings(_Section):
     # may send at once after a quiet spell; beyond, REQUEST_RATE_LIMITED (HTTP 429).
     rate_per_user: float = Field(default=1000.0, ge=0)
     rate_burst: int = Field(default=2000, ge=1)
+    # Internal links (actors/streams.py): messages a socket queues before a PUB drops or a
+    # PUSH waits, and frames each link keeps to resend what a receiver missed.
+    internal_hwm: int = Field(default=1_000_000, ge=1)
+    internal_retain: int = Field(default=10_000, ge=1)
 
 
 class DemoSettings(_Section):
