@@ -5,6 +5,7 @@
     python run.py user create --name N --cash C [--json]
     python run.py user list [--json]
     python run.py user rotate|revoke --name N [--json]
+    python run.py digest                   a hash of the trading state (docs/reliability.md)
     python run.py control run|stop|pause
     python run.py backtest [--data CSV] [--start D] [--end D] [--speed max|lockstep|xN]
                            [--cash C] [--bot COMMAND ...] [--json]
@@ -463,6 +464,27 @@ def _user_token_offline(settings: Settings, name: str, action: str) -> dict[str,
     return result
 
 
+def digest(settings: Settings) -> dict[str, Any]:
+    """The state digest (docs/reliability.md): from the running server, or, when none runs,
+    from the ledger, with the books a matcher would build from its open orders."""
+    with no_server(settings) as free:
+        if not free:
+            with _admin_client(settings) as client:
+                reply = client.digest()
+            return {k: v for k, v in reply.items() if k not in ("type", "rid", "v")}
+        from actors.digest import book_part, books_from_orders, ledger_parts, summary
+        from actors.ledger import make_engine
+        from actors.queries import load_accounts
+        from actors.rules import Market
+
+        bootstrap(settings)
+        engine = make_engine(settings.database_url)
+        accounts, user_seqs = load_accounts(engine, Market.from_settings(settings))
+        engine.dispose()
+        parts = ledger_parts(accounts, user_seqs)
+        return summary({**parts, "books": book_part(books_from_orders(accounts))})
+
+
 def control(settings: Settings, state: str) -> dict[str, Any]:
     with no_server(settings) as free:
         if not free:
@@ -514,6 +536,9 @@ def parser() -> argparse.ArgumentParser:
     ctl = sub.add_parser("control", parents=[common], help="run, stop or pause trading")
     ctl.add_argument("action", choices=["run", "stop", "pause"])
     backtest_arguments(sub.add_parser("backtest", parents=[common], help="run a backtest"))
+    sub.add_parser(
+        "digest", parents=[common], help="print a hash of accounts, positions, orders, books"
+    )
     return p
 
 
@@ -640,6 +665,9 @@ def _dispatch(args: argparse.Namespace, command: str, settings: Settings) -> int
             print(f"token {changed['token']}")
         else:
             print(f"user {changed['name']} id {changed['user_id']}: token revoked")
+        return 0
+    if command == "digest":
+        print(json.dumps(digest(settings), indent=2))
         return 0
     if command == "backtest":
         return backtest(args, settings)

@@ -23,6 +23,7 @@ from actors import process
 from actors.accounts import Account, Accounts, Fill, Order, Rejection, User
 from actors.bus import Bus, Message
 from actors.clock import Clock, clock_for
+from actors.digest import ledger_parts, summary
 from actors.ledger import (
     AccountRow,
     EquitySnapshotRow,
@@ -105,6 +106,8 @@ def order_row(o: Order) -> dict[str, Any]:
         "reserved_cash": o.reserved_cash,
         "ts_created": o.ts_created,
         "ts_updated": o.ts_updated,
+        "queue_after": o.queue_after or None,
+        "queue_ts": o.queue_ts,
     }
 
 
@@ -222,6 +225,7 @@ class Accountant(pykka.ThreadingActor):
             "book.replace_rejected": self.on_replace_rejected,
             "book.sync": self.on_book_sync,
             "replay.sync": self.on_replay_sync,
+            "book.digested": self.on_book_digested,
         }
         self.user_handlers: dict[str, Callable[[Work, Message, User], None]] = {
             "session.login": self.on_login,
@@ -234,6 +238,7 @@ class Accountant(pykka.ThreadingActor):
             "user.list": self.on_list_users,
             "token.rotate": self.on_rotate_token,
             "token.revoke": self.on_revoke_token,
+            "state.digest": self.on_digest,
             "order.get": self.to_reader,
             "orders.list": self.to_reader,
             "fills.list": self.to_reader,
@@ -598,6 +603,7 @@ class Accountant(pykka.ThreadingActor):
         if order is None:
             return
         order.ts_updated = msg["ts"]
+        order.queue_after, order.queue_ts = msg.get("after", 0), msg["ts"]  # the back of its level
         self.accounts.trigger(order, Decimal(msg["stop_price"]), Decimal(msg["price"]))
         self.store_order(work, order)
         self.event(
@@ -659,6 +665,8 @@ class Accountant(pykka.ThreadingActor):
             return
         old, request = self.replacing.pop(msg["old_id"])
         new = self.accounts.replace(old, self.clock.now_ns())
+        if msg.get("kept_place"):  # same price, no more qty: it stands where the old one stood
+            new.queue_after, new.queue_ts = old.queue_key[:2]
         self.store_order(work, old)
         self.store_order(work, new, new=True)
         if new.side == "sell":
@@ -735,7 +743,7 @@ class Accountant(pykka.ThreadingActor):
         for order_id in list(self.cancel_waiters):
             if order_id not in self.accounts.open_orders:
                 self.refuse_cancels(work, order_id, "closed before it could be canceled")
-        orders = sorted(self.accounts.open_orders.values(), key=lambda o: o.id)
+        orders = sorted(self.accounts.open_orders.values(), key=lambda o: o.queue_key)
         work.outbound.append(
             (
                 topics.MATCHER,
@@ -879,6 +887,16 @@ class Accountant(pykka.ThreadingActor):
                 }
             )
         self.reply(work, msg, {"type": "users", "users": users})
+
+    def on_digest(self, work: Work, msg: Message, _admin: User) -> None:
+        """Ask the matcher for its books behind the orders already sent to it; the digest
+        is made when they come back, behind the fills it sent before them."""
+        request = {"rid": msg["rid"], "gw": msg["gw"]}
+        work.outbound.append((topics.MATCHER, None, {"type": "book.digest", "request": request}))
+
+    def on_book_digested(self, work: Work, msg: Message) -> None:
+        parts = {**ledger_parts(self.accounts, self.user_seqs), "books": msg["books"]}
+        self.reply(work, msg["request"], {"type": "state.digest", **summary(parts)})
 
     def on_rotate_token(self, work: Work, msg: Message, caller: User) -> None:
         user = self._token_owner(msg, caller)

@@ -105,6 +105,14 @@ class Order:
     replacement: Order | None = None  # a replacement on its way to the matcher
     replace_hold: Decimal = ZERO  # cash held back for that replacement beyond this order's
     replace_shares: Decimal = ZERO  # and shares
+    # Its place in its price level, which a restarted matcher rebuilds: after the order
+    # `queue_after` (0: its own id), then by `queue_ts` (when a stop triggered), then id.
+    queue_after: int = 0
+    queue_ts: int = 0
+
+    @property
+    def queue_key(self) -> tuple[int, int, int]:
+        return (self.queue_after or self.id, self.queue_ts, self.id)
 
     @property
     def pending(self) -> bool:

@@ -153,6 +153,13 @@ class Book:
         """Every order, working or waiting, in no particular order."""
         return list(self._orders.values())
 
+    def priority(self) -> tuple[list[Resting], list[Resting], list[Resting]]:
+        """Working bids (highest price first) and asks (lowest first), each in time
+        priority within a price; and the stops no trade has triggered yet."""
+        bids = [o for level in reversed(self._bids.values()) for o in level.values()]
+        asks = [o for level in self._asks.values() for o in level.values()]
+        return bids, asks, list(self._stops.values())
+
     def expire(self, trading_day: str) -> list[Resting]:
         """Take out the DAY orders of trading days before `trading_day`; a DAY order whose
         day was not known yet is for this one."""
@@ -197,7 +204,8 @@ class Book:
 
     def replace(self, old_id: int, new: Resting) -> bool:
         """Put `new` in the place of `old_id`. It keeps the old one's time priority when it
-        works at the same price and for no more qty; otherwise it goes to the back."""
+        works at the same price and for no more qty (returns True); otherwise it goes to
+        the back of its level (False). Without `old_id` in the book nothing changes (False)."""
         old = self._orders.get(old_id)
         if old is None:
             return False
@@ -211,7 +219,7 @@ class Book:
         if not same_place:
             self.remove(old_id)
             self.add(new)
-            return True
+            return False
         new.maker = old.maker
         side = self._side(old.side)
         side[old.price] = {

@@ -63,12 +63,18 @@ class Bus:
         self._sub_topics: dict[zmq.Socket, tuple[str, ...]] = {}
         self._out: dict[str, tuple[zmq.Socket, bool]] = {}  # peer -> (socket, is_pub)
         self._outgoing: dict[str, Outgoing[Published]] = {}  # peer -> its numbered frames
-        self._incoming: dict[tuple[zmq.Socket, str, str], Incoming[Published]] = {}
+        # (sender, link) -> its frames, and the socket whose handler takes them (a PUB's
+        # frames sent again come on the inbox, but go where the PUB's frames go)
+        self._incoming: dict[tuple[str, str], Incoming[Published]] = {}
+        self._origin: dict[tuple[str, str], zmq.Socket] = {}
+        self._inbox = ""  # the trusted PULL's endpoint: where a PUB's resends are sent
+        self._resend_sockets: dict[str, zmq.Socket] = {}  # inbox endpoint -> PUSH
         self._lost_handlers: list[LostHandler] = []
         self._droppable: set[str] = set()
         self._dropped: set[str] = set()  # droppable peers whose last frame was dropped
-        self._resending: dict[str, deque[tuple[int, Published]]] = {}  # peer -> frames left
-        self._waiting_room: dict[zmq.Socket, str] = {}  # PUSH sockets polled for room
+        # frames being sent again, as their receiver takes them: socket -> frames left
+        self._resending: dict[zmq.Socket, deque[list[bytes]]] = {}
+        self._waiting_room: set[zmq.Socket] = set()  # PUSH sockets polled for room
         self._beat_at = 0.0
         self._timers: list[tuple[float, int, float, Callable[[], None]]] = []
         self._timer_ids = 0
@@ -100,6 +106,8 @@ class Bus:
         if untrusted:
             sock.setsockopt(zmq.MAXMSGSIZE, codec.CLIENT_LIMITS.max_message_bytes)
             self._untrusted.add(sock)
+        else:
+            self._inbox = endpoint
         sock.bind(endpoint)
         self._pull[sock] = handler
         self._poller.register(sock, zmq.POLLIN)
@@ -152,7 +160,7 @@ class Bus:
             "sent": {peer: out.seq for peer, out in self._outgoing.items()},
             "received": {
                 f"{sender}/{link}": stream.stats()
-                for (_, sender, link), stream in self._incoming.items()
+                for (sender, link), stream in self._incoming.items()
             },
         }
 
@@ -199,7 +207,7 @@ class Bus:
                     elif sock in self._pull:
                         self._read_pull(sock)
                     elif sock in self._waiting_room:
-                        self._continue_resend(self._waiting_room[sock])
+                        self._continue_resend(sock)
                     else:
                         self._read_sub(sock)
                 self._flush()
@@ -227,7 +235,7 @@ class Bus:
             pass
 
     def _read_pull(self, sock: zmq.Socket) -> None:
-        payloads: list[bytes] = []
+        ready: list[tuple[zmq.Socket, Published]] = []
         batch: list[Message] = []
         untrusted = sock in self._untrusted
         for _ in range(_DRAIN_LIMIT):
@@ -235,19 +243,32 @@ class Bus:
                 frames = sock.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:
                 break
-            if not untrusted:
-                payloads += [p for _, p in self._in_order(sock, frames, "")]
+            if not untrusted:  # [header, payload], or [header, payload, topic] sent again
+                topic = frames[2].decode() if len(frames) == 3 else ""
+                ready += self._in_order(sock, frames[:2], topic)
                 continue
             try:
                 batch.extend(codec.decode_untrusted(frames[-1]))
             except RejectError as rej:
                 log.warning("dropped a frame from an external sender: %s", rej)
-        self._deliver_pull(sock, payloads, batch)
+        if batch:
+            self._pull[sock](batch)
+        self._deliver(ready)
 
-    def _deliver_pull(
-        self, sock: zmq.Socket, payloads: list[bytes], batch: list[Message] | None = None
-    ) -> None:
-        batch = batch or []
+    def _deliver(self, ready: list[tuple[zmq.Socket, Published]]) -> None:
+        """Frames to the handlers of the sockets their streams belong to, in order."""
+        start = 0
+        for end in range(1, len(ready) + 1):
+            if end == len(ready) or ready[end][0] is not ready[start][0]:
+                origin, frames = ready[start][0], [f for _, f in ready[start:end]]
+                if origin in self._subs:
+                    self._deliver_sub(origin, frames)
+                else:
+                    self._deliver_pull(origin, [payload for _, payload in frames])
+                start = end
+
+    def _deliver_pull(self, sock: zmq.Socket, payloads: list[bytes]) -> None:
+        batch: list[Message] = []
         for payload in payloads:
             _extend(batch, codec.decode_internal(payload))
         if any(m.get("type") == RESEND_TYPE for m in batch):
@@ -259,14 +280,14 @@ class Bus:
             self._pull[sock](batch)
 
     def _read_sub(self, sock: zmq.Socket) -> None:
-        published: list[Published] = []
+        ready: list[tuple[zmq.Socket, Published]] = []
         for _ in range(_DRAIN_LIMIT):
             try:
                 frames = sock.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:
                 break
-            published += self._in_order(sock, frames[1:], frames[0].decode())
-        self._deliver_sub(sock, published)
+            ready += self._in_order(sock, frames[1:], frames[0].decode())
+        self._deliver(ready)
 
     def _deliver_sub(self, sock: zmq.Socket, published: list[Published]) -> None:
         wanted = self._sub_topics[sock]
@@ -283,22 +304,28 @@ class Bus:
 
     # NUMBERED FRAMES -------------------------------------------------------------------
 
-    def _in_order(self, sock: zmq.Socket, frames: list[bytes], topic: str) -> list[Published]:
+    def _in_order(
+        self, sock: zmq.Socket, frames: list[bytes], topic: str
+    ) -> list[tuple[zmq.Socket, Published]]:
         """What may go on of one frame ([header, payload], or a bare payload from an older
-        sender): itself, after the frames a gap held back, or nothing yet."""
+        sender), with the socket whose handler takes it: itself, after the frames a gap
+        held back, or nothing yet."""
         if len(frames) < 2:
-            return [(topic, frames[-1])]
+            return [(sock, (topic, frames[-1]))]
         sender, link, life, seq = codec.decode_internal(frames[0])
-        stream = self._incoming.get((sock, sender, link))
+        key = (sender, link)
+        stream = self._incoming.get(key)
         if stream is None:
-            stream = self._incoming[(sock, sender, link)] = Incoming()
+            stream = self._incoming[key] = Incoming()
+            self._origin[key] = sock
         gaps_before = stream.gaps
         ready, lost = stream.take(life, seq, (topic, frames[1]), time.monotonic())
         if stream.gaps != gaps_before:
             log.info("gap from %s/%s at %d; asking for a resend", sender, link, stream.next)
         if lost:
             self._lost(sender, link, lost)
-        return ready
+        origin = self._origin[key]
+        return [(origin, frame) for frame in ready]
 
     def _check_gaps(self) -> None:
         """Ask again for what each gap is missing; give up those that made no progress;
@@ -307,24 +334,22 @@ class Bus:
         if self._dropped and now - self._beat_at >= RESEND_EVERY:
             self._beat_at = now
             self._beat()
-        for (sock, sender, link), stream in self._incoming.items():
+        for (sender, link), stream in self._incoming.items():
             missing = stream.missing()
             if missing is None or stream.stalled_at is None:
                 continue
             if now - stream.stalled_at >= GIVE_UP_AFTER:
                 ready, lost = stream.give_up(now)
                 self._lost(sender, link, lost)
-                if sock in self._subs:
-                    self._deliver_sub(sock, ready)
-                else:
-                    self._deliver_pull(sock, [p for _, p in ready])
+                origin = self._origin[(sender, link)]
+                self._deliver([(origin, frame) for frame in ready])
             elif stream.asked_at is None or now - stream.asked_at >= RESEND_EVERY:
                 stream.asked_at = now
                 route = self._out.get(sender)
                 if route is not None and not route[1]:  # we push to the sender: ask it
                     first, last = missing
                     ask = {"type": RESEND_TYPE, "link": link, "life": stream.life}
-                    self.send(sender, {**ask, "first": first, "last": last})
+                    self.send(sender, {**ask, "first": first, "last": last, "inbox": self._inbox})
 
     def _lost(self, sender: str, link: str, count: int) -> None:
         log.warning("lost %d frame(s) from %s/%s: resynchronising", count, sender, link)
@@ -332,36 +357,50 @@ class Bus:
             handler(sender, link, count)
 
     def _resend(self, request: Message) -> None:
-        """Send again the frames a receiver missed, from what the link keeps. A PUSH link
-        sends them as its peer takes them (the loop polls it for room); a newer request
-        for the link replaces what is left of an older one."""
+        """Send again the frames a receiver missed, from what the link keeps, as fast as
+        it takes them (the loop polls the socket for room). A PUB's frames go straight
+        to the asker's inbox, not to every subscriber again. A newer request for the
+        same socket replaces what is left of an older one."""
         outgoing = self._outgoing.get(request.get("link", ""))
         if outgoing is None or request.get("life") != self.life:
             return
+        link = outgoing.link
+        sock, is_pub = self._out[link]
+        inbox = request.get("inbox")
+        if is_pub and isinstance(inbox, str) and inbox:
+            sock = self._resend_socket(inbox)
         frames = outgoing.since(int(request["first"]), int(request["last"]))
-        first = request["first"]
-        log.info("resending %d frame(s) on %s from %d", len(frames), outgoing.link, first)
-        self._resending[outgoing.link] = deque(frames)
-        self._continue_resend(outgoing.link)
+        log.info("resending %d frame(s) on %s from %d", len(frames), link, request["first"])
+        parts = deque(
+            [codec.encode([self.name, link, self.life, seq]), payload, topic.encode()]
+            if is_pub
+            else [codec.encode([self.name, link, self.life, seq]), payload]
+            for seq, (topic, payload) in frames
+        )
+        self._resending[sock] = parts
+        self._continue_resend(sock)
 
-    def _continue_resend(self, peer: str) -> None:
-        sock, is_pub = self._out[peer]
-        frames = self._resending.get(peer)
+    def _resend_socket(self, inbox: str) -> zmq.Socket:
+        sock = self._resend_sockets.get(inbox)
+        if sock is None:
+            sock = self._resend_sockets[inbox] = self._socket(zmq.PUSH)
+            sock.connect(inbox)
+        return sock
+
+    def _continue_resend(self, sock: zmq.Socket) -> None:
+        frames = self._resending.get(sock)
         while frames:
-            seq, (topic, payload) = frames[0]
-            header = codec.encode([self.name, peer, self.life, seq])
-            parts = [topic.encode(), header, payload] if is_pub else [header, payload]
             try:
-                sock.send_multipart(parts, zmq.NOBLOCK)
+                sock.send_multipart(frames[0], zmq.NOBLOCK)
             except zmq.Again:
                 if sock not in self._waiting_room:
-                    self._waiting_room[sock] = peer
+                    self._waiting_room.add(sock)
                     self._poller.register(sock, zmq.POLLOUT)
                 return
             frames.popleft()
-        self._resending.pop(peer, None)
+        self._resending.pop(sock, None)
         if sock in self._waiting_room:
-            del self._waiting_room[sock]
+            self._waiting_room.discard(sock)
             self._poller.unregister(sock)
 
     def _flush(self) -> None:
@@ -407,7 +446,8 @@ class Bus:
             self._send_or_drop(peer, [header, _EMPTY], 0)
 
     def _close(self) -> None:
-        for sock in [*self._pull, *self._subs, *(s for s, _ in self._out.values())]:
+        others = [*(s for s, _ in self._out.values()), *self._resend_sockets.values()]
+        for sock in [*self._pull, *self._subs, *others]:
             sock.close()
         self._ctx.term()
         os.close(self._wake_r)

@@ -147,6 +147,10 @@ class OrderRow(Base):
     reserved_cash: Mapped[Amount]
     ts_created: Mapped[TsNs]
     ts_updated: Mapped[TsNs]
+    # its place in its price level (Order.queue_key): set when a stop triggered or a
+    # replacement kept the place of the order it replaced; else the id is the place
+    queue_after: Mapped[int | None]
+    queue_ts: Mapped[TsNs] = mapped_column(server_default="0")
 
 
 class FillRow(Base):

@@ -10,6 +10,7 @@ snapshot it holds. The fill model is in actors/book.py and docs/fill-model.md.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -23,6 +24,7 @@ from actors import process
 from actors.book import Bar, Book, FillModel, Match, Resting, Trade, Trigger
 from actors.bus import Bus, Message
 from actors.clock import Clock, clock_for
+from actors.digest import book_part
 from actors.rules import Market
 from protocol import topics
 from protocol.orders import IMMEDIATE
@@ -72,6 +74,7 @@ class Router(pykka.ThreadingActor):
         }
         self.books: dict[str, Book] = {s: Book(s, model) for s, model in self.models.items()}
         self.epoch: int | None = None  # None until the accountant's first snapshot
+        self.last_order_id = 0  # the newest order received: a triggered stop stands behind it
         # per profile's market, from the controller: its trading day, and whether it trades
         self.trading_day: dict[str, str] = {}
         self.trading: dict[str, bool] = {}
@@ -84,6 +87,7 @@ class Router(pykka.ThreadingActor):
             "book.add": self.on_add,
             "book.cancel": self.on_cancel,
             "book.replace": self.on_replace,
+            "book.digest": self.on_digest,
             "replay.join": self.to_controller,
             "replay.done": self.to_controller,
         }
@@ -130,10 +134,15 @@ class Router(pykka.ThreadingActor):
 
     # COMMANDS --------------------------------------------------------------------------
 
+    def on_digest(self, msg: Message) -> None:
+        books = book_part(self.books.values())
+        self.bus.send(topics.ACCOUNTANT, {**msg, "type": "book.digested", "books": books})
+
     def on_snapshot(self, msg: Message) -> None:
         self.epoch = msg["epoch"]
         for symbol, book in self.books.items():  # the last trade stays, its volume is used up
             self.books[symbol] = Book(symbol, book.model, trade=book.trade)
+        self.last_order_id = max([self.last_order_id, *(o["order_id"] for o in msg["orders"])])
         for order in msg["orders"]:
             self.book(order["symbol"]).add(_resting(order))
         log.info("book snapshot epoch=%d: %d open orders", self.epoch, len(msg["orders"]))
@@ -164,6 +173,7 @@ class Router(pykka.ThreadingActor):
         if self.epoch is None or msg["epoch"] != self.epoch:
             return  # sent before the snapshot we hold; that snapshot has it if it is open
         order = _resting(msg["order"])
+        self.last_order_id = max(self.last_order_id, order.order_id)
         book = self.book(msg["order"]["symbol"])
         if order.time_in_force == "day" and not order.day:
             order.day = self.day(book)
@@ -223,8 +233,11 @@ class Router(pykka.ThreadingActor):
         if changed:
             self.answer("book.replace_rejected", old_id=msg["old_id"], order_id=new.order_id)
             return
-        book.replace(old.order_id, new)
-        self.answer("book.replaced", old_id=old.order_id, order_id=new.order_id)
+        self.last_order_id = max(self.last_order_id, new.order_id)
+        kept_place = book.replace(old.order_id, new)
+        self.answer(
+            "book.replaced", old_id=old.order_id, order_id=new.order_id, kept_place=kept_place
+        )
         if self.trades(book):
             self.fill_new(book, new)
 
@@ -317,6 +330,7 @@ class Router(pykka.ThreadingActor):
                     "type": "book.triggered",
                     "epoch": self.epoch,
                     "order_id": t.order_id,
+                    "after": self.last_order_id,  # it joins its level behind these
                     "stop_price": str(t.stop_price),
                     "price": str(t.price),
                     "ts": now,
@@ -404,7 +418,7 @@ def main(settings: Settings) -> None:
         lambda topic, msgs: router.tell(Broadcast(topic, msgs)),
     )
     bus.every(1.0, lambda: router.tell(SyncTick()))
-    log.info("matcher up, fill mode %s", settings.trading.fill_mode)
+    log.info("matcher up, pid %d, fill mode %s", os.getpid(), settings.trading.fill_mode)
     process.run(bus, [router])
 
 

@@ -99,6 +99,8 @@ def load_accounts(engine: Engine, market: Market) -> tuple[Accounts, dict[int, i
                 triggered=o.triggered,
                 replaces=o.replaces,
                 trading_day=o.trading_day or "",
+                queue_after=o.queue_after or 0,
+                queue_ts=o.queue_ts or 0,
             )
         _derive_reservations(accounts)
         for user_id, coid, order_id in session.execute(

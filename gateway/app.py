@@ -283,6 +283,10 @@ def create_app(settings: Settings, gateway: Gateway, sessions: Sessions) -> Fast
     async def list_users(user: Auth) -> JSONResponse:
         return await ask({"type": "user.list"}, user, "users")
 
+    @app.get("/v1/admin/digest", tags=["admin"], summary="A hash of the trading state (admin)")
+    async def get_digest(user: Auth) -> JSONResponse:
+        return await ask({"type": "state.digest"}, user, None)
+
     @app.post("/v1/token/rotate", tags=["account"], summary="A new token for yourself")
     async def rotate_own_token(user: Auth) -> JSONResponse:
         return await ask({"type": "token.rotate"}, user, None)

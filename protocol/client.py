@@ -211,6 +211,10 @@ class TradeClient:
     def users(self) -> list[dict[str, Any]]:
         return self.request("user.list")["users"]
 
+    def digest(self) -> dict[str, Any]:
+        """(admin) A hash of the trading state, with its parts (docs/reliability.md)."""
+        return self.request("state.digest")
+
     def rotate_token(self, user_id: int | None = None) -> dict[str, Any]:
         """A new token for yourself, or (admin) for `user_id`: `token.rotated` with it.
         The old token stops working and its sessions, this one too if it is yours, end."""

@@ -294,6 +294,13 @@ class RotateToken(Request):
     user_id: Id | None = None
 
 
+class GetDigest(Request):
+    """`state.digest` (admin): a hash of accounts, positions, open orders, books and the
+    ledger's counters (docs/reliability.md); replies `state.digest`."""
+
+    type: Literal["state.digest"] = "state.digest"
+
+
 class RevokeToken(Request):
     """`token.revoke` (admin): `user_id` can no longer sign in until its token is rotated;
     its sessions end. Replies `token.revoked`."""
@@ -334,9 +341,12 @@ REQUESTS: dict[str, type[Request]] = {
         ListUsers,
         RotateToken,
         RevokeToken,
+        GetDigest,
     )
 }
-ADMIN_REQUESTS = frozenset({"control.set", "user.create", "user.list", "token.revoke"})
+ADMIN_REQUESTS = frozenset(
+    {"control.set", "user.create", "user.list", "token.revoke", "state.digest"}
+)
 # Requests the accountant forwards to the controller after authenticating them.
 CONTROLLER_REQUESTS = frozenset({"control.get", "control.set", "quote.get"})
 # Requests the accountant forwards to the controller through the matcher, so that they reach

@@ -152,8 +152,8 @@ class Server:
         status = self.status()
         pid = status["children"]["matcher"]["pid"]
         text = log.read_text(errors="replace") if log.exists() else ""
-        # the newest matcher process has logged a snapshot after its start line
-        start = text.rfind("matcher up")
+        # the matcher process running now has logged a snapshot after its start line
+        start = text.rfind(f"matcher up, pid {pid},")
         return pid is not None and start >= 0 and "book snapshot" in text[start:]
 
     def stop(self, timeout: float = 30.0) -> int:

@@ -158,3 +158,62 @@ def test_nothing_fills_while_the_run_state_is_unknown(own_server: Server) -> Non
     finally:
         os.kill(pid, signal.SIGCONT)
     client.wait_for("order.filled", order["id"])
+
+
+def test_the_state_digest_survives_a_restart_a_crash_and_reads_the_same_offline(
+    own_server: Server,
+) -> None:
+    """`state.digest` is equal before a clean stop, after the restart, after the matcher
+    and the accountant are killed and recovered, and from `run.py digest` with no server.
+    The books hold a replacement that kept its place ahead of older orders at its price."""
+    server = own_server
+    users = [server.client(server.new_user(f"digest{n}")) for n in range(2)]
+    bought = users[0].place_order("600000", "buy", 300, "8.50")
+    users[0].wait_for("order.filled", bought["id"])
+    server.set_control("paused")
+    try:
+        first = users[0].place_order("600000", "buy", 300, "8.00")
+        users[1].place_order("600000", "buy", 200, "8.00")
+        users[0].replace_order(first["id"], qty=100)  # keeps its place: same price, less
+        users[1].place_order(
+            "600000", "buy", 100, "12.00", order_type="stop_limit", stop_price="11.00"
+        )
+        users[0].place_order("600000", "sell", 100, "9.50")
+        admin = server.client(server.admin_token)
+        before = admin.digest()
+        assert before["books_match_orders"], before
+        assert before["counts"]["open_orders"] >= 4
+
+        server.restart()
+        assert server.client(server.admin_token).digest() == before
+        for process in ("matcher", "accountant"):
+            server.kill(process)
+            after = server.client(server.admin_token).digest()
+            assert after == before, (process, after["parts"], before["parts"])
+
+        server.stop()
+        offline = run_digest(server)
+        server.start()
+        assert {k: offline[k] for k in ("digest", "parts")} == {
+            k: before[k] for k in ("digest", "parts")
+        }
+    finally:
+        server.set_control("running")
+
+
+def run_digest(server: Server) -> dict[str, Any]:
+    import json
+    import subprocess
+    import sys
+
+    from tests.harness import ROOT
+
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "run.py"), "--config", str(server.config), "digest"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+    )
+    assert done.returncode == 0, done.stderr
+    return dict(json.loads(done.stdout))

@@ -499,7 +499,7 @@ def test_a_replacement_for_more_qty_goes_to_the_back_of_its_level() -> None:
     book = make_book("0.25")
     book.add(resting(1, "buy", "10.00", 100))
     book.add(resting(2, "buy", "10.00", 100))
-    assert book.replace(1, resting(3, "buy", "10.00", 200))
+    assert not book.replace(1, resting(3, "buy", "10.00", 200))  # not in its place
     assert see_and_match(book, trade("10.00", volume=400)) == [(2, 100, "10.00")]
 
 
@@ -507,9 +507,9 @@ def test_a_replacement_at_another_price_loses_its_place_even_when_it_comes_back(
     book = make_book("0.25")
     book.add(resting(1, "buy", "10.00", 100))
     book.add(resting(2, "buy", "10.00", 100))
-    assert book.replace(1, resting(3, "buy", "9.99", 100))
+    assert not book.replace(1, resting(3, "buy", "9.99", 100))
     assert book.best_bid() == D("10.00")
-    assert book.replace(3, resting(4, "buy", "10.00", 100))
+    assert not book.replace(3, resting(4, "buy", "10.00", 100))
     assert see_and_match(book, trade("10.00", volume=400)) == [(2, 100, "10.00")]
     assert list(book.orders()) == [book.get(4)]
 
@@ -524,7 +524,7 @@ def test_replacing_an_order_the_book_does_not_hold_changes_nothing() -> None:
 def test_a_replaced_waiting_stop_still_waits() -> None:
     book = make_book()
     book.add(stop(1, "sell", "10.00", "9.50"))
-    assert book.replace(1, stop(2, "sell", "9.00", "8.55"))
+    assert not book.replace(1, stop(2, "sell", "9.00", "8.55"))  # no place to keep
     book.see(trade("9.50"))
     assert book.trigger() == [] and book.match() == []
     assert 2 in book and book.best_ask() is None

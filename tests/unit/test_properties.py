@@ -1095,7 +1095,8 @@ class TradingSystem(RuleBasedStateMachine):
         keeps_place = price == model.price and new_qty <= model.leaves
         new_model.arrival = model.arrival if keeps_place else next(self.arrivals)
         new_model.maker = model.maker if keeps_place else self.rests(new_model)
-        assert self.books[model.symbol].replace(old_id, self.resting(new.id, new_model))
+        kept = self.books[model.symbol].replace(old_id, self.resting(new.id, new_model))
+        assert kept == (keeps_place and not model.waiting)
         assert self.accounts.replace(old, next(self.clock)) is new
         assert (old.status, old.replaced_by, old.reserved_cash) == ("replaced", new.id, 0)
         assert new.status == "new" and new.reserved_cash == expected_reserve(
