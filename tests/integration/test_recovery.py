@@ -163,8 +163,8 @@ def test_nothing_fills_while_the_run_state_is_unknown(own_server: Server) -> Non
 def test_the_state_digest_survives_a_restart_a_crash_and_reads_the_same_offline(
     own_server: Server,
 ) -> None:
-    """`state.digest` is equal before a clean stop, after the restart, after the matcher
-    and the accountant are killed and recovered, and from `run.py digest` with no server.
+    """`state.digest` is equal after the matcher and the accountant are killed and
+    recovered, from `run.py digest` with no server, and after the clean restart.
     The books hold a replacement that kept its place ahead of older orders at its price."""
     server = own_server
     users = [server.client(server.new_user(f"digest{n}")) for n in range(2)]
@@ -184,8 +184,6 @@ def test_the_state_digest_survives_a_restart_a_crash_and_reads_the_same_offline(
         assert before["books_match_orders"], before
         assert before["counts"]["open_orders"] >= 4
 
-        server.restart()
-        assert server.client(server.admin_token).digest() == before
         for process in ("matcher", "accountant"):
             server.kill(process)
             after = server.client(server.admin_token).digest()
@@ -194,9 +192,9 @@ def test_the_state_digest_survives_a_restart_a_crash_and_reads_the_same_offline(
         server.stop()
         offline = run_digest(server)
         server.start()
-        assert {k: offline[k] for k in ("digest", "parts")} == {
-            k: before[k] for k in ("digest", "parts")
-        }
+        restarted = server.client(server.admin_token).digest()
+        for digest in (offline, restarted):
+            assert (digest["digest"], digest["parts"]) == (before["digest"], before["parts"])
     finally:
         server.set_control("running")
 

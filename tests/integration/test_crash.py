@@ -1,0 +1,21 @@
+"""Crash safety under load, short: about 20 kills while users trade (bench/crash.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bench.crash import run
+
+pytestmark = pytest.mark.crash
+
+
+def test_nothing_acknowledged_is_lost_while_processes_are_killed(tmp_path: Path) -> None:
+    # the digest over a clean restart is test_recovery's; bench/crash.py checks it too
+    figures = run(tmp_path, kills=20, every=2.0, users=4, seed=7, restart=False)
+    assert figures["problems"] == [], figures
+    assert sum(figures["kills"].values()) == 20
+    assert set(figures["kills"]) == {"controller", "matcher", "accountant", "gateway"}
+    assert figures["counts"]["acked orders"] > 50, figures  # the flow went on between kills
+    assert figures["counts"]["fills"] > 0, figures
