@@ -156,7 +156,10 @@ class Server:
         start = text.rfind(f"matcher up, pid {pid},")
         return pid is not None and start >= 0 and "book snapshot" in text[start:]
 
-    def stop(self, timeout: float = 30.0) -> int:
+    def stop(self, timeout: float = 30.0, together: bool = False) -> int:
+        """SIGTERM to run.py, which stops the processes in flow order, each once the one
+        before has exited; `together`: also to the four at once, as a test's teardown
+        may (the flow order is for a server that goes on, restarts included)."""
         for client in self._clients:
             with contextlib.suppress(Exception):
                 client.close()
@@ -166,7 +169,14 @@ class Server:
             self._quote_socket = None
         if self.proc is None:
             return 0
+        children = []
+        if together:
+            with contextlib.suppress(RuntimeError):
+                children = [c["pid"] for c in self.status()["children"].values() if c["pid"]]
         self.proc.send_signal(signal.SIGTERM)
+        for pid in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
         try:
             code = self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
@@ -183,7 +193,7 @@ class Server:
         return self.start()
 
     def __exit__(self, *_exc: object) -> None:
-        self.stop()
+        self.stop(together=True)
 
     # PROCESSES -------------------------------------------------------------------------
 

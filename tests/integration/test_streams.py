@@ -55,6 +55,13 @@ def trades(price: str, count: int, volume: int = 100) -> list[dict[str, object]]
     return [{"symbol": SYMBOL, "last": price, "volume": volume}] * count
 
 
+def wait_until_published(client: TradeClient, last: str) -> None:
+    deadline = time.monotonic() + 60
+    while client.quote(SYMBOL)["last"] != last:
+        assert time.monotonic() < deadline, "the controller did not take the trades"
+        time.sleep(0.2)
+
+
 def log_lines(server: Server, name: str, text: str) -> list[str]:
     log = (server.data_dir / "logs" / f"{name}.log").read_text(errors="replace")
     return [line for line in log.splitlines() if text in line]
@@ -73,6 +80,8 @@ def test_a_paused_matcher_gets_the_trades_it_missed_sent_again(server: Server) -
         server.push_quotes(*trades("10.00", 20_000))
         server.push_quotes(*trades("8.90", 1, volume=1000))
         server.push_quotes(*trades("10.00", 20_000))
+        server.push_quotes(*trades("10.01", 1))
+        wait_until_published(client, "10.01")  # all of it went out while the matcher slept
     filled = client.wait_for("order.filled", order["id"], timeout=60)
     assert filled["fill"]["price"] == "8.90"
     assert log_lines(server, "matcher", "gap from controller"), "no gap: the test proves nothing"
