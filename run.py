@@ -431,14 +431,12 @@ def user_token(settings: Settings, name: str, action: str) -> dict[str, Any]:
 
 def _user_token_offline(settings: Settings, name: str, action: str) -> dict[str, Any]:
     """No server runs on this data dir: change the token's hash in the ledger."""
-    import secrets
-
     from sqlalchemy import select
     from sqlalchemy.orm import Session
 
     from actors.accountant import operation_row
     from actors.ledger import UserRow, Work, make_engine, write_batch
-    from protocol.tokens import hash_token, new_token
+    from protocol.tokens import hash_token, new_token, revoked_hash
 
     bootstrap(settings)
     engine = make_engine(settings.database_url, settings.ledger.sqlite_synchronous)
@@ -455,7 +453,7 @@ def _user_token_offline(settings: Settings, name: str, action: str) -> dict[str,
             result["token"] = new_token()
             token_hash = hash_token(result["token"])
         else:
-            token_hash = "revoked-" + secrets.token_hex(28)  # no token hashes to it
+            token_hash = revoked_hash()
         kind = f"token.{action}d"
         row = operation_row(time.time_ns(), kind, detail=f"user {user.id} {name}")
         work = Work(updates=[(UserRow, {"id": user.id, "token_hash": token_hash})], inserts=[row])

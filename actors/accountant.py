@@ -44,7 +44,7 @@ from protocol.errors import ErrorCode, RejectError, error_body
 from protocol.messages import ADMIN_REQUESTS, CONTROLLER_REQUESTS, REPLAY_REQUESTS, OrderView
 from protocol.orders import IMMEDIATE, PRICE_FIELDS, STOP_FIELDS, check_fits_type
 from protocol.settings import Settings
-from protocol.tokens import hash_token, new_token
+from protocol.tokens import hash_token, new_token, revoked_hash
 from protocol.values import money, number, parse_decimal, wire_qty
 
 log = logging.getLogger("accountant")
@@ -911,8 +911,7 @@ class Accountant(pykka.ThreadingActor):
             raise RejectError(
                 ErrorCode.REQUEST_INVALID, "the admin token can be rotated, not revoked"
             )
-        # Not a SHA-256 in hex, so no token hashes to it: nobody signs in as this user.
-        self._replace_token(work, user, "revoked-" + secrets.token_hex(28), "token.revoked")
+        self._replace_token(work, user, revoked_hash(), "token.revoked")
         self.reply(work, msg, {"type": "token.revoked", "user_id": user.id, "name": user.name})
 
     def _token_owner(self, msg: Message, caller: User) -> User:

@@ -21,11 +21,20 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from itertools import groupby
 from typing import Any
 
 import zmq
 
-from actors.streams import GIVE_UP_AFTER, RESEND_EVERY, RESEND_TYPE, Incoming, Outgoing, new_life
+from actors.streams import (
+    RESEND_EVERY,
+    RESEND_TYPE,
+    Incoming,
+    Outgoing,
+    header,
+    new_life,
+    read_header,
+)
 from protocol import codec
 from protocol.errors import RejectError
 
@@ -152,18 +161,6 @@ class Bus:
         could not be had again: the process resynchronises what they carried."""
         self._lost_handlers.append(handler)
 
-    def stream_stats(self) -> dict[str, Any]:
-        """This process's life, the last number sent on each link, and each incoming
-        stream's counters (actors.streams.Incoming.stats)."""
-        return {
-            "life": self.life,
-            "sent": {peer: out.seq for peer, out in self._outgoing.items()},
-            "received": {
-                f"{sender}/{link}": stream.stats()
-                for (sender, link), stream in self._incoming.items()
-            },
-        }
-
     def every(self, seconds: float, callback: Callable[[], None]) -> None:
         """Call `callback` in the loop thread every `seconds` (first call after one period)."""
         self._timer_ids += 1
@@ -257,25 +254,21 @@ class Bus:
 
     def _deliver(self, ready: list[tuple[zmq.Socket, Published]]) -> None:
         """Frames to the handlers of the sockets their streams belong to, in order."""
-        start = 0
-        for end in range(1, len(ready) + 1):
-            if end == len(ready) or ready[end][0] is not ready[start][0]:
-                origin, frames = ready[start][0], [f for _, f in ready[start:end]]
-                if origin in self._subs:
-                    self._deliver_sub(origin, frames)
-                else:
-                    self._deliver_pull(origin, [payload for _, payload in frames])
-                start = end
+        for origin, run in groupby(ready, key=lambda item: item[0]):
+            frames = [frame for _, frame in run]
+            if origin in self._subs:
+                self._deliver_sub(origin, frames)
+            else:
+                self._deliver_pull(origin, [payload for _, payload in frames])
 
     def _deliver_pull(self, sock: zmq.Socket, payloads: list[bytes]) -> None:
         batch: list[Message] = []
         for payload in payloads:
             _extend(batch, codec.decode_internal(payload))
-        if any(m.get("type") == RESEND_TYPE for m in batch):
-            for msg in batch:
-                if msg.get("type") == RESEND_TYPE:
-                    self._resend(msg)
-            batch = [m for m in batch if m.get("type") != RESEND_TYPE]
+        for msg in batch:
+            if msg.get("type") == RESEND_TYPE:
+                self._resend(msg)
+        batch = [m for m in batch if m.get("type") != RESEND_TYPE]
         if batch:
             self._pull[sock](batch)
 
@@ -312,8 +305,8 @@ class Bus:
         held back, or nothing yet."""
         if len(frames) < 2:
             return [(sock, (topic, frames[-1]))]
-        sender, link, life, seq = codec.decode_internal(frames[0])
-        key = (sender, link)
+        key, life, seq = read_header(frames[0])
+        sender, link = key
         stream = self._incoming.get(key)
         if stream is None:
             stream = self._incoming[key] = Incoming()
@@ -335,21 +328,16 @@ class Bus:
             self._beat_at = now
             self._beat()
         for (sender, link), stream in self._incoming.items():
-            missing = stream.missing()
-            if missing is None or stream.stalled_at is None:
-                continue
-            if now - stream.stalled_at >= GIVE_UP_AFTER:
+            due = stream.due(now)
+            if due == "give up":
                 ready, lost = stream.give_up(now)
                 self._lost(sender, link, lost)
                 origin = self._origin[(sender, link)]
                 self._deliver([(origin, frame) for frame in ready])
-            elif stream.asked_at is None or now - stream.asked_at >= RESEND_EVERY:
-                stream.asked_at = now
+            elif due == "ask":
                 route = self._out.get(sender)
                 if route is not None and not route[1]:  # we push to the sender: ask it
-                    first, last = missing
-                    ask = {"type": RESEND_TYPE, "link": link, "life": stream.life}
-                    self.send(sender, {**ask, "first": first, "last": last, "inbox": self._inbox})
+                    self.send(sender, {**stream.resend_request(link), "inbox": self._inbox})
 
     def _lost(self, sender: str, link: str, count: int) -> None:
         log.warning("lost %d frame(s) from %s/%s: resynchronising", count, sender, link)
@@ -372,9 +360,9 @@ class Bus:
         frames = outgoing.since(int(request["first"]), int(request["last"]))
         log.info("resending %d frame(s) on %s from %d", len(frames), link, request["first"])
         parts = deque(
-            [codec.encode([self.name, link, self.life, seq]), payload, topic.encode()]
+            [header(self.name, link, self.life, seq), payload, topic.encode()]
             if is_pub
-            else [codec.encode([self.name, link, self.life, seq]), payload]
+            else [header(self.name, link, self.life, seq), payload]
             for seq, (topic, payload) in frames
         )
         self._resending[sock] = parts
@@ -419,13 +407,13 @@ class Bus:
             sock, is_pub = self._out[peer]
             payload = codec.encode(messages)
             seq = self._outgoing[peer].stamp((topic or "", payload))
-            header = codec.encode([self.name, peer, self.life, seq])
+            head = header(self.name, peer, self.life, seq)
             if is_pub:
-                sock.send_multipart([(topic or "").encode(), header, payload])
+                sock.send_multipart([(topic or "").encode(), head, payload])
             elif peer in self._droppable:
-                self._send_or_drop(peer, [header, payload], len(messages))
+                self._send_or_drop(peer, [head, payload], len(messages))
             else:
-                sock.send_multipart([header, payload])
+                sock.send_multipart([head, payload])
 
     def _send_or_drop(self, peer: str, frames: list[bytes], messages: int) -> None:
         sock, _ = self._out[peer]
@@ -442,8 +430,7 @@ class Bus:
         end of a burst shows when it arrives, and the peer asks for the rest."""
         for peer in list(self._dropped):
             seq = self._outgoing[peer].stamp(("", _EMPTY))
-            header = codec.encode([self.name, peer, self.life, seq])
-            self._send_or_drop(peer, [header, _EMPTY], 0)
+            self._send_or_drop(peer, [header(self.name, peer, self.life, seq), _EMPTY], 0)
 
     def _close(self) -> None:
         others = [*(s for s, _ in self._out.values()), *self._resend_sockets.values()]

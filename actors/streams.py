@@ -22,7 +22,9 @@ from __future__ import annotations
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Literal, TypeVar
+
+from protocol import codec
 
 T = TypeVar("T")
 
@@ -34,6 +36,16 @@ GIVE_UP_AFTER = 5.0  # seconds a gap may make no progress before its frames coun
 def new_life() -> int:
     """A number for this run of a process: later runs get larger ones (ns since epoch)."""
     return time.time_ns()
+
+
+def header(sender: str, link: str, life: int, seq: int) -> bytes:
+    return codec.encode([sender, link, life, seq])
+
+
+def read_header(frame: bytes) -> tuple[tuple[str, str], int, int]:
+    """((sender, link), life, seq) of a header frame."""
+    sender, link, life, seq = codec.decode_internal(frame)
+    return (sender, link), life, seq
 
 
 @dataclass
@@ -72,7 +84,6 @@ class Incoming(Generic[T]):
     held: dict[int, T] = field(default_factory=dict)
     stalled_at: float | None = None  # since when a gap has made no progress
     asked_at: float | None = None
-    received: int = 0
     repeats: int = 0
     gaps: int = 0
     lost: int = 0
@@ -82,7 +93,6 @@ class Incoming(Generic[T]):
         sender's previous life that a gap kept back are handed on, the gap is lost)."""
         out: list[T] = []
         lost = 0
-        self.received += 1
         if life != self.life:
             if self.life is not None and life < self.life:
                 return [], 0  # a resend from a life that ended: its state is gone
@@ -116,6 +126,25 @@ class Incoming(Generic[T]):
         """The first range of sequence numbers a gap is waiting for."""
         return (self.next, min(self.held) - 1) if self.held else None
 
+    def due(self, now: float) -> Literal["give up", "ask"] | None:
+        """What a gap needs now: to be given up (no progress for GIVE_UP_AFTER), to be
+        asked for again (not asked for RESEND_EVERY; counted as asked), or nothing."""
+        if not self.held or self.stalled_at is None:
+            return None
+        if now - self.stalled_at >= GIVE_UP_AFTER:
+            return "give up"
+        if self.asked_at is None or now - self.asked_at >= RESEND_EVERY:
+            self.asked_at = now
+            return "ask"
+        return None
+
+    def resend_request(self, link: str) -> dict[str, Any]:
+        """The `bus.resend` message that asks the sender for the first gap's frames."""
+        missing = self.missing()
+        assert missing is not None, "no gap to ask for"
+        first, last = missing
+        return {"type": RESEND_TYPE, "link": link, "life": self.life, "first": first, "last": last}
+
     def give_up(self, now: float) -> tuple[list[T], int]:
         """Skip the first gap: the frames after it go on; returns them and how many were lost."""
         if not self.held:
@@ -135,14 +164,3 @@ class Incoming(Generic[T]):
             out.append(self.held.pop(self.next))
             self.next += 1
         return out
-
-    def stats(self) -> dict[str, Any]:
-        return {
-            "life": self.life,
-            "next": self.next,
-            "received": self.received,
-            "repeats": self.repeats,
-            "gaps": self.gaps,
-            "lost": self.lost,
-            "held": len(self.held),
-        }

@@ -22,7 +22,7 @@ from typing import Any
 import zmq
 import zmq.asyncio
 
-from actors.streams import GIVE_UP_AFTER, RESEND_EVERY, RESEND_TYPE, Incoming, Outgoing, new_life
+from actors.streams import RESEND_TYPE, Incoming, Outgoing, header, new_life, read_header
 from protocol import codec, topics
 from protocol.errors import ErrorCode, error_body
 from protocol.messages import NewOrder, OrderFields, ReplaceFields, Request, UserFields
@@ -290,18 +290,16 @@ class Gateway:
         that short) rather than being dropped."""
         if seq is None:
             seq = self.to_accountant_stream.stamp(payload)
-        header = codec.encode(["gateway", topics.ACCOUNTANT, self.life, seq])
-        sent = self.to_accountant.send_multipart([header, payload])
+        head = header("gateway", topics.ACCOUNTANT, self.life, seq)
+        sent = self.to_accountant.send_multipart([head, payload])
         sent.add_done_callback(_log_send_failure)
 
     def _in_order(self, frames: list[bytes], topic: str = "") -> list[tuple[str, bytes]]:
         """The (topic, payload) that may go on after this frame (actors/streams.py)."""
         if len(frames) < 2:
             return [(topic, frames[-1])]
-        sender, link, life, seq = codec.decode_internal(frames[0])
-        stream = self.incoming.get((sender, link))
-        if stream is None:
-            stream = self.incoming[(sender, link)] = Incoming()
+        (sender, link), life, seq = read_header(frames[0])
+        stream = self.incoming.setdefault((sender, link), Incoming())
         ready, lost = stream.take(life, seq, (topic, frames[1]), time.monotonic())
         if lost:
             self._lost(sender, link, lost)
@@ -319,22 +317,16 @@ class Gateway:
             await asyncio.sleep(0.1)
             now = time.monotonic()
             for (sender, link), stream in self.incoming.items():
-                missing = stream.missing()
-                if missing is None or stream.stalled_at is None:
-                    continue
-                if now - stream.stalled_at >= GIVE_UP_AFTER:
+                due = stream.due(now)
+                if due == "give up":
                     ready, lost = stream.give_up(now)
                     self._lost(sender, link, lost)
                     if link == topics.GATEWAY:
                         self._take_inbox(ready)
                     else:
                         self._take_public(ready)
-                elif sender == topics.ACCOUNTANT and (
-                    stream.asked_at is None or now - stream.asked_at >= RESEND_EVERY
-                ):
-                    stream.asked_at = now
-                    ask = {"type": RESEND_TYPE, "link": link, "life": stream.life}
-                    self._outbox.append({**ask, "first": missing[0], "last": missing[1]})
+                elif due == "ask" and sender == topics.ACCOUNTANT:  # no link to the others
+                    self._outbox.append(stream.resend_request(link))
                     self._flush()
 
     def _resend(self, request: dict[str, Any]) -> None:

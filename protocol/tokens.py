@@ -16,3 +16,9 @@ def new_token() -> str:
 
 def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+def revoked_hash() -> str:
+    """What a revoked user's token hash becomes: not a SHA-256 in hex, so no token hashes
+    to it and nobody signs in as that user until a new token is given."""
+    return "revoked-" + secrets.token_hex(28)  # 64 characters, as the column holds

@@ -48,6 +48,27 @@ def test_too_much_held_back_gives_the_gap_up_at_once() -> None:
     assert stream.take(1, 6, 6, 0.0) == ([3, 4, 5, 6], 1)
 
 
+def test_a_gap_is_asked_for_every_half_second_and_given_up_after_five() -> None:
+    stream: Incoming[str] = Incoming()
+    assert stream.due(0.0) is None  # nothing missing
+    stream.take(1, 1, "a", 0.0)
+    stream.take(1, 4, "d", 0.0)
+    assert stream.due(0.1) == "ask"
+    assert stream.resend_request("pub") == {
+        "type": "bus.resend",
+        "link": "pub",
+        "life": 1,
+        "first": 2,
+        "last": 3,
+    }
+    assert stream.due(0.3) is None  # asked 0.2 s ago
+    assert stream.due(0.6) == "ask"
+    stream.take(1, 2, "b", 1.0)  # progress: ask for the rest at once, the clock restarts
+    assert stream.due(1.0) == "ask"
+    assert stream.due(5.9) == "ask"
+    assert stream.due(6.0) == "give up"
+
+
 def test_the_sender_keeps_its_last_frames_for_resends() -> None:
     out: Outgoing[str] = Outgoing("link", retain=3)
     for frame in "abcde":
