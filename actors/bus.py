@@ -199,20 +199,27 @@ class Bus:
             while not self._stopping:
                 timeout = self._run_due_timers()
                 for sock, _ in self._poller.poll(timeout):
-                    if sock == self._wake_r:
-                        self._drain_wake()
-                    elif sock in self._pull:
-                        self._read_pull(sock)
-                    elif sock in self._waiting_room:
-                        self._continue_resend(sock)
-                    else:
-                        self._read_sub(sock)
+                    self._on_ready(sock)
                 self._flush()
             if on_stop is not None:
                 on_stop()
             self._flush()
         finally:
             self._close()
+
+    def _on_ready(self, sock: zmq.Socket | int) -> None:
+        """One socket the poll found ready. A socket that was waiting for room may have
+        finished its resend earlier in the same batch (a newer request sent the rest):
+        its readiness is then stale and is let go; reading it would fail (a PUSH or
+        PUB cannot receive)."""
+        if sock == self._wake_r:
+            self._drain_wake()
+        elif sock in self._pull:
+            self._read_pull(sock)
+        elif sock in self._subs:
+            self._read_sub(sock)
+        elif sock in self._waiting_room:
+            self._continue_resend(sock)
 
     def _run_due_timers(self) -> int:
         now = time.monotonic()

@@ -62,9 +62,16 @@ def wait_until_published(client: TradeClient, last: str) -> None:
         time.sleep(0.2)
 
 
-def log_lines(server: Server, name: str, text: str) -> list[str]:
-    log = (server.data_dir / "logs" / f"{name}.log").read_text(errors="replace")
-    return [line for line in log.splitlines() if text in line]
+def log_lines(server: Server, name: str, text: str, wait: float = 5.0) -> list[str]:
+    """The lines of a process's log holding `text`, waiting up to `wait` seconds for
+    one: processes write their logs out once a second."""
+    deadline = time.monotonic() + wait
+    while True:
+        log = (server.data_dir / "logs" / f"{name}.log").read_text(errors="replace")
+        found = [line for line in log.splitlines() if text in line]
+        if found or time.monotonic() >= deadline:
+            return found
+        time.sleep(0.2)
 
 
 def test_a_paused_matcher_gets_the_trades_it_missed_sent_again(server: Server) -> None:
@@ -86,7 +93,7 @@ def test_a_paused_matcher_gets_the_trades_it_missed_sent_again(server: Server) -
     assert filled["fill"]["price"] == "8.90"
     assert log_lines(server, "matcher", "gap from controller"), "no gap: the test proves nothing"
     assert log_lines(server, "controller", "resending")
-    assert not log_lines(server, "matcher", "lost")
+    assert not log_lines(server, "matcher", "lost", wait=0)
 
 
 def test_a_paused_gateway_gets_every_event_it_missed(server: Server) -> None:
