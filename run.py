@@ -37,6 +37,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from actors import curve
 from actors.feeds import volume_unit
 from actors.process import LEDGER_LOCK, exclusive_lock
 from actors.replay import replay_bars
@@ -172,7 +173,10 @@ class Supervisor:
     def __init__(self, settings: Settings, settings_path: Path) -> None:
         self.settings = settings
         self.settings_path = settings_path
-        self.children = {name: Child(name, module) for name, module in CHILDREN.items()}
+        local = settings.server.processes
+        self.children = {
+            name: Child(name, module) for name, module in CHILDREN.items() if name in local
+        }
         self.stopping = False
         self.status_path = settings.data_dir / "supervisor.json"
 
@@ -226,7 +230,7 @@ class Supervisor:
         """Stop the processes in flow order, each after the one before has exited; or,
         when nothing is in flight any more (a finished backtest), all at once."""
         for group in [STOP_ORDER] if together else [[name] for name in STOP_ORDER]:
-            procs = [self.children[name].proc for name in group]
+            procs = [self.children[n].proc for n in group if n in self.children]
             running = [p for p in procs if p is not None and p.poll() is None]
             for proc in running:
                 proc.terminate()
@@ -288,7 +292,8 @@ def supervised(settings: Settings, stop_together: bool = False) -> Iterator[Supe
         with no_server(settings, supervisor_lock_held=True):
             for folder in ipc_paths(settings):
                 private_folder(folder)
-            bootstrap(settings)
+            if "accountant" in settings.server.processes:
+                bootstrap(settings)
         # the ledger lock is free again: the accountant takes it for as long as it runs
         settings_path = settings.data_dir / "settings.json"
         settings_module.save(settings, settings_path)
@@ -308,7 +313,9 @@ def serve(settings: Settings) -> int:
             return 1
         signal.signal(signal.SIGTERM, supervisor._on_signal)
         signal.signal(signal.SIGINT, supervisor._on_signal)
-        if wait_for_port(settings.endpoints.http_host, settings.endpoints.http_port, 30):
+        if "gateway" not in settings.server.processes:
+            print(f"[supervisor] running {', '.join(supervisor.children)}", flush=True)
+        elif wait_for_port(settings.endpoints.http_host, settings.endpoints.http_port, 30):
             print(banner(settings), flush=True)
         else:
             print("[supervisor] the gateway did not open its HTTP port; see logs/", flush=True)
@@ -537,6 +544,15 @@ def parser() -> argparse.ArgumentParser:
     sub.add_parser(
         "digest", parents=[common], help="print a hash of accounts, positions, orders, books"
     )
+    keys = sub.add_parser(
+        "keys", parents=[common], help="create CURVE key pairs for internal tcp links"
+    )
+    keys.add_argument(
+        "--process",
+        action="append",
+        choices=list(CHILDREN),
+        help="only this process's pair (repeatable; default all four that are missing)",
+    )
     return p
 
 
@@ -623,6 +639,9 @@ def main(argv: list[str] | None = None) -> int:
             settings = settings_from_args(args)
         if (args.command or "serve") == "serve" and settings.market.feed == "replay":
             replay_bars(settings)  # every file checked before anything starts
+        if (args.command or "serve") == "serve" and settings.security.curve:
+            curve.create_missing(settings, settings.server.processes)
+            curve.check(settings)  # each key the processes here need, before any starts
     except (ValidationError, ValueError, OSError) as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
@@ -666,6 +685,11 @@ def _dispatch(args: argparse.Namespace, command: str, settings: Settings) -> int
         return 0
     if command == "digest":
         print(json.dumps(digest(settings), indent=2))
+        return 0
+    if command == "keys":
+        for path in curve.create_missing(settings, args.process or None):
+            print(f"created {path} and {path.with_suffix('.key').name}")
+        print(f"keys in {settings.keys_dir}: copy the .key files (public) to every host")
         return 0
     if command == "backtest":
         return backtest(args, settings)

@@ -1074,7 +1074,7 @@ def _serve(settings: Settings) -> None:
     engine: Engine = make_engine(settings.database_url, settings.ledger.sqlite_synchronous)
     clock = clock_for(settings.control.clock, latest_time(engine))
     accounts, user_seqs = load_accounts(engine, Market.from_settings(settings))
-    bus = Bus("accountant", settings.limits.internal_hwm, settings.limits.internal_retain)
+    bus = process.bus_for(settings, "accountant")
     # 1. requests from gateways and answers from the matcher arrive on one inbox
     # 2. checked, reserved and recorded orders go to the matcher
     # 3. replies and private events go back to the gateway, after commit. PUSH, not PUB:

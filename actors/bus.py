@@ -26,6 +26,7 @@ from typing import Any
 
 import zmq
 
+from actors.curve import Curve
 from actors.streams import (
     RESEND_EVERY,
     RESEND_TYPE,
@@ -59,12 +60,16 @@ _EMPTY = codec.encode([])
 class Bus:
     """Sockets and timers of one process, driven by `run()` in one thread."""
 
-    def __init__(self, name: str, hwm: int = _HWM, retain: int = _RETAIN) -> None:
+    def __init__(
+        self, name: str, hwm: int = _HWM, retain: int = _RETAIN, curve: Curve | None = None
+    ) -> None:
         self.name = name
         self.life = new_life()
         self._hwm = hwm
         self._retain = retain
         self._ctx = zmq.Context()
+        self._curve = curve  # keys for tcp links (actors/curve.py), None: in the clear
+        self._auth = curve.authenticator(self._ctx) if curve else None
         self._poller = zmq.Poller()
         self._pull: dict[zmq.Socket, BatchHandler] = {}
         self._untrusted: set[zmq.Socket] = set()
@@ -105,6 +110,14 @@ class Bus:
         sock.setsockopt(zmq.RCVHWM, self._hwm)
         return sock
 
+    def _secure_bind(self, sock: zmq.Socket, endpoint: str) -> None:
+        if self._curve is not None:
+            self._curve.bind(sock, endpoint)
+
+    def _secure_connect(self, sock: zmq.Socket, endpoint: str) -> None:
+        if self._curve is not None:
+            self._curve.connect(sock, endpoint)
+
     def pull(self, endpoint: str, handler: BatchHandler, untrusted: bool = False) -> None:
         """Bind this process's inbox; `handler` gets each burst of messages as one list.
 
@@ -117,6 +130,7 @@ class Bus:
             self._untrusted.add(sock)
         else:
             self._inbox = endpoint
+            self._secure_bind(sock, endpoint)
         sock.bind(endpoint)
         self._pull[sock] = handler
         self._poller.register(sock, zmq.POLLIN)
@@ -131,6 +145,7 @@ class Bus:
         """
         sock = self._socket(zmq.SUB)
         sock.setsockopt(zmq.SUBSCRIBE, b"")
+        self._secure_connect(sock, endpoint)
         sock.connect(endpoint)
         self._subs[sock] = handler
         self._sub_topics[sock] = topics
@@ -143,6 +158,7 @@ class Bus:
         blocks (backpressure) or, with `drop_when_full`, the batch is dropped and logged.
         """
         sock = self._socket(zmq.PUSH)
+        self._secure_connect(sock, endpoint)
         sock.connect(endpoint)
         self._out[peer] = (sock, False)
         self._outgoing[peer] = Outgoing(peer, self._retain)
@@ -152,6 +168,7 @@ class Bus:
     def publish_as(self, peer: str, endpoint: str) -> None:
         """Bind a PUB socket; `send(peer, msg, topic)` broadcasts on it."""
         sock = self._socket(zmq.PUB)
+        self._secure_bind(sock, endpoint)
         sock.bind(endpoint)
         self._out[peer] = (sock, True)
         self._outgoing[peer] = Outgoing(peer, self._retain)
@@ -379,6 +396,7 @@ class Bus:
         sock = self._resend_sockets.get(inbox)
         if sock is None:
             sock = self._resend_sockets[inbox] = self._socket(zmq.PUSH)
+            self._secure_connect(sock, inbox)
             sock.connect(inbox)
         return sock
 
@@ -443,6 +461,8 @@ class Bus:
         others = [*(s for s, _ in self._out.values()), *self._resend_sockets.values()]
         for sock in [*self._pull, *self._subs, *others]:
             sock.close()
+        if self._auth is not None:
+            self._auth.stop()
         self._ctx.term()
         os.close(self._wake_r)
         os.close(self._wake_w)

@@ -577,7 +577,7 @@ def main(settings: Settings) -> None:
     process.setup_logging(settings, "controller")
     market_time = load_control(settings).get("market_time", 0)
     clock = clock_for(settings.control.clock, market_time if isinstance(market_time, int) else 0)
-    bus = Bus("controller", settings.limits.internal_hwm, settings.limits.internal_retain)
+    bus = process.bus_for(settings, "controller")
     # 1. control state and quotes go out on one PUB socket; replies to the gateway's inbox
     bus.publish_as(PUB, settings.endpoints.control_pub)
     bus.push_to(topics.GATEWAY, settings.endpoints.gateway_in, drop_when_full=True)

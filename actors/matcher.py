@@ -398,7 +398,7 @@ def _decimal(text: str | None) -> Decimal | None:
 def main(settings: Settings) -> None:
     """Wire the matcher in flow order: inbox from the accountant, market data, fills out."""
     process.setup_logging(settings, "matcher")
-    bus = Bus("matcher", settings.limits.internal_hwm, settings.limits.internal_retain)
+    bus = process.bus_for(settings, "matcher")
     # 1. fills and cancel answers go to the accountant
     bus.push_to(topics.ACCOUNTANT, settings.endpoints.accountant_in)
     bus.push_to(topics.CONTROLLER, settings.endpoints.controller_in)  # a replay's lock-step

@@ -16,6 +16,7 @@ from typing import Any
 
 import pykka
 
+from actors import curve
 from actors.bus import Bus
 from protocol import settings as settings_module
 from protocol.settings import Settings
@@ -127,6 +128,12 @@ def redacted(settings: Settings) -> str:
         url = make_url(settings.server.database_url)
         shown["server"]["database_url"] = url.render_as_string(hide_password=True)
     return json.dumps(shown)
+
+
+def bus_for(settings: Settings, process: str) -> Bus:
+    """The process's Bus, with its internal-link limits and, if configured, CURVE keys."""
+    limits = settings.limits
+    return Bus(process, limits.internal_hwm, limits.internal_retain, curve.load(settings, process))
 
 
 def run(bus: Bus, actors: Sequence[pykka.ActorRef[Any]]) -> None:

@@ -21,7 +21,9 @@ from typing import Any
 
 import zmq
 import zmq.asyncio
+from zmq.auth.thread import ThreadAuthenticator
 
+from actors import curve
 from actors.streams import RESEND_TYPE, Incoming, Outgoing, header, new_life, read_header
 from protocol import codec, topics
 from protocol.errors import ErrorCode, error_body
@@ -156,6 +158,8 @@ class Gateway:
         self.settings = settings
         self.id = secrets.token_hex(4)
         self.ctx = zmq.asyncio.Context()
+        self.curve = curve.load(settings, topics.GATEWAY)  # keys for tcp links, or None
+        self._auth: ThreadAuthenticator | None = None
         self.timeout = settings.limits.request_timeout
         self._next_rid = 0
         self._pending: dict[int, tuple[float, ReplyCallback]] = {}
@@ -193,13 +197,19 @@ class Gateway:
 
     async def start(self) -> None:
         e = self.settings.endpoints
+        if self.curve is not None:  # the ZAP handler runs on a sync twin of our context
+            self._auth = self.curve.authenticator(zmq.Context.shadow(self.ctx.underlying))
         self.to_accountant = self.ctx.socket(zmq.PUSH)
         self.to_accountant.setsockopt(zmq.SNDHWM, self.settings.limits.internal_hwm)
         self.to_accountant.setsockopt(zmq.LINGER, 0)
+        if self.curve is not None:
+            self.curve.connect(self.to_accountant, e.accountant_in)
         self.to_accountant.connect(e.accountant_in)
         inbox = self.ctx.socket(zmq.PULL)
         inbox.setsockopt(zmq.RCVHWM, self.settings.limits.internal_hwm)
         inbox.setsockopt(zmq.LINGER, 0)
+        if self.curve is not None:
+            self.curve.bind(inbox, e.gateway_in)
         inbox.bind(e.gateway_in)
         public = self._sub(e.control_pub)
         loop = asyncio.get_running_loop()
@@ -216,6 +226,8 @@ class Gateway:
         sock.setsockopt(zmq.RCVHWM, self.settings.limits.internal_hwm)
         sock.setsockopt(zmq.LINGER, 0)
         sock.setsockopt(zmq.SUBSCRIBE, b"")
+        if self.curve is not None:
+            self.curve.connect(sock, endpoint)
         sock.connect(endpoint)
         return sock
 
@@ -225,6 +237,8 @@ class Gateway:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        if self._auth is not None:
+            self._auth.stop()
         self.ctx.destroy(linger=0)
 
     # REQUESTS --------------------------------------------------------------------------

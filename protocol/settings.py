@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import ipaddress
 import os
 import tempfile
 import tomllib
@@ -29,10 +30,24 @@ class _Section(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+ProcessName = Literal["controller", "matcher", "accountant", "gateway"]
+PROCESS_NAMES: tuple[ProcessName, ...] = ("controller", "matcher", "accountant", "gateway")
+
+
 class ServerSettings(_Section):
     data_dir: str = "runtime"
     database_url: str = ""  # default: sqlite:///<data_dir>/tradeserver.db
     log_level: str = "INFO"
+    # The processes this run.py supervises: all four, or some of them on each of several
+    # hosts, which then reach each other over tcp endpoints (docs/reliability.md, CURVE).
+    processes: list[ProcessName] = Field(default=list(PROCESS_NAMES), min_length=1)
+
+    @field_validator("processes")
+    @classmethod
+    def _each_once(cls, processes: list[ProcessName]) -> list[ProcessName]:
+        if len(set(processes)) != len(processes):
+            raise ValueError("server.processes lists a process twice")
+        return processes
 
 
 class EndpointSettings(_Section):
@@ -48,6 +63,28 @@ class EndpointSettings(_Section):
     control_pub: str = ""  # controller PUB: ctl and md.<symbol> broadcasts
     gateway_in: str = ""  # gateway PULL: replies and private events from the other processes
     quotes_in: str = ""  # controller PULL: trades pushed in by an external feed (feed=external)
+
+
+# The internal endpoints and the process that binds each: a socket connecting to one needs
+# that process's public key when the link runs CURVE.
+BOUND_BY: dict[str, ProcessName] = {
+    "controller_in": "controller",
+    "control_pub": "controller",
+    "matcher_in": "matcher",
+    "accountant_in": "accountant",
+    "gateway_in": "gateway",
+}
+
+
+class SecuritySettings(_Section):
+    """CURVE on the internal tcp links (docs/reliability.md, section 6). ipc:// links are
+    guarded by their folder, private to the user, and never use it."""
+
+    curve: bool = False
+    keys_dir: str = ""  # default <data_dir>/keys: <process>.key (public), .key_secret
+    # With curve: the addresses allowed to connect to internal tcp endpoints (empty: any
+    # address, as long as it holds one of the deployment's keys).
+    allow: list[str] = []
 
 
 ProfileName = Literal["cn_a", "us_equity", "crypto"]
@@ -280,6 +317,23 @@ class Settings(_Section):
     limits: LimitSettings = LimitSettings()
     demo: DemoSettings = DemoSettings()
     backtest: BacktestSettings = BacktestSettings()
+    security: SecuritySettings = SecuritySettings()
+
+    @model_validator(mode="after")
+    def _plain_tcp_stays_on_this_host(self) -> Settings:
+        """An internal link in the clear must not leave the machine: its messages are
+        trusted (orders, fills, tokens' hashes) and carry no authentication of their own."""
+        if self.security.curve:
+            return self
+        for role in BOUND_BY:
+            endpoint = getattr(self.endpoints, role)
+            if endpoint.startswith("tcp://") and not _loopback(endpoint):
+                raise ValueError(
+                    f"endpoints.{role} = {endpoint!r} leaves this host: set "
+                    "security.curve = true to encrypt and authenticate internal links "
+                    "(docs/reliability.md), or bind it to 127.0.0.1"
+                )
+        return self
 
     @field_validator("market")
     @classmethod
@@ -337,6 +391,21 @@ class Settings(_Section):
 
     def log_path(self, process: str) -> Path:
         return self.data_dir / "logs" / f"{process}.log"
+
+    @property
+    def keys_dir(self) -> Path:
+        return Path(self.security.keys_dir or self.data_dir / "keys")
+
+
+def _loopback(endpoint: str) -> bool:
+    """tcp://127.x.x.x:port, tcp://localhost:port or tcp://[::1]:port."""
+    host = endpoint[len("tcp://") :].rsplit(":", 1)[0].strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
@@ -418,6 +487,9 @@ def build_settings(
         tree["market"]["replay_files"] = [
             str((base / Path(str(f)).expanduser()).resolve()) for f in replay_files
         ]
+    keys_dir = tree.get("security", {}).get("keys_dir")
+    if isinstance(keys_dir, str) and keys_dir:
+        tree["security"]["keys_dir"] = str((base / Path(keys_dir).expanduser()).resolve())
     data_folder = tree.get("backtest", {}).get("data_folder")
     if isinstance(data_folder, str) and data_folder:
         tree["backtest"]["data_folder"] = str((base / Path(data_folder).expanduser()).resolve())

@@ -94,8 +94,9 @@ class Server:
 
     # LIFE CYCLE ------------------------------------------------------------------------
 
-    def start(self, timeout: float = 60.0) -> Server:
-        """Start run.py and wait until it serves; a server that fails to start is stopped."""
+    def start(self, timeout: float = 60.0, wait: bool = True) -> Server:
+        """Start run.py and wait until it serves (or, without `wait`, until it has written
+        its settings); a server that fails to start is stopped."""
         (self.data_dir / "settings.json").unlink(missing_ok=True)  # wait for this run's
         out = open(self.folder / "supervisor.out", "ab")  # noqa: SIM115
         self.proc = subprocess.Popen(
@@ -108,7 +109,8 @@ class Server:
         out.close()
         try:
             self._settings = json.loads((self._wait_file("settings.json", timeout)).read_text())
-            self.wait_ready(timeout)
+            if wait:
+                self.wait_ready(timeout)
         except BaseException:
             self.stop()
             raise
@@ -140,14 +142,14 @@ class Server:
                 r = httpx.get(
                     self.url + "/v1/control", headers=self.auth(self.admin_token), timeout=2
                 )
-                if r.status_code == 200 and self._matcher_synced():
+                if r.status_code == 200 and self.matcher_synced():
                     return
             except (httpx.HTTPError, OSError) as exc:
                 last_error = exc
             time.sleep(0.1)
         raise TimeoutError(f"server not ready: {last_error}")
 
-    def _matcher_synced(self) -> bool:
+    def matcher_synced(self) -> bool:
         log = self.data_dir / "logs" / "matcher.log"
         status = self.status()
         pid = status["children"]["matcher"]["pid"]
@@ -222,6 +224,11 @@ class Server:
         self.wait_ready()
 
     # CLIENTS ---------------------------------------------------------------------------
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        """The resolved settings the server runs with (its settings.json)."""
+        return self._settings
 
     @property
     def url(self) -> str:
