@@ -284,23 +284,29 @@ def banner(settings: Settings) -> str:
 @contextlib.contextmanager
 def supervised(settings: Settings, stop_together: bool = False) -> Iterator[Supervisor | None]:
     """Hold the data dir, migrate the ledger and start the four processes; stop them when
-    the block ends (Supervisor.stop_all). Yields None when a server already runs there."""
+    the block ends (Supervisor.stop_all). Yields None when a server already runs there.
+
+    The processes that do not touch the ledger start first and load while it migrates;
+    the accountant starts once it has. Each waits for its peers on its own (messages
+    queue, the matcher asks for its book until it gets one)."""
     with exclusive_lock(settings.data_dir / SUPERVISOR_LOCK) as free:
         if not free:
             yield None
             return
-        with no_server(settings, supervisor_lock_held=True):
-            for folder in ipc_paths(settings):
-                private_folder(folder)
-            if "accountant" in settings.server.processes:
-                bootstrap(settings)
-        # the ledger lock is free again: the accountant takes it for as long as it runs
+        for folder in ipc_paths(settings):
+            private_folder(folder)
         settings_path = settings.data_dir / "settings.json"
         settings_module.save(settings, settings_path)
         supervisor = Supervisor(settings, settings_path)
         try:
             for child in supervisor.children.values():
-                supervisor.start(child)
+                if child.name != "accountant":
+                    supervisor.start(child)
+            if "accountant" in supervisor.children:
+                with no_server(settings, supervisor_lock_held=True):
+                    bootstrap(settings)
+                # the ledger lock is free again: the accountant holds it while it runs
+                supervisor.start(supervisor.children["accountant"])
             yield supervisor
         finally:
             supervisor.stop_all(together=stop_together)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,6 +12,11 @@ import pytest
 from tests.harness import Server
 
 _names = itertools.count(1)
+
+# The suite starts some hundred server processes: let them keep our modules compiled
+# (__pycache__, ignored by git) rather than compile each at every start, even where the
+# environment says not to write bytecode.
+os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
