@@ -17,12 +17,13 @@ from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gateway import backtests
+from gateway import backtests, console
 from gateway.core import Gateway, to_command
 from gateway.replay_steps import LatestStep
 from gateway.streams import EventQueue, Sessions, StreamEnd
@@ -30,6 +31,7 @@ from protocol.codec import PROTOCOL_VERSION
 from protocol.errors import HTTP_STATUS, ErrorCode, RejectError, error_body
 from protocol.messages import (
     BacktestFields,
+    ConsoleLogin,
     ControlFields,
     OrderFields,
     ReplaceFields,
@@ -46,12 +48,28 @@ EVENT_HEARTBEAT_S = 15.0
 
 
 async def bearer_auth(request: Request) -> str:
-    """The sha256 of the bearer token; the accountant decides whose it is."""
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
+    """The sha256 of the bearer token, or of the token behind the web console's session
+    cookie (gateway/console.py); the accountant decides whose it is."""
+    header = request.headers.get("authorization")
+    session_id = request.cookies.get(console.COOKIE)
+    if header is None and session_id:
+        return _console_user(request, session_id)
+    scheme, _, token = (header or "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise RejectError(ErrorCode.AUTH_MISSING_TOKEN, "send Authorization: Bearer <token>")
     return hash_token(token.strip())
+
+
+def _console_user(request: Request, session_id: str) -> str:
+    token_hash = request.app.state.console_sessions.resolve(session_id)
+    if token_hash is None:
+        raise RejectError(ErrorCode.AUTH_SESSION_ENDED, "the console session ended: sign in again")
+    if request.method not in ("GET", "HEAD") and console.CSRF_HEADER not in request.headers:
+        raise RejectError(
+            ErrorCode.REQUEST_CROSS_SITE,
+            f"a request that changes something needs the {console.CSRF_HEADER} header",
+        )
+    return token_hash
 
 
 Auth = Annotated[str, Depends(bearer_auth)]
@@ -136,6 +154,7 @@ def create_app(settings: Settings, gateway: Gateway, sessions: Sessions) -> Fast
         description="Paper trading over HTTP. See docs/protocol.md for every field.",
     )
     app.add_middleware(BodyLimit, max_bytes=settings.limits.max_message_bytes)
+    app.state.console_sessions = console_sessions = console.ConsoleSessions()
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -401,6 +420,40 @@ def create_app(settings: Settings, gateway: Gateway, sessions: Sessions) -> Fast
     @app.get("/v1/health", tags=["health"], summary="Liveness of the gateway (no data)")
     async def health() -> JSONResponse:
         return JSONResponse({"status": "ok"})
+
+    # WEB CONSOLE -----------------------------------------------------------------------
+
+    @app.post("/v1/session", tags=["session"], summary="Sign in to the web console")
+    async def open_session(body: ConsoleLogin, request: Request) -> JSONResponse:
+        token_hash = hash_token(body.token.strip())
+        reply = await gateway.request({"type": "session.login"}, token_hash)
+        response = reply_response(reply, None)
+        if reply.get("type") == "session.ready":
+            response.set_cookie(
+                console.COOKIE,
+                console_sessions.open(token_hash),
+                httponly=True,
+                samesite="strict",
+                secure=request.url.scheme == "https",
+            )
+        return response
+
+    @app.get("/v1/session", tags=["session"], summary="Who this token or session is")
+    async def current_session(user: Auth) -> JSONResponse:
+        return await ask({"type": "session.login"}, user, None)
+
+    @app.delete("/v1/session", tags=["session"], summary="Sign out of the web console")
+    async def close_session(request: Request) -> JSONResponse:
+        console_sessions.close(request.cookies.get(console.COOKIE, ""))
+        response = JSONResponse({"signed_out": True})
+        response.delete_cookie(console.COOKIE, httponly=True, samesite="strict")
+        return response
+
+    @app.get("/", include_in_schema=False)
+    async def console_page() -> Response:
+        return FileResponse(console.STATIC_DIR / "index.html", headers=console.PAGE_HEADERS)
+
+    app.mount("/console", StaticFiles(directory=console.STATIC_DIR), name="console")
 
     return app
 

@@ -51,6 +51,14 @@ class Login(Request):
     events: StrictBool = True  # push this user's private events to this connection (DEALER only)
 
 
+class ConsoleLogin(BaseModel):
+    """The body of `POST /v1/session`: the token, exchanged for a console session cookie."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    token: Annotated[StrictStr, Field(min_length=1, max_length=256)]
+
+
 class Ping(Request):
     """`ping`: liveness; replies `pong` without touching any state."""
 

@@ -1,0 +1,117 @@
+"""The web console's sign-in over plain HTTP: a token for an HttpOnly session cookie, the
+cookie as a credential, the header that guards it against other sites, sign-out, and a
+session that ends with its token (gateway/console.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import fresh_name
+from tests.harness import Server
+
+pytestmark = pytest.mark.isolation
+
+ORDER = {"symbol": "600000", "side": "buy", "qty": 100, "price": "1.00"}
+CONSOLE = {"X-TradeServer-Console": "1"}
+
+
+@pytest.fixture
+def clients() -> Iterator[list[httpx.Client]]:
+    """Stand-ins for browsers: each keeps its own cookies; closed after the test."""
+    made: list[httpx.Client] = []
+    yield made
+    for client in made:
+        client.close()
+
+
+def cookie_jar(server: Server, made: list[httpx.Client], **kwargs: Any) -> httpx.Client:
+    client = httpx.Client(base_url=server.url, timeout=15, **kwargs)
+    made.append(client)
+    return client
+
+
+def signed_in(server: Server, made: list[httpx.Client], token: str) -> httpx.Client:
+    browser = cookie_jar(server, made)
+    reply = browser.post("/v1/session", json={"token": token})
+    assert reply.status_code == 200, reply.text
+    return browser
+
+
+def test_a_token_becomes_an_httponly_strict_cookie_that_acts_as_its_user(
+    server: Server, clients: list[httpx.Client]
+) -> None:
+    name = fresh_name("console")
+    token = server.new_user(name)
+    browser = cookie_jar(server, clients)
+    reply = browser.post("/v1/session", json={"token": token})
+    assert reply.status_code == 200 and reply.json()["name"] == name
+    cookie = reply.headers["set-cookie"]
+    assert cookie.startswith("ts_session=") and token not in cookie
+    assert "HttpOnly" in cookie and "SameSite=strict" in cookie and "Path=/" in cookie
+    assert browser.get("/v1/session").json()["name"] == name
+    assert browser.get("/v1/account").json()["name"] == name
+    placed = browser.post("/v1/orders", json=ORDER, headers=CONSOLE)
+    assert placed.status_code == 200, placed.text
+    log = (server.data_dir / "logs" / "gateway.log").read_text()
+    assert token not in log
+
+
+def test_a_cookie_request_that_changes_something_needs_the_console_header(
+    server: Server, clients: list[httpx.Client]
+) -> None:
+    """A form or script on another site could send the cookie; it cannot add the header."""
+    browser = signed_in(server, clients, server.new_user(fresh_name("csrf")))
+    refused = browser.post("/v1/orders", json=ORDER)
+    assert refused.status_code == 403
+    assert refused.json()["error"]["code"] == "REQUEST_CROSS_SITE"
+    assert browser.get("/v1/orders").json() == []  # nothing was placed
+    assert browser.delete("/v1/orders/1").json()["error"]["code"] == "REQUEST_CROSS_SITE"
+
+
+def test_a_wrong_token_gets_no_cookie(server: Server, clients: list[httpx.Client]) -> None:
+    reply = httpx.post(f"{server.url}/v1/session", json={"token": "not-a-token"}, timeout=15)
+    assert reply.status_code == 401
+    assert reply.json()["error"]["code"] == "AUTH_INVALID_TOKEN"
+    assert "set-cookie" not in reply.headers
+    stranger = cookie_jar(server, clients, cookies={"ts_session": "made-up"})
+    ended = stranger.get("/v1/account")
+    assert ended.status_code == 401
+    assert ended.json()["error"]["code"] == "AUTH_SESSION_ENDED"
+
+
+def test_sign_out_ends_the_session_on_the_server(
+    server: Server, clients: list[httpx.Client]
+) -> None:
+    browser = signed_in(server, clients, server.new_user(fresh_name("leaving")))
+    session_id = browser.cookies["ts_session"]
+    assert browser.delete("/v1/session").status_code == 200
+    copied = cookie_jar(server, clients, cookies={"ts_session": session_id})
+    assert copied.get("/v1/account").json()["error"]["code"] == "AUTH_SESSION_ENDED"
+
+
+def test_a_rotated_token_ends_its_console_sessions(
+    server: Server, clients: list[httpx.Client]
+) -> None:
+    name = fresh_name("rotating")
+    token = server.new_user(name)
+    browser = signed_in(server, clients, token)
+    rotated = httpx.post(f"{server.url}/v1/token/rotate", headers=server.auth(token), timeout=15)
+    assert rotated.status_code == 200, rotated.text
+    after = browser.get("/v1/account")
+    assert after.status_code == 401 and after.json()["error"]["code"] == "AUTH_INVALID_TOKEN"
+
+
+def test_the_console_page_is_served_with_a_strict_content_security_policy(
+    server: Server,
+) -> None:
+    page = httpx.get(f"{server.url}/", timeout=15)
+    assert page.status_code == 200 and "<title>TradeServer</title>" in page.text
+    policy = page.headers["content-security-policy"]
+    assert "default-src 'self'" in policy and "frame-ancestors 'none'" in policy
+    assert "unsafe-inline" not in policy
+    script = httpx.get(f"{server.url}/console/app.js", timeout=15)
+    assert script.status_code == 200 and "EventSource" in script.text
