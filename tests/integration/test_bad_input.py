@@ -1002,7 +1002,7 @@ def test_a_streamed_http_body_above_the_limit_is_too_large(trader: User) -> None
     [
         ("GET", "/v1/nope"),
         ("POST", "/v1/nope"),
-        ("GET", "/"),
+        ("GET", "/console/nope.js"),
         ("GET", "/v2/orders"),
         ("GET", "/v1/orders/1/fills"),
         ("GET", "/v1/admin"),

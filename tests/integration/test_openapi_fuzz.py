@@ -23,7 +23,7 @@ from tests.harness import Server
 pytestmark = pytest.mark.hostile
 
 CODES = {code.value for code in ErrorCode}
-EXAMPLES = 10  # per operation and generation mode
+EXAMPLES = 6  # per operation and generation mode
 # Not fuzzed: streams that stay open (events; a replay step waits up to 30 s).
 OPEN_ENDED = {"GET /v1/events", "GET /v1/replay/step"}
 # Not fuzzed with the admin token: what would change tokens or the run state under the
@@ -110,4 +110,4 @@ def test_the_spec_fuzzed_gets_no_server_error_and_only_coded_errors(server: Serv
     digest = admin.digest()
     assert digest["books_match_orders"], digest
     print(f"\nschemathesis inputs by mode and answer: {dict(sorted(tried.items()))}")
-    assert sum(n for k, n in tried.items() if "xx" in k) >= 500
+    assert sum(n for k, n in tried.items() if "xx" in k) >= 300
