@@ -11,7 +11,12 @@ import secrets
 
 
 def new_token() -> str:
-    return secrets.token_urlsafe(32)
+    """256 random bits, URL-safe; never starting with "-", which a command line would
+    take for an option (`bot.py --token -x...` fails)."""
+    while True:
+        token = secrets.token_urlsafe(32)
+        if not token.startswith("-"):
+            return token
 
 
 def hash_token(token: str) -> str:

@@ -34,7 +34,7 @@ def test_the_moving_average_bot_trades_live_on_bars_of_its_own(wait_server: Serv
         [
             sys.executable,
             "examples/ma_cross.py",
-            *("--endpoint", wait_server.api, "--pub", wait_server.pub, "--token", token),
+            *("--endpoint", wait_server.api, "--pub", wait_server.pub, f"--token={token}"),
             *("--fast", "2", "--slow", "3", "--qty", "100", "--bar-seconds", "0.3"),
         ],
         cwd=ROOT,
