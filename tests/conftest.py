@@ -41,5 +41,14 @@ def wait_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         srv.assert_no_crash()
 
 
+@pytest.fixture(scope="module")
+def unlimited_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """Instant fill mode and no per-token rate limit: for tests that send floods."""
+    limits = {"rate_per_user": 0}
+    with Server(tmp_path_factory.mktemp("unlimited"), fill_mode="instant", limits=limits) as srv:
+        yield srv
+        srv.assert_no_crash()
+
+
 def fresh_name(prefix: str = "user") -> str:
     return f"{prefix}{next(_names)}"

@@ -44,11 +44,9 @@ from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright 
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """Wait mode: a buy far below the market rests, one above it fills on the next trade."""
-    with Server(tmp_path_factory.mktemp("console"), fill_mode="wait") as srv:
-        yield srv
-        srv.assert_no_crash()
+def server(wait_server: Server) -> Server:
+    """Wait mode (conftest): a buy far below the market rests, one above it fills."""
+    return wait_server
 
 
 @pytest.fixture(scope="module")

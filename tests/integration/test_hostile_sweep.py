@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import random
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -54,11 +53,9 @@ BASE = {"symbol": "600000", "side": "buy", "qty": 100, "price": "1.00"}
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    limits = {"rate_per_user": 0}
-    with Server(tmp_path_factory.mktemp("hostile"), fill_mode="instant", limits=limits) as srv:
-        yield srv
-        srv.assert_no_crash()
+def server(unlimited_server: Server) -> Server:
+    """Hundreds of requests from one token: no rate limit (conftest)."""
+    return unlimited_server
 
 
 def rss_kb(server: Server, process: str) -> int:

@@ -9,7 +9,6 @@ not name, which the API ignores, as most HTTP APIs do."""
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
 
 import pytest
 import schemathesis
@@ -39,11 +38,9 @@ TRADER_SPARED = {"POST /v1/token/rotate"}  # would end the fuzzer's own token
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    limits = {"rate_per_user": 0}
-    with Server(tmp_path_factory.mktemp("fuzz"), fill_mode="instant", limits=limits) as srv:
-        yield srv
-        srv.assert_no_crash()
+def server(unlimited_server: Server) -> Server:
+    """Hundreds of requests from one token: no rate limit (conftest)."""
+    return unlimited_server
 
 
 def check_answer(case: Case, status: int, body: object, label: str) -> None:
