@@ -26,7 +26,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from gateway import backtests, console
 from gateway.core import Gateway, to_command
 from gateway.replay_steps import LatestStep
-from gateway.streams import EventQueue, Sessions, StreamEnd
+from gateway.streams import EventQueue, MarketQueue, MarketStreams, Sessions, StreamEnd
 from protocol.codec import PROTOCOL_VERSION
 from protocol.errors import HTTP_STATUS, ErrorCode, RejectError, error_body
 from protocol.messages import (
@@ -45,6 +45,7 @@ OrderId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 UserId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 Limit = Annotated[int, Query(ge=1, le=1000)]
 EVENT_HEARTBEAT_S = 15.0
+MAX_STREAM_SYMBOLS = 200  # symbols one market stream may name
 
 
 async def bearer_auth(request: Request) -> str:
@@ -417,6 +418,52 @@ def create_app(settings: Settings, gateway: Gateway, sessions: Sessions) -> Fast
             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
         )
 
+    market_streams = MarketStreams()
+    gateway.on_broadcast(market_streams.on_broadcast)
+    gateway.on_session_end(market_streams.end)
+
+    @app.get(
+        "/v1/market/events",
+        tags=["market"],
+        summary="Server-sent events: public quotes (or bars) and the control state",
+    )
+    async def market_events(
+        user: Auth,
+        symbols: Annotated[
+            str | None,
+            Query(
+                max_length=4096,
+                description="Comma-separated symbols, e.g. 600000,000001; all when absent",
+            ),
+        ] = None,
+    ) -> Response:
+        names = None if symbols is None else [name.strip() for name in symbols.split(",")]
+        if names is not None and (not all(names) or len(set(names)) > MAX_STREAM_SYMBOLS):
+            return error_response(
+                ErrorCode.REQUEST_INVALID,
+                f"query.symbols: 1 to {MAX_STREAM_SYMBOLS} symbols, comma-separated",
+            )
+        reply = await gateway.request({"type": "session.login"}, user)
+        if reply.get("type") != "session.ready":
+            return reply_response(reply, None)
+        wanted: frozenset[str] | None = None
+        if names is not None:
+            table = await gateway.request({"type": "symbols.list"}, user)
+            if table.get("type") == "error":
+                return reply_response(table, None)
+            known = {row["symbol"] for row in table["symbols"]}
+            unknown = sorted(set(names) - known)
+            if unknown:
+                listed = ", ".join(repr(name[:32]) for name in unknown[:5])
+                return error_response(ErrorCode.REQUEST_UNKNOWN_SYMBOL, f"no symbol {listed}")
+            wanted = frozenset(names)
+        queue = market_streams.subscribe(reply["user_id"], wanted)
+        return StreamingResponse(
+            _market_stream(queue, lambda: market_streams.unsubscribe(queue)),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+        )
+
     @app.get("/v1/health", tags=["health"], summary="Liveness of the gateway (no data)")
     async def health() -> JSONResponse:
         return JSONResponse({"status": "ok"})
@@ -473,6 +520,30 @@ HISTORY_COLUMNS = [
 ]
 
 
+def _end_frame(end: StreamEnd) -> bytes:
+    data = json.dumps({"reason": end.reason}, separators=(",", ":"))
+    return f"event: {end.event}\ndata: {data}\n\n".encode()
+
+
+async def _market_stream(queue: MarketQueue, done: Callable[[], None]) -> AsyncIterator[bytes]:
+    """SSE frames made by MarketStreams, no `id` (nothing is replayed on reconnect); ends
+    as _event_stream does."""
+    try:
+        yield b": connected\n\n"
+        while True:
+            try:
+                frame = await asyncio.wait_for(queue.get(), EVENT_HEARTBEAT_S)
+            except TimeoutError:
+                yield b": heartbeat\n\n"
+                continue
+            if isinstance(frame, StreamEnd):
+                yield _end_frame(frame)
+                return
+            yield frame
+    finally:
+        done()
+
+
 async def _event_stream(queue: EventQueue, done: Callable[[], None]) -> AsyncIterator[bytes]:
     """SSE frames: `id` is the event's per-user seq, `event` its kind, `data` the JSON event.
     A stream whose reader fell too far behind gets `event: overflow` and ends; one whose
@@ -486,8 +557,7 @@ async def _event_stream(queue: EventQueue, done: Callable[[], None]) -> AsyncIte
                 yield b": heartbeat\n\n"
                 continue
             if isinstance(event, StreamEnd):
-                data = json.dumps({"reason": event.reason}, separators=(",", ":"))
-                yield f"event: {event.event}\ndata: {data}\n\n".encode()
+                yield _end_frame(event)
                 return
             data = json.dumps({**event, "v": PROTOCOL_VERSION}, separators=(",", ":"))
             line_id = "" if event.get("seq") is None else f"id: {event['seq']}\n"

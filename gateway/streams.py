@@ -1,5 +1,7 @@
-"""The HTTP event streams open at this gateway, by user: each an asyncio queue of the
-user's private events, ended by a StreamEnd.
+"""The HTTP event streams open at this gateway: each an asyncio queue, ended by a
+StreamEnd. `Sessions` holds the private streams, by user (GET /v1/events);
+`MarketStreams` the public market-data streams (GET /v1/market/events), fed from the
+controller's broadcasts.
 
 Its own module, not the gateway's entry point (run as __main__), so that the app and the
 process share one StreamEnd class.
@@ -8,13 +10,21 @@ process share one StreamEnd class.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from dataclasses import dataclass
 from typing import Any
 
+from protocol import topics
+from protocol.codec import PROTOCOL_VERSION
+
 log = logging.getLogger("gateway")
 
 MAX_QUEUED_EVENTS = 10_000  # per stream; a client that stops reading loses its stream
+# per market stream: minutes of quotes for a few symbols; a reader that stops loses it
+MAX_QUEUED_MARKET = 5_000
+# fields of a control broadcast that change with every heartbeat, not with the state
+_CONTROL_CLOCK = frozenset({"ts", "time", "seq", "v"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,3 +74,78 @@ class Sessions:
         """End every stream of the user (its token was rotated or revoked)."""
         for queue in self._queues.pop(user_id, set()):
             queue.put_nowait(StreamEnd("session.ended", reason))
+
+
+MarketQueue = asyncio.Queue[bytes | StreamEnd]
+
+
+@dataclass(eq=False, slots=True)
+class _MarketReader:
+    user_id: int
+    symbols: frozenset[str] | None  # None: every symbol
+    queue: MarketQueue
+
+
+class MarketStreams:
+    """Public market-data streams: each gets the quotes (or bars) of its symbols and every
+    change of the control state, as SSE frames encoded once per broadcast for all of them.
+
+    Only public broadcasts reach it (Gateway.on_broadcast: topics `ctl` and `md.*`), so
+    nothing private can. The latest control state is kept to start each new stream with.
+    """
+
+    def __init__(self) -> None:
+        self._readers: set[_MarketReader] = set()
+        self._control: dict[str, Any] | None = None  # the latest, without its clock fields
+        self._control_frame: bytes | None = None
+
+    def subscribe(self, user_id: int, symbols: frozenset[str] | None) -> MarketQueue:
+        queue: MarketQueue = asyncio.Queue(MAX_QUEUED_MARKET + 1)
+        self._readers.add(_MarketReader(user_id, symbols, queue))
+        if self._control_frame is not None:
+            queue.put_nowait(self._control_frame)
+        return queue
+
+    def unsubscribe(self, queue: MarketQueue) -> None:
+        self._readers = {r for r in self._readers if r.queue is not queue}
+
+    def on_broadcast(self, topic: str, messages: list[dict[str, Any]]) -> None:
+        """Gateway.on_broadcast listener: `ctl` when the state changed, `md.<symbol>`."""
+        if topic == topics.CONTROL:
+            for message in messages:
+                state = {k: v for k, v in message.items() if k not in _CONTROL_CLOCK}
+                if state == self._control:
+                    continue  # a heartbeat: the state is the same
+                self._control = state
+                self._control_frame = sse_frame("control", message)
+                self._send(self._control_frame, None)
+        elif topic.startswith(topics.MARKET_PREFIX):
+            symbol = topic[len(topics.MARKET_PREFIX) :]
+            for message in messages:
+                self._send(sse_frame(str(message.get("type", "quote")), message), symbol)
+
+    def _send(self, frame: bytes, symbol: str | None) -> None:
+        for reader in list(self._readers):
+            if symbol is not None and reader.symbols is not None and symbol not in reader.symbols:
+                continue
+            if reader.queue.qsize() < MAX_QUEUED_MARKET:
+                reader.queue.put_nowait(frame)
+            else:
+                log.warning("market stream of user %d is not reading; closing it", reader.user_id)
+                reader.queue.put_nowait(StreamEnd("overflow", "too many unread events"))
+                self._readers.discard(reader)
+
+    def end(self, user_id: int, reason: str) -> None:
+        """End every market stream of the user (its token was rotated or revoked)."""
+        for reader in [r for r in self._readers if r.user_id == user_id]:
+            reader.queue.put_nowait(StreamEnd("session.ended", reason))
+            self._readers.discard(reader)
+
+    def __len__(self) -> int:
+        return len(self._readers)
+
+
+def sse_frame(event: str, message: dict[str, Any]) -> bytes:
+    """One SSE event: its name, and the message as one line of JSON with `v`."""
+    data = json.dumps({**message, "v": PROTOCOL_VERSION}, separators=(",", ":"))
+    return f"event: {event}\ndata: {data}\n\n".encode()

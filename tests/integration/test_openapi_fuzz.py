@@ -23,8 +23,8 @@ pytestmark = pytest.mark.hostile
 
 CODES = {code.value for code in ErrorCode}
 EXAMPLES = 6  # per operation and generation mode
-# Not fuzzed: streams that stay open (events; a replay step waits up to 30 s).
-OPEN_ENDED = {"GET /v1/events", "GET /v1/replay/step"}
+# Not fuzzed: streams that stay open (the two event streams; a replay step waits up to 30 s).
+OPEN_ENDED = {"GET /v1/events", "GET /v1/market/events", "GET /v1/replay/step"}
 # Not fuzzed with the admin token: what would change tokens or the run state under the
 # fuzzer's feet, or start backtest processes. The trader's token tries them all.
 ADMIN_SPARED = {
