@@ -42,7 +42,8 @@ def exclusive_lock(path: Path) -> Iterator[bool]:
 
 
 def settings_from_argv(argv: Sequence[str]) -> Settings:
-    """Child processes are started as `python -m actors.<name> <settings.json>` by run.py."""
+    """For a process started by hand, `python -m actors.<name> <settings.json>`; run.py
+    forks its children and calls their main() with the settings instead."""
     if len(argv) != 2:
         raise SystemExit(f"usage: python -m {argv[0]} SETTINGS_JSON")
     return settings_module.load(argv[1])

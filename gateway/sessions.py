@@ -11,8 +11,10 @@ import sys
 import uvicorn
 
 from actors import process
+from gateway.app import create_app
 from gateway.core import Gateway
 from gateway.streams import Sessions
+from gateway.zmq_api import ClientEndpoint
 from protocol.settings import Settings
 
 log = logging.getLogger("gateway")
@@ -26,9 +28,6 @@ async def _flush_logs_forever() -> None:
 
 def main(settings: Settings) -> None:
     """Wire the gateway: internal links, the ZeroMQ client endpoint, then HTTP."""
-    from gateway.app import create_app
-    from gateway.zmq_api import ClientEndpoint
-
     process.setup_logging(settings, "gateway")
     gateway = Gateway(settings)
     sessions = Sessions()
