@@ -38,7 +38,11 @@ log = logging.getLogger("gateway")
 MAX_SESSIONS = 100_000
 # sent when replies or events from the accountant were lost on the way to this gateway
 EVENTS_LOST = {"type": "event", "event": "events.lost"}
-_DRAIN = 1000  # frames taken per wake-up before yielding to the loop
+# Frames are taken in bursts, each ended by whichever limit comes first, before the loop
+# gives HTTP, replies and timers their turn: a flooding connection delays an HTTP request
+# by a few bursts, whatever the machine's speed.
+_BURST_FRAMES = 1000
+_BURST_SECONDS = 0.005
 
 
 Connection = tuple[int, int]  # (file descriptor, generation of that descriptor)
@@ -115,24 +119,31 @@ class ClientEndpoint:
                         self._unbind(identity)
 
     async def _serve(self) -> None:
+        clock = asyncio.get_running_loop().time
         while True:
             burst = [await self.router.recv_multipart(copy=False)]
-            for _ in range(_DRAIN):
+            for _ in range(_BURST_FRAMES):
                 future = self.router.recv_multipart(zmq.NOBLOCK, copy=False)
                 if future.exception() is not None:
                     break
                 burst.append(future.result())
             self._read_monitor()  # every connection these frames came on is known now
-            for frames in burst:
-                self._handle_frames(frames)
-            # A ready future does not yield: give replies, HTTP and timers their turn.
+            sources = [self._connection(frames[-1]) for frames in burst]
+            deadline = clock() + _BURST_SECONDS
+            for index, frames in enumerate(burst):
+                self._handle_frames(frames, sources[index])
+                if clock() > deadline and index + 1 < len(burst):
+                    await asyncio.sleep(0)  # a ready future does not yield: yield here
+                    deadline = clock() + _BURST_SECONDS
             await asyncio.sleep(0)
 
-    def _handle_frames(self, frames: list[zmq.Frame]) -> None:
+    def _connection(self, frame: zmq.Frame) -> Connection:
+        fd = frame.get(zmq.SRCFD)
+        return (fd, self.generations.get(fd, -1))
+
+    def _handle_frames(self, frames: list[zmq.Frame], connection: Connection) -> None:
         if len(frames) < 2:
             return  # a bare identity: nothing to answer
-        fd = frames[-1].get(zmq.SRCFD)
-        connection = (fd, self.generations.get(fd, -1))
         envelope, payload = [f.bytes for f in frames[:-1]], frames[-1].bytes
         try:
             messages = codec.decode_untrusted(payload, self.limits)
