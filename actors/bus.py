@@ -26,7 +26,7 @@ from typing import Any
 
 import zmq
 
-from actors.curve import Curve
+from actors.curve import Curve, secure_bind, secure_connect
 from actors.streams import (
     RESEND_EVERY,
     RESEND_TYPE,
@@ -110,14 +110,6 @@ class Bus:
         sock.setsockopt(zmq.RCVHWM, self._hwm)
         return sock
 
-    def _secure_bind(self, sock: zmq.Socket, endpoint: str) -> None:
-        if self._curve is not None:
-            self._curve.bind(sock, endpoint)
-
-    def _secure_connect(self, sock: zmq.Socket, endpoint: str) -> None:
-        if self._curve is not None:
-            self._curve.connect(sock, endpoint)
-
     def pull(self, endpoint: str, handler: BatchHandler, untrusted: bool = False) -> None:
         """Bind this process's inbox; `handler` gets each burst of messages as one list.
 
@@ -128,10 +120,10 @@ class Bus:
         if untrusted:
             sock.setsockopt(zmq.MAXMSGSIZE, codec.CLIENT_LIMITS.max_message_bytes)
             self._untrusted.add(sock)
+            sock.bind(endpoint)
         else:
             self._inbox = endpoint
-            self._secure_bind(sock, endpoint)
-        sock.bind(endpoint)
+            secure_bind(self._curve, sock, endpoint)
         self._pull[sock] = handler
         self._poller.register(sock, zmq.POLLIN)
 
@@ -145,8 +137,7 @@ class Bus:
         """
         sock = self._socket(zmq.SUB)
         sock.setsockopt(zmq.SUBSCRIBE, b"")
-        self._secure_connect(sock, endpoint)
-        sock.connect(endpoint)
+        secure_connect(self._curve, sock, endpoint)
         self._subs[sock] = handler
         self._sub_topics[sock] = topics
         self._poller.register(sock, zmq.POLLIN)
@@ -158,8 +149,7 @@ class Bus:
         blocks (backpressure) or, with `drop_when_full`, the batch is dropped and logged.
         """
         sock = self._socket(zmq.PUSH)
-        self._secure_connect(sock, endpoint)
-        sock.connect(endpoint)
+        secure_connect(self._curve, sock, endpoint)
         self._out[peer] = (sock, False)
         self._outgoing[peer] = Outgoing(peer, self._retain)
         if drop_when_full:
@@ -168,8 +158,7 @@ class Bus:
     def publish_as(self, peer: str, endpoint: str) -> None:
         """Bind a PUB socket; `send(peer, msg, topic)` broadcasts on it."""
         sock = self._socket(zmq.PUB)
-        self._secure_bind(sock, endpoint)
-        sock.bind(endpoint)
+        secure_bind(self._curve, sock, endpoint)
         self._out[peer] = (sock, True)
         self._outgoing[peer] = Outgoing(peer, self._retain)
 
@@ -396,8 +385,7 @@ class Bus:
         sock = self._resend_sockets.get(inbox)
         if sock is None:
             sock = self._resend_sockets[inbox] = self._socket(zmq.PUSH)
-            self._secure_connect(sock, inbox)
-            sock.connect(inbox)
+            secure_connect(self._curve, sock, inbox)
         return sock
 
     def _continue_resend(self, sock: zmq.Socket) -> None:

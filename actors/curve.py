@@ -35,14 +35,14 @@ class Curve:
     keys_dir: Path
     allow: tuple[str, ...]
 
-    def bind(self, sock: zmq.Socket, endpoint: str) -> None:
+    def as_server(self, sock: zmq.Socket, endpoint: str) -> None:
         """Make `sock` a CURVE server, if `endpoint` is tcp."""
         if endpoint.startswith("tcp://"):
             sock.curve_secretkey = self.secret
             sock.curve_publickey = self.public
             sock.curve_server = True
 
-    def connect(self, sock: zmq.Socket, endpoint: str) -> None:
+    def as_client(self, sock: zmq.Socket, endpoint: str) -> None:
         """Make `sock` a CURVE client of the process binding `endpoint`, if it is tcp."""
         if endpoint.startswith("tcp://"):
             sock.curve_secretkey = self.secret
@@ -58,6 +58,20 @@ class Curve:
             auth.allow(*self.allow)
         auth.configure_curve(domain="*", location=str(self.keys_dir))
         return auth
+
+
+def secure_bind(keys: Curve | None, sock: zmq.Socket, endpoint: str) -> None:
+    """Bind `sock` to `endpoint`: as a CURVE server when there are keys and it is tcp."""
+    if keys is not None:
+        keys.as_server(sock, endpoint)
+    sock.bind(endpoint)
+
+
+def secure_connect(keys: Curve | None, sock: zmq.Socket, endpoint: str) -> None:
+    """Connect `sock` to `endpoint`: as a CURVE client when there are keys and it is tcp."""
+    if keys is not None:
+        keys.as_client(sock, endpoint)
+    sock.connect(endpoint)
 
 
 def load(settings: Settings, process: str) -> Curve | None:

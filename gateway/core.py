@@ -202,15 +202,11 @@ class Gateway:
         self.to_accountant = self.ctx.socket(zmq.PUSH)
         self.to_accountant.setsockopt(zmq.SNDHWM, self.settings.limits.internal_hwm)
         self.to_accountant.setsockopt(zmq.LINGER, 0)
-        if self.curve is not None:
-            self.curve.connect(self.to_accountant, e.accountant_in)
-        self.to_accountant.connect(e.accountant_in)
+        curve.secure_connect(self.curve, self.to_accountant, e.accountant_in)
         inbox = self.ctx.socket(zmq.PULL)
         inbox.setsockopt(zmq.RCVHWM, self.settings.limits.internal_hwm)
         inbox.setsockopt(zmq.LINGER, 0)
-        if self.curve is not None:
-            self.curve.bind(inbox, e.gateway_in)
-        inbox.bind(e.gateway_in)
+        curve.secure_bind(self.curve, inbox, e.gateway_in)
         public = self._sub(e.control_pub)
         loop = asyncio.get_running_loop()
         self._tasks = [
@@ -226,9 +222,7 @@ class Gateway:
         sock.setsockopt(zmq.RCVHWM, self.settings.limits.internal_hwm)
         sock.setsockopt(zmq.LINGER, 0)
         sock.setsockopt(zmq.SUBSCRIBE, b"")
-        if self.curve is not None:
-            self.curve.connect(sock, endpoint)
-        sock.connect(endpoint)
+        curve.secure_connect(self.curve, sock, endpoint)
         return sock
 
     async def stop(self) -> None:
