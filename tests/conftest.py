@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,6 +18,7 @@ _names = itertools.count(1)
 # (__pycache__, ignored by git) rather than compile each at every start, even where the
 # environment says not to write bytecode.
 os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+sys.dont_write_bytecode = False  # and so does this process, for what it imports from here
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
