@@ -1,10 +1,18 @@
-// The TradeServer web console: sign in with a token, then the trader's view, updated by
-// the server's private event stream (GET /v1/events). No framework, no build step.
-// Every request goes to this gateway's /v1 API with the session cookie; those that change
-// something carry X-TradeServer-Console (see gateway/console.py).
+// The TradeServer web console: sign in with a token, then the trader's view (and, with the
+// admin token, the operator's), updated by the server's push streams: the user's private
+// events (GET /v1/events) and the public market data and run state (GET /v1/market/events).
+// No framework, no build step, no polling; the charts are TradingView's lightweight-charts,
+// served from /console/vendor/. Every request goes to this gateway's /v1 API with the
+// session cookie; those that change something carry X-TradeServer-Console (see
+// gateway/console.py).
 
 const $ = (selector, root = document) => root.querySelector(selector);
-const state = { symbols: new Map(), fillsBefore: null, historyAfter: 0, events: null, replacing: null };
+const state = {
+  symbols: new Map(), fillsBefore: null, historyAfter: 0, events: null, replacing: null,
+  session: null, market: null, marketKey: "", account: null, positions: new Map(),
+  ticks: new Map(), charts: {}, equityLast: 0, report: null,
+};
+const MAX_TICKS = 20000; // per symbol, in this page's memory
 
 // HTTP --------------------------------------------------------------------------------
 
@@ -60,6 +68,62 @@ function positive(value) {
   return d !== null && d.units > 0n;
 }
 
+// Signed exact decimals for live valuation, rounded as the server rounds (half up, money
+// to 8 places shown with 2 when whole cents: protocol/values.py). Never binary floats.
+function dec(text) {
+  const match = /^(-?)(\d+)(?:\.(\d+))?$/.exec(String(text).trim());
+  if (!match) return null;
+  const fraction = match[3] || "";
+  const units = BigInt(match[2] + fraction);
+  return { units: match[1] ? -units : units, scale: fraction.length };
+}
+
+const scaled = (a, scale) => a.units * 10n ** BigInt(scale - a.scale);
+const ZERO = { units: 0n, scale: 0 };
+
+function add(a, b) {
+  const scale = Math.max(a.scale, b.scale);
+  return { units: scaled(a, scale) + scaled(b, scale), scale };
+}
+
+const sub = (a, b) => add(a, { units: -b.units, scale: b.scale });
+const mul = (a, b) => ({ units: a.units * b.units, scale: a.scale + b.scale });
+
+function halfUp(numerator, denominator) {
+  // numerator / denominator (denominator > 0), rounded half away from zero
+  const negative = numerator < 0n;
+  const n = negative ? -numerator : numerator;
+  let q = n / denominator;
+  if ((n % denominator) * 2n >= denominator) q += 1n;
+  return negative ? -q : q;
+}
+
+function round(a, scale) {
+  if (a.scale <= scale) return { units: scaled(a, scale), scale };
+  return { units: halfUp(a.units, 10n ** BigInt(a.scale - scale)), scale };
+}
+
+function text(a) {
+  const negative = a.units < 0n;
+  const digits = (negative ? -a.units : a.units).toString().padStart(a.scale + 1, "0");
+  const whole = digits.slice(0, digits.length - a.scale);
+  return (negative ? "-" : "") + whole + (a.scale ? "." + digits.slice(digits.length - a.scale) : "");
+}
+
+function money(a) {
+  const exact = round(a, 8);
+  const cents = round(exact, 2);
+  return scaled(cents, 8) === exact.units ? text(cents) : text(exact).replace(/0+$/, "");
+}
+
+// value / base - 1 to six places, half up; "0.000000" without a base (the admin's)
+function growth(value, base) {
+  if (base.units === 0n) return "0.000000";
+  const scale = Math.max(value.scale, base.scale);
+  const units = halfUp((scaled(value, scale) - scaled(base, scale)) * 1000000n, scaled(base, scale));
+  return text({ units, scale: 6 });
+}
+
 // RENDERING -----------------------------------------------------------------------------
 
 function cell(text, className) {
@@ -97,7 +161,11 @@ function percent(ratio) {
 }
 
 async function loadAccount() {
-  const a = await api("GET", "/v1/account");
+  showAccount(await api("GET", "/v1/account"));
+}
+
+function showAccount(a) {
+  state.account = a;
   const shown = [
     ["Cash", a.cash], ["Reserved", a.reserved_cash], ["Available", a.available_cash],
     ["Market value", a.market_value], ["Equity", a.equity], ["Return", percent(a.total_return)],
@@ -146,11 +214,14 @@ async function loadOrders() {
 }
 
 async function loadPositions() {
-  const positions = await api("GET", "/v1/positions");
-  fillRows($("#positions"), positions.filter((p) => p.qty !== "0"), (p) => [
+  const positions = (await api("GET", "/v1/positions")).filter((p) => p.qty !== "0");
+  state.positions = new Map(positions.map((p) => [p.symbol, { ...p }]));
+  fillRows($("#positions"), positions, (p) => [
     cell(p.symbol), cell(p.qty, "num"), cell(p.available_qty, "num"), cell(p.avg_cost, "num"),
     cell(p.last_price ?? "", "num"), cell(p.market_value, "num"), signed(p.unrealized_pnl),
   ]);
+  for (const tr of $("#positions tbody").children) tr.dataset.symbol = tr.firstChild.textContent;
+  followMarket();
 }
 
 const fillCells = (f) => [
@@ -182,14 +253,17 @@ async function loadHistory(more = false) {
 
 async function loadSymbols() {
   const symbols = await api("GET", "/v1/symbols");
-  const select = $("#ticket select[name=symbol]");
-  select.replaceChildren(...symbols.map((s) => {
+  const options = () => symbols.map((s) => {
     state.symbols.set(s.symbol, s);
     const option = document.createElement("option");
     option.value = s.symbol;
     option.textContent = `${s.symbol} ${s.name}`;
     return option;
-  }));
+  });
+  $("#ticket select[name=symbol]").replaceChildren(...options());
+  const chosen = $("#chart-symbol").value;
+  $("#chart-symbol").replaceChildren(...options());
+  if (state.symbols.has(chosen)) $("#chart-symbol").value = chosen;
   showRules();
 }
 
@@ -317,7 +391,9 @@ function refreshSoon() {
 
 async function refreshAll() {
   try {
-    await Promise.all([loadAccount(), loadOrders(), loadPositions(), loadFills(), loadHistory()]);
+    await Promise.all([
+      loadAccount(), loadOrders(), loadPositions(), loadFills(), loadHistory(), loadEquity(),
+    ]);
   } catch (error) {
     if (error.status !== 401) console.error(error);
   }
@@ -341,13 +417,442 @@ function listen() {
 function closeEvents() {
   if (state.events) state.events.close();
   state.events = null;
+  if (state.market) state.market.close();
+  state.market = null;
+  state.marketKey = "";
+}
+
+// MARKET STREAM: quotes of the charted and the held symbols, and the run state -----------
+
+function followMarket() {
+  if (!state.session) return;
+  const wanted = new Set(state.positions.keys());
+  if ($("#chart-symbol").value) wanted.add($("#chart-symbol").value);
+  const key = [...wanted].filter((s) => state.symbols.has(s)).sort().join(",");
+  if (key === state.marketKey && state.market) return;
+  if (state.market) state.market.close();
+  state.marketKey = key;
+  const source = new EventSource("/v1/market/events" + (key ? "?symbols=" + encodeURIComponent(key) : ""));
+  state.market = source;
+  const onTick = (event) => takeTick(JSON.parse(event.data));
+  source.addEventListener("quote", onTick);
+  source.addEventListener("bar", onTick);
+  source.addEventListener("control", (event) => showControl(JSON.parse(event.data)));
+}
+
+const seconds = (iso) => Math.floor(Date.parse(iso.replace(/(\.\d{3})\d*Z$/, "$1Z")) / 1000);
+
+function addTick(symbol, tick) {
+  let ticks = state.ticks.get(symbol);
+  if (!ticks) state.ticks.set(symbol, (ticks = []));
+  if (ticks.length && tick.t < ticks[ticks.length - 1].t) return false; // older: skip
+  ticks.push(tick);
+  if (ticks.length > MAX_TICKS) ticks.splice(0, ticks.length - MAX_TICKS);
+  return true;
+}
+
+function takeTick(message) {
+  const last = message.type === "bar" ? message.close : message.last;
+  const tick = message.type === "bar"
+    ? { t: seconds(message.time), o: message.open, h: message.high, l: message.low, c: message.close }
+    : { t: seconds(message.time), o: last, h: last, l: last, c: last };
+  if (addTick(message.symbol, tick) && message.symbol === $("#chart-symbol").value) drawTick(tick);
+  revalue(message.symbol, last, tick.t);
+}
+
+// LIVE VALUATION: equity moves with the prices of what is held -----------------------------
+
+function revalue(symbol, last, t) {
+  const held = state.positions.get(symbol);
+  const account = state.account;
+  if (!held || !account || held.last_price === last) return;
+  held.last_price = last;
+  held.market_value = money(mul(dec(held.qty), dec(last)));
+  held.unrealized_pnl = money(sub(dec(held.market_value), dec(held.cost_basis)));
+  const row = $(`#positions tbody tr[data-symbol="${CSS.escape(symbol)}"]`);
+  if (row) {
+    row.children[4].textContent = last;
+    row.children[5].textContent = held.market_value;
+    row.replaceChild(signed(held.unrealized_pnl), row.children[6]);
+  }
+  let value = ZERO;
+  let cost = ZERO;
+  for (const p of state.positions.values()) {
+    value = add(value, dec(p.market_value));
+    cost = add(cost, dec(p.cost_basis));
+  }
+  const equity = add(dec(account.cash), value);
+  showAccount({
+    ...account,
+    market_value: money(value),
+    equity: money(equity),
+    unrealized_pnl: money(sub(value, cost)),
+    total_return: growth(equity, dec(account.initial_cash)),
+  });
+  drawEquity(t, state.account.equity);
+}
+
+// CHARTS ------------------------------------------------------------------------------------
+
+const CHART_COLORS = { text: "#1b1f24", grid: "#e6e9ed", line: "#0b5cad", up: "#0a6b2e", down: "#a3161b" };
+
+// A chart call that fails must not stop the live updates around it: lightweight-charts
+// 5.2 can throw "Value is null" while it redraws its crosshair (upstream issue 2044).
+function plot(call) {
+  try {
+    call();
+  } catch (error) {
+    console.warn("chart:", error);
+  }
+}
+
+function makeChart(container) {
+  const LC = window.LightweightCharts;
+  const chart = LC.createChart(container, {
+    autoSize: true,
+    // The logo would bring a <style> element the page's CSP refuses; the page names
+    // TradingView with a link beside the charts instead, as the licence asks.
+    layout: {
+      background: { color: "#ffffff" }, textColor: CHART_COLORS.text, fontSize: 12, attributionLogo: false,
+    },
+    grid: { vertLines: { color: CHART_COLORS.grid }, horzLines: { color: CHART_COLORS.grid } },
+    timeScale: { timeVisible: true, secondsVisible: true },
+    rightPriceScale: { borderColor: "#8a939e" },
+  });
+  return chart;
+}
+
+function priceFormat(step) {
+  const places = (String(step).split(".")[1] || "").length;
+  return { type: "price", precision: Math.max(places, 2), minMove: Number(step) };
+}
+
+// One point per second (line) or one candle per `width` seconds, from the kept ticks.
+function bucketOf(t, style) {
+  return style === "line" ? t : t - (t % Number(style));
+}
+
+function point(ticks, style) {
+  // the point of the last bucket, from the ticks in it
+  const t = bucketOf(ticks[ticks.length - 1].t, style);
+  let i = ticks.length - 1;
+  while (i > 0 && bucketOf(ticks[i - 1].t, style) === t) i -= 1;
+  const inBucket = ticks.slice(i);
+  const close = Number(inBucket[inBucket.length - 1].c);
+  if (style === "line") return { time: t, value: close };
+  return {
+    time: t, open: Number(inBucket[0].o), close,
+    high: Math.max(...inBucket.map((k) => Number(k.h))), low: Math.min(...inBucket.map((k) => Number(k.l))),
+  };
+}
+
+function points(ticks, style) {
+  const out = [];
+  let start = 0;
+  for (let i = 1; i <= ticks.length; i += 1) {
+    if (i === ticks.length || bucketOf(ticks[i].t, style) !== bucketOf(ticks[start].t, style)) {
+      out.push(point(ticks.slice(start, i), style));
+      start = i;
+    }
+  }
+  return out;
+}
+
+function drawPrice() {
+  const symbol = $("#chart-symbol").value;
+  const style = $("#chart-style").value;
+  const box = $("#price-chart");
+  if (!state.charts.price) state.charts.price = makeChart(box);
+  const chart = state.charts.price;
+  if (state.charts.priceSeries) chart.removeSeries(state.charts.priceSeries);
+  const LC = window.LightweightCharts;
+  const format = priceFormat(state.symbols.get(symbol)?.tick_size ?? "0.01");
+  state.charts.priceSeries = style === "line"
+    ? chart.addSeries(LC.LineSeries, { color: CHART_COLORS.line, lineWidth: 2, priceFormat: format })
+    : chart.addSeries(LC.CandlestickSeries, {
+      upColor: CHART_COLORS.up, downColor: CHART_COLORS.down, borderVisible: false,
+      wickUpColor: CHART_COLORS.up, wickDownColor: CHART_COLORS.down, priceFormat: format,
+    });
+  const data = points(state.ticks.get(symbol) || [], style);
+  plot(() => state.charts.priceSeries.setData(data));
+  state.charts.priceLast = data.length ? data[data.length - 1].time : null;
+  box.dataset.points = String(data.length);
+  plot(() => chart.timeScale().scrollToRealTime());
+  summarisePrice(symbol);
+}
+
+function drawTick(tick) {
+  if (!state.charts.priceSeries) return;
+  const symbol = $("#chart-symbol").value;
+  const ticks = state.ticks.get(symbol);
+  const style = $("#chart-style").value;
+  const latest = point(ticks, style);
+  plot(() => state.charts.priceSeries.update(latest));
+  if (latest.time !== state.charts.priceLast) {
+    state.charts.priceLast = latest.time;
+    const box = $("#price-chart");
+    box.dataset.points = String(Number(box.dataset.points || 0) + 1);
+  }
+  summarisePrice(symbol);
+}
+
+function summarisePrice(symbol) {
+  const ticks = state.ticks.get(symbol) || [];
+  const last = ticks[ticks.length - 1];
+  $("#price-summary").textContent = last
+    ? `${symbol} last ${last.c} at ${new Date(last.t * 1000).toISOString().slice(11, 19)} UTC`
+    : `${symbol}: no price yet`;
+  $("#price-chart").dataset.last = last ? last.c : "";
+}
+
+async function chooseChartSymbol() {
+  const symbol = $("#chart-symbol").value;
+  if (!state.ticks.get(symbol)?.length) {
+    try {
+      const quote = await api("GET", `/v1/quotes/${encodeURIComponent(symbol)}`);
+      if (!state.ticks.get(symbol)?.length) {
+        addTick(symbol, { t: seconds(quote.time), o: quote.last, h: quote.last, l: quote.last, c: quote.last });
+      }
+    } catch (error) {
+      if (error.status !== 401) console.error(error);
+    }
+  }
+  drawPrice();
+  followMarket();
+}
+
+async function loadEquity() {
+  let stats;
+  try {
+    stats = await api("GET", "/v1/stats");
+  } catch (error) {
+    if (error.status === 401) throw error;
+    return; // the chart keeps what it had
+  }
+  if (!state.charts.equity) {
+    state.charts.equity = makeChart($("#equity-chart"));
+    state.charts.equitySeries = state.charts.equity.addSeries(window.LightweightCharts.AreaSeries, {
+      lineColor: CHART_COLORS.line, topColor: "rgba(11, 92, 173, 0.25)", bottomColor: "rgba(11, 92, 173, 0.02)",
+      lineWidth: 2, priceFormat: { type: "price", precision: 2, minMove: 0.01 },
+    });
+  }
+  const bySecond = new Map();
+  for (const p of stats.equity_curve) bySecond.set(seconds(p.time), p.equity);
+  const data = [...bySecond].map(([time, equity]) => ({ time, value: Number(equity) }));
+  const box = $("#equity-chart");
+  if (!box.dataset.points) {
+    plot(() => state.charts.equitySeries.setData(data));
+    box.dataset.points = String(data.length);
+  } else {
+    // later refreshes add what is new: the live points already drawn stay
+    for (const p of data.filter((d) => d.time >= state.equityLast)) {
+      plot(() => state.charts.equitySeries.update(p));
+      if (p.time !== state.equityLast) box.dataset.points = String(Number(box.dataset.points) + 1);
+      state.equityLast = p.time;
+    }
+  }
+  if (data.length) state.equityLast = Math.max(state.equityLast, data[data.length - 1].time);
+  summariseEquity(stats.equity, stats.total_return);
+}
+
+function drawEquity(t, equity) {
+  if (!state.charts.equitySeries) return;
+  const at = Math.max(t, state.equityLast);
+  plot(() => state.charts.equitySeries.update({ time: at, value: Number(equity) })); // plotting only
+  const box = $("#equity-chart");
+  if (at !== state.equityLast) box.dataset.points = String(Number(box.dataset.points || 0) + 1);
+  state.equityLast = at;
+  summariseEquity(equity, state.account.total_return);
+}
+
+function summariseEquity(equity, ratio) {
+  $("#equity-summary").textContent = `Equity ${equity}, return ${percent(ratio)}`;
+  $("#equity-chart").dataset.last = equity;
+}
+
+// OPERATOR VIEW (admin token) ---------------------------------------------------------------
+
+function figures(list, pairs) {
+  list.replaceChildren(...pairs.map(([label, value]) => {
+    const div = document.createElement("div");
+    const dt = document.createElement("dt");
+    const dd = document.createElement("dd");
+    dt.textContent = label;
+    dd.textContent = value === null || value === undefined ? "—" : String(value);
+    dd.dataset.field = label.toLowerCase().replace(/[^a-z]+/g, "_");
+    div.append(dt, dd);
+    return div;
+  }));
+}
+
+const yesNo = (flag) => (flag ? "yes" : "no");
+
+function showControl(c) {
+  const session = c.session_open ? "session open" : "session closed";
+  $("#market-state").textContent = `Market ${c.state}, ${session}`;
+  if (!state.session || !state.session.is_admin) return;
+  const pairs = [
+    ["State", c.state], ["Trading", yesNo(c.trading)], ["Session open", yesNo(c.session_open)],
+    ["Trading day", c.trading_day],
+  ];
+  for (const [profile, m] of Object.entries(c.markets || {})) {
+    pairs.push([`Market ${profile}`, `${m.trading ? "trading" : "not trading"}, ${m.session_open ? "open" : "closed"}`]);
+  }
+  if (c.replay) pairs.push(["Replay", `${c.replay.closed}/${c.replay.bar_times} bar times${c.replay.finished ? ", finished" : ""}`]);
+  figures($("#control"), pairs);
+  for (const button of document.querySelectorAll("#operator button[data-state]")) {
+    button.setAttribute("aria-pressed", String(button.dataset.state === c.state));
+  }
+}
+
+async function setControl(button) {
+  const message = $("#control-message");
+  button.disabled = true;
+  try {
+    const reply = await api("POST", "/v1/control", { state: button.dataset.state });
+    showControl(reply);
+    message.className = "ok";
+    message.textContent = `The server is now ${reply.state}.`;
+  } catch (error) {
+    message.className = "error";
+    message.textContent = `Not changed (${error.code}): ${error.message}`;
+  } finally {
+    button.disabled = false;
+  }
+}
+
+async function loadUsers() {
+  const users = await api("GET", "/v1/admin/users");
+  fillRows($("#users"), users, (u) => [
+    cell(u.user_id), cell(u.name), cell(u.is_admin ? "admin" : "trader"), cell(u.initial_cash, "num"),
+    cell(u.cash, "num"), cell(u.equity, "num"),
+    u.is_admin ? cell("") : signed(percent(growth(dec(u.equity), dec(u.initial_cash)))),
+  ]);
+  for (const tr of $("#users tbody").children) tr.dataset.name = tr.children[1]?.textContent ?? "";
+  $("#users-time").textContent = `As of ${new Date().toISOString().slice(11, 19)} UTC.`;
+}
+
+async function createUser(event) {
+  event.preventDefault();
+  const form = event.target;
+  const message = $("#new-user-message");
+  const name = form.name.value.trim();
+  const cash = form.cash.value.trim();
+  $("#new-token-box").hidden = true;
+  $("#new-token").value = "";
+  if (!/^[A-Za-z0-9_.@-]{1,64}$/.test(name)) {
+    message.className = "error";
+    message.textContent = "A user name is 1 to 64 letters, digits or _ . @ -";
+    return;
+  }
+  if (!positive(cash) || (decimal(cash).scale > 2)) {
+    message.className = "error";
+    message.textContent = "Starting cash must be a number above zero, at most 2 decimals.";
+    return;
+  }
+  try {
+    const created = await api("POST", "/v1/admin/users", { name, cash });
+    message.className = "ok";
+    message.textContent = `User ${created.name} (id ${created.user_id}) created with ${created.cash}. Copy the token now: it is not shown again.`;
+    $("#new-token").value = created.token;
+    $("#new-token-box").hidden = false;
+    $("#new-token").select();
+    form.name.value = "";
+    await loadUsers();
+  } catch (error) {
+    message.className = "error";
+    message.textContent = `Not created (${error.code}): ${error.message}`;
+  }
+}
+
+async function loadBacktests() {
+  const runs = await api("GET", "/v1/backtests");
+  fillRows($("#backtests"), runs, (r) => {
+    const view = document.createElement("button");
+    view.type = "button";
+    view.className = "quiet";
+    view.textContent = "View";
+    view.setAttribute("aria-label", `View backtest ${r.run_id}`);
+    view.addEventListener("click", () => showReport(r.run_id));
+    const actions = document.createElement("td");
+    actions.append(view);
+    return [
+      cell(r.run_id), cell(r.name), cell(r.status), cell(r.bars ?? "", "num"), cell(r.trades ?? "", "num"),
+      cell(r.final_equity ?? "", "num"), cell(r.total_return === null ? "" : percent(r.total_return), "num"),
+      cell(r.max_drawdown === null ? "" : percent(r.max_drawdown), "num"), cell(r.sharpe ?? "", "num"), actions,
+    ];
+  });
+}
+
+async function showReport(runId) {
+  const report = await api("GET", `/v1/backtests/${encodeURIComponent(runId)}`);
+  const m = report.metrics || {};
+  $("#report").hidden = false;
+  $("#report-title").textContent = `Report of ${report.name || runId} (${report.status})`;
+  const pct = (r) => (r === null || r === undefined ? null : percent(r));
+  figures($("#report-figures"), [
+    ["From", report.start && time(report.start)], ["To", report.end && time(report.end)],
+    ["Bars", report.bars], ["Initial cash", m.initial_cash], ["Final equity", m.final_equity],
+    ["Return", pct(m.total_return)], ["Annual return", pct(m.annual_return)],
+    ["Max drawdown", pct(m.max_drawdown)], ["Sharpe", m.sharpe], ["Trades", m.trades],
+    ["Round trips", m.round_trips], ["Win rate", pct(m.win_rate)], ["Fees", m.fees],
+    ["Note", report.note || null],
+  ]);
+  const box = $("#report-chart");
+  if (state.charts.report) state.charts.report.remove();
+  state.charts.report = null;
+  const curve = report.equity_curve || [];
+  box.hidden = curve.length === 0;
+  if (curve.length) {
+    const chart = makeChart(box);
+    chart.applyOptions({ timeScale: { timeVisible: false } });
+    const series = chart.addSeries(window.LightweightCharts.LineSeries, { color: CHART_COLORS.line, lineWidth: 2 });
+    const bySecond = new Map(curve.map((p) => [seconds(p.time), Number(p.equity)]));
+    series.setData([...bySecond].map(([t, value]) => ({ time: t, value })));
+    chart.timeScale().fitContent();
+    box.dataset.points = String(bySecond.size);
+    state.charts.report = chart;
+  }
+  const link = $("#report-html");
+  link.href = `/v1/backtests/${encodeURIComponent(runId)}/report.html`;
+  link.hidden = report.status === "running" || report.status === "failed";
+  $("#report-title").focus();
+}
+
+async function loadOperator() {
+  try {
+    const [control] = await Promise.all([api("GET", "/v1/control"), loadUsers(), loadBacktests()]);
+    showControl(control);
+  } catch (error) {
+    if (error.status !== 401) console.error(error);
+  }
+}
+
+function showView(name) {
+  const operator = name === "operator";
+  $("#operator").hidden = !operator;
+  $("#trader").hidden = operator;
+  $("#show-operator").setAttribute("aria-pressed", String(operator));
+  $("#show-trader").setAttribute("aria-pressed", String(!operator));
 }
 
 // SIGN IN AND OUT -----------------------------------------------------------------------
 
 function showSignIn(message = "") {
   closeEvents();
+  state.session = null;
+  state.account = null;
+  state.positions = new Map();
+  for (const chart of Object.values(state.charts)) if (chart && chart.remove) chart.remove();
+  state.charts = {};
+  state.equityLast = 0;
+  for (const box of document.querySelectorAll(".chart")) delete box.dataset.points;
   $("#trader").hidden = true;
+  $("#operator").hidden = true;
+  $("#views").hidden = true;
+  $("#new-token").value = "";
+  $("#new-token-box").hidden = true;
+  $("#report").hidden = true;
   $("#who").hidden = true;
   $("#sign-in").hidden = false;
   $("#sign-in-error").textContent = message;
@@ -355,13 +860,15 @@ function showSignIn(message = "") {
 }
 
 async function showTrader(session) {
+  state.session = session;
   $("#sign-in").hidden = true;
   $("#user-name").textContent = session.name + (session.is_admin ? " (admin)" : "");
   $("#who").hidden = false;
-  $("#trader").hidden = false;
+  $("#views").hidden = !session.is_admin;
+  showView(session.is_admin ? "operator" : "trader");
   await loadSymbols();
   listen();
-  await refreshAll();
+  await Promise.all([chooseChartSymbol(), refreshAll(), session.is_admin ? loadOperator() : null]);
 }
 
 async function signIn(event) {
@@ -392,6 +899,16 @@ async function start() {
   $("#replace-cancel").addEventListener("click", () => { $("#replace").hidden = true; });
   $("#fills-more").addEventListener("click", () => loadFills(true));
   $("#history-more").addEventListener("click", () => loadHistory(true));
+  $("#chart-symbol").addEventListener("change", chooseChartSymbol);
+  $("#chart-style").addEventListener("change", drawPrice);
+  $("#show-operator").addEventListener("click", () => showView("operator"));
+  $("#show-trader").addEventListener("click", () => showView("trader"));
+  for (const button of document.querySelectorAll("#operator button[data-state]")) {
+    button.addEventListener("click", () => setControl(button));
+  }
+  $("#new-user").addEventListener("submit", createUser);
+  $("#users-refresh").addEventListener("click", () => loadUsers().catch(console.error));
+  $("#backtests-refresh").addEventListener("click", () => loadBacktests().catch(console.error));
   try {
     await showTrader(await api("GET", "/v1/session"));
   } catch {
