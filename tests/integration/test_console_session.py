@@ -115,3 +115,7 @@ def test_the_console_page_is_served_with_a_strict_content_security_policy(
     assert "unsafe-inline" not in policy
     script = httpx.get(f"{server.url}/console/app.js", timeout=15)
     assert script.status_code == 200 and "EventSource" in script.text
+    # the chart library comes from this server too, never from a CDN
+    charts = httpx.get(f"{server.url}/console/vendor/lightweight-charts.standalone.production.js")
+    assert charts.status_code == 200 and "Lightweight Charts" in charts.text[:300]
+    assert "/console/vendor/lightweight-charts" in page.text and "https://" not in policy
