@@ -39,7 +39,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from actors import curve
+from actors import curve, process
 from actors.feeds import volume_unit
 from actors.process import LEDGER_LOCK, exclusive_lock
 from actors.replay import replay_bars
@@ -165,8 +165,9 @@ def bootstrap(settings: Settings, now: int | None = None) -> None:
 FORK = multiprocessing.get_context("fork")
 
 
-def _child_main(name: str, module: str, settings_path: str, log_path: str) -> None:
+def _child_main(name: str, module: str, settings_path: str, log_path: str, restarts: int) -> None:
     """In a forked child: die with the supervisor, default signals, output to the log."""
+    process.restarts = restarts
     if sys.platform == "linux":
         _die_with_parent()
         # `ps -o comm` and top show the process by its role, not as a second run.py
@@ -215,7 +216,7 @@ class Supervisor:
         stderr = str(logs / f"{child.name}.stderr")
         child.proc = FORK.Process(
             target=_child_main,
-            args=(child.name, child.module, str(self.settings_path), stderr),
+            args=(child.name, child.module, str(self.settings_path), stderr, child.restarts),
             name=child.name,
         )
         child.proc.start()

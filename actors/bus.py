@@ -33,6 +33,7 @@ from actors.streams import (
     Incoming,
     Outgoing,
     header,
+    link_health,
     new_life,
     read_header,
 )
@@ -332,6 +333,15 @@ class Bus:
             self._lost(sender, link, lost)
         origin = self._origin[key]
         return [(origin, frame) for frame in ready]
+
+    def health(self) -> dict[str, Any]:
+        """Links (sequence numbers, gaps, losses) and frames waiting to be sent again; call
+        on the loop's thread (a timer)."""
+        return {
+            **link_health(self._outgoing, self._incoming),
+            "resending": sum(len(frames) for frames in self._resending.values()),
+            "dropping_to": sorted(self._dropped),
+        }
 
     def _check_gaps(self) -> None:
         """Ask again for what each gap is missing; give up those that made no progress;

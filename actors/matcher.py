@@ -402,6 +402,7 @@ def main(settings: Settings) -> None:
     # 1. fills and cancel answers go to the accountant
     bus.push_to(topics.ACCOUNTANT, settings.endpoints.accountant_in)
     bus.push_to(topics.CONTROLLER, settings.endpoints.controller_in)  # a replay's lock-step
+    bus.push_to(topics.GATEWAY, settings.endpoints.gateway_in, drop_when_full=True)  # health
     router = Router.start(settings, clock_for(settings.control.clock), bus)
     # 2. orders, cancels and snapshots come from the accountant
     bus.pull(settings.endpoints.matcher_in, lambda msgs: router.tell(Commands(msgs)))

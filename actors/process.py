@@ -19,9 +19,16 @@ import pykka
 from actors import curve
 from actors.bus import Bus
 from protocol import settings as settings_module
+from protocol import topics
 from protocol.settings import Settings
+from protocol.values import iso_time
 
 LEDGER_LOCK = "ledger.lock"  # held by the one process that writes the ledger
+HEALTH_TYPE = "health"  # a process's report to the gateway, for the operator
+HEALTH_EVERY = 1.0  # seconds between two reports
+# How many times the supervisor has restarted this process's role; run.py sets it in the
+# child it forks (0 for a process started by hand).
+restarts = 0
 
 
 @contextlib.contextmanager
@@ -149,6 +156,8 @@ def run(bus: Bus, actors: Sequence[pykka.ActorRef[Any]]) -> None:
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     bus.every(1.0, flush_logs)
+    started = time.time_ns()
+    bus.every(HEALTH_EVERY, lambda: bus.send(topics.GATEWAY, health_report(bus, actors, started)))
     try:
         bus.run(on_stop=lambda: _stop_actors(actors))
     except Exception:
@@ -157,6 +166,22 @@ def run(bus: Bus, actors: Sequence[pykka.ActorRef[Any]]) -> None:
         os._exit(70)  # actor threads may hold the process open; run.py restarts it
     logging.getLogger(bus.name).info("stopped cleanly")
     logging.shutdown()
+
+
+def health_report(
+    bus: Bus, actors: Sequence[pykka.ActorRef[Any]], started_ns: int
+) -> dict[str, Any]:
+    """What the operator sees of this process (protocol.md, GET /v1/admin/health): its
+    pid, start and restarts, its actors' unread messages, and its links (Bus.health)."""
+    return {
+        "type": HEALTH_TYPE,
+        "process": bus.name,
+        "pid": os.getpid(),
+        "started": iso_time(started_ns),
+        "restarts": restarts,
+        "inboxes": {ref.actor_class.__name__: ref.actor_inbox.qsize() for ref in actors},
+        **bus.health(),
+    }
 
 
 def die(reason: str) -> None:

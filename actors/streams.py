@@ -164,3 +164,24 @@ class Incoming(Generic[T]):
             out.append(self.held.pop(self.next))
             self.next += 1
         return out
+
+
+def link_health(
+    outgoing: dict[str, Outgoing[Any]], incoming: dict[tuple[str, str], Incoming[Any]]
+) -> dict[str, Any]:
+    """Each link's sequence numbers and trouble counts, for a health report: `sent` the
+    last number per link sent on, `received` per sender/link the last number handed on,
+    frames held behind a gap, gaps seen, frames lost and repeats dropped."""
+    return {
+        "sent": {link: out.seq for link, out in outgoing.items()},
+        "received": {
+            f"{sender}/{link}": {
+                "seq": stream.next - 1,
+                "held": len(stream.held),
+                "gaps": stream.gaps,
+                "lost": stream.lost,
+                "repeats": stream.repeats,
+            }
+            for (sender, link), stream in incoming.items()
+        },
+    }

@@ -348,7 +348,7 @@ def create_app(settings: Settings, gateway: Gateway, sessions: Sessions) -> Fast
         step = await latest_step.after(after, wait)
         return Response(status_code=204) if step is None else JSONResponse(step)
 
-    # BACKTEST REPORTS (admin) ----------------------------------------------------------
+    # ANSWERED HERE, FOR THE ADMIN: HEALTH AND BACKTEST REPORTS ---------------------------
 
     async def admin_only(user: str) -> JSONResponse | None:
         """None for the admin token; else the error to answer with."""
@@ -356,8 +356,13 @@ def create_app(settings: Settings, gateway: Gateway, sessions: Sessions) -> Fast
         if reply.get("type") == "error":
             return reply_response(reply, None)
         if not reply.get("is_admin"):
-            return error_response(ErrorCode.AUTH_NOT_ADMIN, "backtest reports need the admin token")
+            return error_response(ErrorCode.AUTH_NOT_ADMIN, "this needs the admin token")
         return None
+
+    @app.get("/v1/admin/health", tags=["admin"], summary="The four processes' health (admin)")
+    async def get_health(user: Auth) -> JSONResponse:
+        refused = await admin_only(user)
+        return refused or JSONResponse({"processes": gateway.health()})
 
     def no_run(run_id: str) -> JSONResponse:
         return error_response(ErrorCode.REQUEST_NOT_FOUND, f"no finished backtest {run_id[:40]!r}")

@@ -23,14 +23,22 @@ import zmq
 import zmq.asyncio
 from zmq.auth.thread import ThreadAuthenticator
 
-from actors import curve
-from actors.streams import RESEND_TYPE, Incoming, Outgoing, header, new_life, read_header
+from actors import curve, process
+from actors.streams import (
+    RESEND_TYPE,
+    Incoming,
+    Outgoing,
+    header,
+    link_health,
+    new_life,
+    read_header,
+)
 from protocol import codec, topics
 from protocol.errors import ErrorCode, error_body
 from protocol.messages import NewOrder, OrderFields, ReplaceFields, Request, UserFields
 from protocol.orders import order_command, replace_command
 from protocol.settings import Settings
-from protocol.values import number, parse_decimal
+from protocol.values import iso_time, number, parse_decimal
 
 log = logging.getLogger("gateway")
 _FLUSH_AT = 1000  # commands queued before they go out without waiting for the loop turn
@@ -178,6 +186,8 @@ class Gateway:
         retain = settings.limits.internal_retain
         self.to_accountant_stream: Outgoing[bytes] = Outgoing(topics.ACCOUNTANT, retain)
         self.incoming: dict[tuple[str, str], Incoming[tuple[str, bytes]]] = {}
+        self.started = time.time_ns()
+        self._health: dict[str, tuple[float, dict[str, Any]]] = {}  # process -> last report
 
     def on_event(self, callback: EventCallback) -> None:
         """`callback(user_id, event)` for each private event from the accountant."""
@@ -357,6 +367,8 @@ class Gateway:
                     user_id = message.pop("user_id")
                     for listener in self._event_listeners:
                         listener(user_id, message)
+                elif message.get("type") == process.HEALTH_TYPE:
+                    self._health[message.pop("process")] = (time.monotonic(), message)
                 elif message.get("type") == "session.end":
                     for end in self._session_end_listeners:
                         end(message["user_id"], message["reason"])
@@ -366,6 +378,29 @@ class Gateway:
                         self._last_reply_at = time.monotonic()
                         self.admission.replied(self._last_reply_at)
                         _safely(entry[1], message)
+
+    def health(self) -> list[dict[str, Any]]:
+        """The four processes as the operator sees them: this gateway's own figures, and
+        each other's last report (up while reports keep coming)."""
+        now = time.monotonic()
+        own = {
+            "pid": os.getpid(),
+            "started": iso_time(self.started),
+            "restarts": process.restarts,
+            "inboxes": {"requests in flight": len(self._pending)},
+            **link_health({topics.ACCOUNTANT: self.to_accountant_stream}, self.incoming),
+        }
+        processes = []
+        for name in topics.PROCESSES:
+            if name == topics.GATEWAY:
+                processes.append({"process": name, "up": True, "report_age": 0.0, **own})
+                continue
+            received_at, report = self._health.get(name, (None, {}))
+            age = None if received_at is None else round(now - received_at, 3)
+            up = age is not None and age < 3 * process.HEALTH_EVERY
+            report = {k: v for k, v in report.items() if k not in ("type", "v")}
+            processes.append({"process": name, "up": up, "report_age": age, **report})
+        return processes
 
     async def _read_public(self, sock: zmq.asyncio.Socket) -> None:
         while True:
