@@ -8,6 +8,7 @@ the HTTP status of their code (protocol.errors.HTTP_STATUS).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import csv
 import io
 import json
@@ -23,10 +24,18 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from actors import process
 from gateway import backtests, console
 from gateway.core import Gateway, to_command
 from gateway.replay_steps import LatestStep
-from gateway.streams import EventQueue, MarketQueue, MarketStreams, Sessions, StreamEnd
+from gateway.streams import (
+    EventQueue,
+    MarketQueue,
+    MarketStreams,
+    Sessions,
+    StreamEnd,
+    sse_frame,
+)
 from protocol.codec import PROTOCOL_VERSION
 from protocol.errors import HTTP_STATUS, ErrorCode, RejectError, error_body
 from protocol.messages import (
@@ -364,6 +373,34 @@ def create_app(settings: Settings, gateway: Gateway, sessions: Sessions) -> Fast
         refused = await admin_only(user)
         return refused or JSONResponse({"processes": gateway.health()})
 
+    health_readers: dict[int, set[asyncio.Event]] = {}  # admin user -> ended when set
+
+    def end_health_streams(user_id: int, _reason: str) -> None:
+        for ended in health_readers.pop(user_id, set()):
+            ended.set()
+
+    gateway.on_session_end(end_health_streams)
+
+    @app.get(
+        "/v1/admin/health/events",
+        tags=["admin"],
+        summary="Server-sent events: the four processes' health every second (admin)",
+    )
+    async def health_events(user: Auth) -> Response:
+        reply = await gateway.request({"type": "session.login"}, user)
+        if reply.get("type") != "session.ready":
+            return reply_response(reply, None)
+        if not reply.get("is_admin"):
+            return error_response(ErrorCode.AUTH_NOT_ADMIN, "this needs the admin token")
+        ended = asyncio.Event()
+        readers = health_readers.setdefault(reply["user_id"], set())
+        readers.add(ended)
+        return StreamingResponse(
+            _health_stream(gateway, ended, lambda: readers.discard(ended)),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+        )
+
     def no_run(run_id: str) -> JSONResponse:
         return error_response(ErrorCode.REQUEST_NOT_FOUND, f"no finished backtest {run_id[:40]!r}")
 
@@ -545,6 +582,22 @@ async def _market_stream(queue: MarketQueue, done: Callable[[], None]) -> AsyncI
                 yield _end_frame(frame)
                 return
             yield frame
+    finally:
+        done()
+
+
+async def _health_stream(
+    gateway: Gateway, ended: asyncio.Event, done: Callable[[], None]
+) -> AsyncIterator[bytes]:
+    """`event: health` with GET /v1/admin/health's body every HEALTH_EVERY seconds, until
+    the admin's token is rotated or revoked (`event: session.ended`)."""
+    try:
+        yield b": connected\n\n"
+        while not ended.is_set():
+            yield sse_frame("health", {"processes": gateway.health()})
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(ended.wait(), process.HEALTH_EVERY)
+        yield _end_frame(StreamEnd("session.ended", "token changed"))
     finally:
         done()
 

@@ -9,7 +9,7 @@
 const $ = (selector, root = document) => root.querySelector(selector);
 const state = {
   symbols: new Map(), fillsBefore: null, historyAfter: 0, events: null, replacing: null,
-  session: null, market: null, marketKey: "", account: null, positions: new Map(),
+  session: null, market: null, marketKey: "", account: null, positions: new Map(), health: null,
   ticks: new Map(), charts: {}, equityLast: 0, report: null,
 };
 const MAX_TICKS = 20000; // per symbol, in this page's memory
@@ -419,6 +419,8 @@ function closeEvents() {
   state.events = null;
   if (state.market) state.market.close();
   state.market = null;
+  if (state.health) state.health.close();
+  state.health = null;
   state.marketKey = "";
 }
 
@@ -819,7 +821,33 @@ async function showReport(runId) {
   $("#report-title").focus();
 }
 
+// The processes' health, pushed every second by GET /v1/admin/health/events.
+function followHealth() {
+  if (state.health) state.health.close();
+  const source = new EventSource("/v1/admin/health/events");
+  state.health = source;
+  source.onopen = () => { $("#health-live").textContent = "live."; };
+  source.onerror = () => { $("#health-live").textContent = "reconnecting…"; };
+  source.addEventListener("health", (event) => showHealth(JSON.parse(event.data).processes));
+}
+
+function showHealth(processes) {
+  const total = (counts) => Object.values(counts || {}).reduce((a, b) => a + b, 0);
+  const sent = (links) => Object.entries(links || {}).map(([to, seq]) => `${to} #${seq}`).join(", ");
+  const received = (links) => Object.entries(links || {})
+    .map(([from, l]) => `${from} #${l.seq}` + (l.gaps || l.lost ? ` (${l.gaps} gaps, ${l.lost} lost)` : ""))
+    .join(", ");
+  fillRows($("#processes"), processes, (p) => [
+    cell(p.process),
+    cell(p.up ? "up" : "down", p.up ? "up" : "down"),
+    cell(p.pid, "num"), cell(p.restarts, "num"), cell(time(p.started)),
+    cell(p.up ? total(p.inboxes) : "", "num"), cell(sent(p.sent)), cell(received(p.received)),
+  ]);
+  for (const tr of $("#processes tbody").children) tr.dataset.process = tr.children[0]?.textContent ?? "";
+}
+
 async function loadOperator() {
+  followHealth();
   try {
     const [control] = await Promise.all([api("GET", "/v1/control"), loadUsers(), loadBacktests()]);
     showControl(control);

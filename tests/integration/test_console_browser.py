@@ -338,6 +338,13 @@ def test_the_operator_pauses_and_resumes_and_a_traders_page_sees_it_live(
     expect(trader_state).to_have_text("Market running, session open")
     sign_in_operator(page, server)
     expect(page.locator("#users tbody")).to_contain_text("admin")
+    # the processes' health, pushed every second
+    expect(page.locator("#processes tbody tr")).to_have_count(4)
+    for name in ("controller", "matcher", "accountant", "gateway"):
+        row = page.locator(f"#processes tbody tr[data-process={name}]")
+        expect(row.locator("td").nth(1)).to_have_text("up")
+        expect(row.locator("td").nth(2)).to_have_text(str(server.pid(name)))
+    expect(page.locator("#health-live")).to_have_text("live.")
     state = page.locator("#control dd[data-field=state]")
     try:
         page.get_by_role("button", name="Pause", exact=True).click()

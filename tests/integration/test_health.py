@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -9,6 +10,8 @@ from typing import Any
 import pytest
 
 from tests.harness import PROCESSES, Server
+
+PROCESSES_IN_ORDER = ("controller", "matcher", "accountant", "gateway")
 
 
 @pytest.fixture(scope="module")
@@ -84,3 +87,24 @@ def test_a_killed_process_shows_restarted_with_a_new_pid(health_server: Server) 
     assert matcher["up"] and matcher["pid"] == server.pid("matcher") != old_pid
     assert matcher["restarts"] == 1
     assert health["accountant"]["restarts"] == 0
+
+
+def test_the_operator_gets_health_pushed_every_second_and_a_trader_does_not(
+    health_server: Server,
+) -> None:
+    server = health_server
+    refused = server.http(server.new_user("nosy")).get("/v1/admin/health/events")
+    assert refused.status_code == 403
+    assert refused.json()["error"]["code"] == "AUTH_NOT_ADMIN"
+    reports: list[dict[str, Any]] = []
+    with server.http(server.admin_token).stream("GET", "/v1/admin/health/events") as stream:
+        assert stream.headers["content-type"].startswith("text/event-stream")
+        lines = stream.iter_lines()
+        while len(reports) < 2:
+            line = next(lines)
+            if line.startswith("data: "):
+                reports.append(json.loads(line[len("data: ") :]))
+    for report in reports:
+        assert [p["process"] for p in report["processes"]] == list(PROCESSES_IN_ORDER)
+    sent = [r["processes"][0]["sent"]["pub"] for r in reports]
+    assert sent[1] > sent[0], "the controller's numbers move between two reports"
