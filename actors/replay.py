@@ -341,6 +341,7 @@ class Listen:
 
 SETTLE_TIMEOUT = 10.0  # s a lock-step waits for the fills on a bar time to be settled
 JOIN_WAIT = 30.0  # s a lock-step replay waits at most for `replay_bots` bots to join
+GREET_RETRY = 1.0  # s between two first markers while the matcher or accountant is not up
 
 
 class Replayer(pykka.ThreadingActor):
@@ -398,11 +399,12 @@ class Replayer(pykka.ThreadingActor):
         if self.lockstep and self.next and self.groups[self.next - 1][0] == after:
             self.then = self.announce_again  # its close went out before the restart
         self.pending: set[int] = set()  # bots yet to answer replay.done for `at`
+        self.peers_ready = False  # the matcher and accountant answered a first marker (greet)
         self.deadline = 0.0
         self.timeouts = 0
         self.ended = bool(self.groups) and self.next == len(self.groups)
-        # the matcher and accountant subscribe to the controller's PUB as it starts: what it
-        # publishes before they are connected is lost (issue 5 resynchronises streams)
+        # a moment for the matcher and accountant to subscribe to the controller's PUB;
+        # the first marker (greet) then tells that they have
         self.starts_at = wall.monotonic() + STARTUP_GRACE
         self.join_until = self.starts_at + JOIN_WAIT if self.next == 0 else 0.0
         if self.groups and self.next == len(self.groups):
@@ -625,14 +627,33 @@ class Replayer(pykka.ThreadingActor):
 
     def resume(self) -> None:
         """Go on from where the replay stands (a tick, a join, the run state running)."""
-        if self.then is not None:  # a step the run state held back
+        if not self.peers_ready:
+            self.greet()
+        elif self.then is not None:  # a step the run state held back
             self.go_on()
         elif self.lockstep:
             self.advance()
         else:
             self.step()
 
+    def greet(self) -> None:
+        """Before the first bar: a marker through the matcher and the accountant, asked
+        again each GREET_RETRY until answered. Bars published before they are subscribed
+        would be lost to them (a process started or restarted later than this one)."""
+        held_back = self.then
+
+        def ready() -> None:
+            self.peers_ready, self.then = True, held_back
+            log.info("replay: the matcher and the accountant are listening")
+            self.resume()
+
+        self.publish([], ready)
+        self.deadline = wall.monotonic() + GREET_RETRY
+
     def time_out(self) -> None:
+        if self.waiting == "settle" and not self.peers_ready:
+            self.greet()  # not subscribed yet
+            return
         if self.waiting == "settle":  # lost on its way, or the matcher or accountant is slow
             log.warning(
                 "replay: marker %d unanswered after %.0fs; again", self.sync, SETTLE_TIMEOUT

@@ -149,8 +149,14 @@ def test_a_replay_at_full_speed_ends_on_the_last_bar(fast: Server) -> None:
     assert control["markets"]["cn_a"]["trading_day"] == "2025-01-02"  # New Year's Day shut
     quote = http.get("/v1/quotes/600000").json()
     assert quote["last"] == last["close"]
-    [listed] = [s for s in http.get("/v1/symbols").json() if s["symbol"] == "600000"]
-    assert listed["prev_close"] == last["close"]  # the close that sets 2 January's limits
+
+    def prev_close() -> str:
+        [listed] = [s for s in http.get("/v1/symbols").json() if s["symbol"] == "600000"]
+        return str(listed["prev_close"])
+
+    # the close that sets 2 January's limits; the accountant, which answers, takes the
+    # day's turn from the controller's broadcast a moment after the controller shows it
+    wait(lambda: prev_close() == last["close"], timeout=10)
 
 
 def test_a_bad_replay_file_stops_the_server_before_it_starts(tmp_path: Path) -> None:
