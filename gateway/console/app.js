@@ -8,7 +8,7 @@
 
 const $ = (selector, root = document) => root.querySelector(selector);
 const state = {
-  symbols: new Map(), fillsBefore: null, historyAfter: 0, events: null, replacing: null,
+  symbols: new Map(), fillsBefore: null, fillsNewest: null, historyAfter: 0, events: null, replacing: null,
   session: null, market: null, marketKey: "", account: null, positions: new Map(), health: null,
   ticks: new Map(), charts: {}, equityLast: 0, report: null,
 };
@@ -229,12 +229,33 @@ const fillCells = (f) => [
   cell(f.price, "num"), cell(f.value, "num"), cell(f.commission, "num"), cell(f.tax, "num"),
 ];
 
-async function loadFills(older = false) {
-  const query = older && state.fillsBefore ? `&before_id=${state.fillsBefore}` : "";
-  const fills = await api("GET", `/v1/fills?limit=50${query}`);
-  fillRows($("#fills"), fills, fillCells, older);
-  if (fills.length) state.fillsBefore = fills[fills.length - 1].id;
-  $("#fills-more").hidden = fills.length < 50;
+const PAGE = 50;
+
+// Fills, newest first: "older" adds the next page below; "live" (after an event) puts the
+// new fills on top and keeps the pages already read below them.
+async function loadFills(mode = "live") {
+  if (mode === "older" && state.fillsBefore) {
+    const fills = await api("GET", `/v1/fills?limit=${PAGE}&before_id=${state.fillsBefore}`);
+    fillRows($("#fills"), fills, fillCells, true);
+    if (fills.length) state.fillsBefore = fills[fills.length - 1].id;
+    $("#fills-more").hidden = fills.length < PAGE;
+    return;
+  }
+  const fills = await api("GET", `/v1/fills?limit=${PAGE}`);
+  const fresh = state.fillsNewest === null ? fills : fills.filter((f) => f.id > state.fillsNewest);
+  if (state.fillsNewest === null || fresh.length === PAGE) { // first page, or too many to join
+    fillRows($("#fills"), fills, fillCells);
+    state.fillsBefore = fills.length ? fills[fills.length - 1].id : null;
+    $("#fills-more").hidden = fills.length < PAGE;
+  } else {
+    const body = $("#fills tbody");
+    for (const f of [...fresh].reverse()) {
+      const tr = document.createElement("tr");
+      tr.append(...fillCells(f));
+      body.prepend(tr);
+    }
+  }
+  if (fills.length) state.fillsNewest = Math.max(state.fillsNewest ?? 0, fills[0].id);
 }
 
 const historyCells = (h) => [
@@ -243,10 +264,24 @@ const historyCells = (h) => [
   cell(h.status ?? ""), cell(h.cash ?? "", "num"),
 ];
 
-async function loadHistory(more = false) {
-  const after = more ? state.historyAfter : 0;
-  const page = await api("GET", `/v1/history?limit=50&after_seq=${after}`);
-  fillRows($("#history"), page.entries, historyCells, more);
+// A page at a time: a second click while one loads would read the same page twice.
+async function whileDisabled(button, load) {
+  button.disabled = true;
+  try {
+    await load();
+  } finally {
+    button.disabled = false;
+  }
+}
+
+// The operation log, oldest first: "more" adds the next page; "live" adds new entries at
+// the end once the reader has reached it, and otherwise leaves the pages read alone (the
+// "Later entries" button brings the rest).
+async function loadHistory(mode = "live") {
+  if (mode === "live" && state.historyAfter && !$("#history-more").hidden) return;
+  const after = state.historyAfter;
+  const page = await api("GET", `/v1/history?limit=${PAGE}&after_seq=${after}`);
+  if (after === 0 || page.entries.length) fillRows($("#history"), page.entries, historyCells, after > 0);
   if (page.entries.length) state.historyAfter = page.entries[page.entries.length - 1].seq;
   $("#history-more").hidden = page.next_after_seq === null;
 }
@@ -724,7 +759,10 @@ async function setControl(button) {
 }
 
 async function loadUsers() {
-  const users = await api("GET", "/v1/admin/users");
+  showUsers(await api("GET", "/v1/admin/users"));
+}
+
+function showUsers(users) {
   fillRows($("#users"), users, (u) => [
     cell(u.user_id), cell(u.name), cell(u.is_admin ? "admin" : "trader"), cell(u.initial_cash, "num"),
     cell(u.cash, "num"), cell(u.equity, "num"),
@@ -821,14 +859,15 @@ async function showReport(runId) {
   $("#report-title").focus();
 }
 
-// The processes' health, pushed every second by GET /v1/admin/health/events.
-function followHealth() {
+// The processes' health each second and the users every five, pushed by GET /v1/admin/events.
+function followAdmin() {
   if (state.health) state.health.close();
-  const source = new EventSource("/v1/admin/health/events");
+  const source = new EventSource("/v1/admin/events");
   state.health = source;
   source.onopen = () => { $("#health-live").textContent = "live."; };
   source.onerror = () => { $("#health-live").textContent = "reconnecting…"; };
   source.addEventListener("health", (event) => showHealth(JSON.parse(event.data).processes));
+  source.addEventListener("users", (event) => showUsers(JSON.parse(event.data).users));
 }
 
 function showHealth(processes) {
@@ -847,7 +886,7 @@ function showHealth(processes) {
 }
 
 async function loadOperator() {
-  followHealth();
+  followAdmin();
   try {
     const [control] = await Promise.all([api("GET", "/v1/control"), loadUsers(), loadBacktests()]);
     showControl(control);
@@ -871,6 +910,9 @@ function showSignIn(message = "") {
   state.session = null;
   state.account = null;
   state.positions = new Map();
+  state.fillsBefore = null;
+  state.fillsNewest = null;
+  state.historyAfter = 0;
   for (const chart of Object.values(state.charts)) if (chart && chart.remove) chart.remove();
   state.charts = {};
   state.equityLast = 0;
@@ -925,8 +967,8 @@ async function start() {
   $("#ticket").addEventListener("change", showRules);
   $("#replace").addEventListener("submit", sendReplace);
   $("#replace-cancel").addEventListener("click", () => { $("#replace").hidden = true; });
-  $("#fills-more").addEventListener("click", () => loadFills(true));
-  $("#history-more").addEventListener("click", () => loadHistory(true));
+  $("#fills-more").addEventListener("click", (e) => whileDisabled(e.target, () => loadFills("older")));
+  $("#history-more").addEventListener("click", (e) => whileDisabled(e.target, () => loadHistory("more")));
   $("#chart-symbol").addEventListener("change", chooseChartSymbol);
   $("#chart-style").addEventListener("change", drawPrice);
   $("#show-operator").addEventListener("click", () => showView("operator"));
@@ -935,7 +977,6 @@ async function start() {
     button.addEventListener("click", () => setControl(button));
   }
   $("#new-user").addEventListener("submit", createUser);
-  $("#users-refresh").addEventListener("click", () => loadUsers().catch(console.error));
   $("#backtests-refresh").addEventListener("click", () => loadBacktests().catch(console.error));
   try {
     await showTrader(await api("GET", "/v1/session"));

@@ -209,6 +209,37 @@ def test_a_trader_signs_in_orders_sees_the_fill_cancels_and_downloads_the_log(
     page.screenshot(path=str(ARTIFACTS / "console-phone.png"), full_page=False)
 
 
+def test_pages_read_of_fills_and_the_log_stay_when_a_new_fill_arrives(
+    server: Server, page: Page
+) -> None:
+    token = server.new_user(fresh_name("pager"), "10000000")
+    client = server.client(token)
+    for _ in range(55):  # marketable: each fills, with two or more log entries
+        client.place_order("600000", "buy", 100, "20.00")
+    deadline = time.monotonic() + 60
+    while len(client.fills(limit=100)) < 55 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    sign_in(page, server, token)
+    fills, log = page.locator("#fills tbody tr"), page.locator("#history tbody tr")
+    expect(fills).to_have_count(50)
+    page.get_by_role("button", name="Older fills").click()
+    expect(fills).to_have_count(55)
+    expect(log).to_have_count(50)
+    later = page.get_by_role("button", name="Later entries")
+    while later.is_visible():
+        shown = log.count()
+        later.click()
+        expect(log).not_to_have_count(shown)
+    entries = log.count()
+    assert entries > 100
+    new_order = client.place_order("600000", "buy", 100, "20.00")
+    # the event brings the new fill on top, the pages read stay, the log grows at its end
+    expect(fills).to_have_count(56)
+    expect(fills.first.locator("td").nth(1)).to_have_text(str(new_order["id"]))
+    expect(log.last.locator("td").nth(3)).to_have_text(str(new_order["id"]))
+    assert log.count() > entries
+
+
 def test_another_user_sees_none_of_the_first_users_data(server: Server, page: Page) -> None:
     first = server.new_user(fresh_name("first"))
     sign_in(page, server, first)
@@ -338,6 +369,9 @@ def test_the_operator_pauses_and_resumes_and_a_traders_page_sees_it_live(
     expect(trader_state).to_have_text("Market running, session open")
     sign_in_operator(page, server)
     expect(page.locator("#users tbody")).to_contain_text("admin")
+    joiner = fresh_name("joiner")
+    server.new_user(joiner)  # over the API: the page learns of it from the admin stream
+    expect(page.locator("#users tbody")).to_contain_text(joiner)
     # the processes' health, pushed every second
     expect(page.locator("#processes tbody tr")).to_have_count(4)
     for name in ("controller", "matcher", "accountant", "gateway"):
