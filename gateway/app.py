@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import csv
 import io
+import itertools
 import json
 import math
 from collections.abc import AsyncIterator, Callable
@@ -373,30 +374,30 @@ def create_app(settings: Settings, gateway: Gateway, sessions: Sessions) -> Fast
         refused = await admin_only(user)
         return refused or JSONResponse({"processes": gateway.health()})
 
-    health_readers: dict[int, set[asyncio.Event]] = {}  # admin user -> ended when set
+    admin_readers: dict[int, set[asyncio.Event]] = {}  # admin user -> ended when set
 
-    def end_health_streams(user_id: int, _reason: str) -> None:
-        for ended in health_readers.pop(user_id, set()):
+    def end_admin_streams(user_id: int, _reason: str) -> None:
+        for ended in admin_readers.pop(user_id, set()):
             ended.set()
 
-    gateway.on_session_end(end_health_streams)
+    gateway.on_session_end(end_admin_streams)
 
     @app.get(
-        "/v1/admin/health/events",
+        "/v1/admin/events",
         tags=["admin"],
-        summary="Server-sent events: the four processes' health every second (admin)",
+        summary="Server-sent events: the processes' health each second, users every 5 (admin)",
     )
-    async def health_events(user: Auth) -> Response:
+    async def admin_events(user: Auth) -> Response:
         reply = await gateway.request({"type": "session.login"}, user)
         if reply.get("type") != "session.ready":
             return reply_response(reply, None)
         if not reply.get("is_admin"):
             return error_response(ErrorCode.AUTH_NOT_ADMIN, "this needs the admin token")
         ended = asyncio.Event()
-        readers = health_readers.setdefault(reply["user_id"], set())
+        readers = admin_readers.setdefault(reply["user_id"], set())
         readers.add(ended)
         return StreamingResponse(
-            _health_stream(gateway, ended, lambda: readers.discard(ended)),
+            _admin_stream(gateway, user, ended, lambda: readers.discard(ended)),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
         )
@@ -586,15 +587,25 @@ async def _market_stream(queue: MarketQueue, done: Callable[[], None]) -> AsyncI
         done()
 
 
-async def _health_stream(
-    gateway: Gateway, ended: asyncio.Event, done: Callable[[], None]
+ADMIN_USERS_EVERY = 5  # health reports between two user lists on the admin stream
+
+
+async def _admin_stream(
+    gateway: Gateway, auth: str, ended: asyncio.Event, done: Callable[[], None]
 ) -> AsyncIterator[bytes]:
-    """`event: health` with GET /v1/admin/health's body every HEALTH_EVERY seconds, until
-    the admin's token is rotated or revoked (`event: session.ended`)."""
+    """`event: health` (GET /v1/admin/health's body) every HEALTH_EVERY seconds and
+    `event: users` (GET /v1/admin/users') every ADMIN_USERS_EVERY of them, until the
+    admin's token is rotated or revoked (`event: session.ended`)."""
     try:
         yield b": connected\n\n"
-        while not ended.is_set():
+        for tick in itertools.count():
+            if ended.is_set():
+                break
             yield sse_frame("health", {"processes": gateway.health()})
+            if tick % ADMIN_USERS_EVERY == 0:
+                users = await gateway.request({"type": "user.list"}, auth)
+                if users.get("type") != "error":
+                    yield sse_frame("users", {"users": users["users"]})
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(ended.wait(), process.HEALTH_EVERY)
         yield _end_frame(StreamEnd("session.ended", "token changed"))

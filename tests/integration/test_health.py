@@ -89,22 +89,27 @@ def test_a_killed_process_shows_restarted_with_a_new_pid(health_server: Server) 
     assert health["accountant"]["restarts"] == 0
 
 
-def test_the_operator_gets_health_pushed_every_second_and_a_trader_does_not(
+def test_the_operator_gets_health_and_users_pushed_and_a_trader_does_not(
     health_server: Server,
 ) -> None:
     server = health_server
-    refused = server.http(server.new_user("nosy")).get("/v1/admin/health/events")
+    refused = server.http(server.new_user("nosy")).get("/v1/admin/events")
     assert refused.status_code == 403
     assert refused.json()["error"]["code"] == "AUTH_NOT_ADMIN"
-    reports: list[dict[str, Any]] = []
-    with server.http(server.admin_token).stream("GET", "/v1/admin/health/events") as stream:
+    events: dict[str, list[dict[str, Any]]] = {"health": [], "users": []}
+    with server.http(server.admin_token).stream("GET", "/v1/admin/events") as stream:
         assert stream.headers["content-type"].startswith("text/event-stream")
-        lines = stream.iter_lines()
-        while len(reports) < 2:
-            line = next(lines)
-            if line.startswith("data: "):
-                reports.append(json.loads(line[len("data: ") :]))
-    for report in reports:
+        kind = ""
+        for line in stream.iter_lines():
+            if line.startswith("event: "):
+                kind = line[len("event: ") :]
+            elif line.startswith("data: "):
+                events[kind].append(json.loads(line[len("data: ") :]))
+            if len(events["health"]) >= 2 and events["users"]:
+                break
+    for report in events["health"]:
         assert [p["process"] for p in report["processes"]] == list(PROCESSES_IN_ORDER)
-    sent = [r["processes"][0]["sent"]["pub"] for r in reports]
+    sent = [r["processes"][0]["sent"]["pub"] for r in events["health"][:2]]
     assert sent[1] > sent[0], "the controller's numbers move between two reports"
+    names = {user["name"] for user in events["users"][0]["users"]}
+    assert {"admin", "nosy"} <= names
