@@ -81,11 +81,12 @@ class Admission:
     (a slow cancel or query among flowing replies does not count), or the requests in
     flight, at the reply rate seen lately, would not be answered within half the timeout.
     The rate is measured over one-second windows and never assumed below `floor_rate`, so
-    an idle server admits a burst.
+    an idle server admits a burst. The floor is what a slow, busy machine still answers:
+    a higher one admitted first bursts there that timed out instead of being refused.
     """
 
     def __init__(
-        self, timeout: float, floor_rate: float = 500.0, start: float | None = None
+        self, timeout: float, floor_rate: float = 200.0, start: float | None = None
     ) -> None:
         self.timeout = timeout
         self.floor_rate = floor_rate
