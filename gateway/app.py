@@ -30,8 +30,6 @@ from gateway import backtests, console
 from gateway.core import Gateway, to_command
 from gateway.replay_steps import LatestStep
 from gateway.streams import (
-    EventQueue,
-    MarketQueue,
     MarketStreams,
     Sessions,
     StreamEnd,
@@ -456,7 +454,9 @@ def create_app(settings: Settings, gateway: Gateway, sessions: Sessions) -> Fast
             return reply_response(reply, None)
         queue = sessions.subscribe(reply["user_id"])
         return StreamingResponse(
-            _event_stream(queue, lambda: sessions.unsubscribe(reply["user_id"], queue)),
+            _queue_stream(
+                queue, lambda: sessions.unsubscribe(reply["user_id"], queue), _event_frame
+            ),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
         )
@@ -502,7 +502,7 @@ def create_app(settings: Settings, gateway: Gateway, sessions: Sessions) -> Fast
             wanted = frozenset(names)
         queue = market_streams.subscribe(reply["user_id"], wanted)
         return StreamingResponse(
-            _market_stream(queue, lambda: market_streams.unsubscribe(queue)),
+            _queue_stream(queue, lambda: market_streams.unsubscribe(queue), bytes),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
         )
@@ -568,23 +568,33 @@ def _end_frame(end: StreamEnd) -> bytes:
     return f"event: {end.event}\ndata: {data}\n\n".encode()
 
 
-async def _market_stream(queue: MarketQueue, done: Callable[[], None]) -> AsyncIterator[bytes]:
-    """SSE frames made by MarketStreams, no `id` (nothing is replayed on reconnect); ends
-    as _event_stream does."""
+async def _queue_stream(
+    queue: asyncio.Queue[Any], done: Callable[[], None], render: Callable[[Any], bytes]
+) -> AsyncIterator[bytes]:
+    """SSE from a stream's queue: `render` makes each item's frame, a comment goes out
+    while it is quiet, and a StreamEnd (`overflow`: the reader fell too far behind;
+    `session.ended`: its token was rotated or revoked) is the last event."""
     try:
         yield b": connected\n\n"
         while True:
             try:
-                frame = await asyncio.wait_for(queue.get(), EVENT_HEARTBEAT_S)
+                item = await asyncio.wait_for(queue.get(), EVENT_HEARTBEAT_S)
             except TimeoutError:
                 yield b": heartbeat\n\n"
                 continue
-            if isinstance(frame, StreamEnd):
-                yield _end_frame(frame)
+            if isinstance(item, StreamEnd):
+                yield _end_frame(item)
                 return
-            yield frame
+            yield render(item)
     finally:
         done()
+
+
+def _event_frame(event: dict[str, Any]) -> bytes:
+    """A private event: `id` its per-user seq, `event` its kind, `data` the JSON event."""
+    data = json.dumps({**event, "v": PROTOCOL_VERSION}, separators=(",", ":"))
+    line_id = "" if event.get("seq") is None else f"id: {event['seq']}\n"
+    return f"{line_id}event: {event['event']}\ndata: {data}\n\n".encode()
 
 
 ADMIN_USERS_EVERY = 5  # health reports between two user lists on the admin stream
@@ -609,27 +619,5 @@ async def _admin_stream(
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(ended.wait(), process.HEALTH_EVERY)
         yield _end_frame(StreamEnd("session.ended", "token changed"))
-    finally:
-        done()
-
-
-async def _event_stream(queue: EventQueue, done: Callable[[], None]) -> AsyncIterator[bytes]:
-    """SSE frames: `id` is the event's per-user seq, `event` its kind, `data` the JSON event.
-    A stream whose reader fell too far behind gets `event: overflow` and ends; one whose
-    token was rotated or revoked gets `event: session.ended`."""
-    try:
-        yield b": connected\n\n"
-        while True:
-            try:
-                event = await asyncio.wait_for(queue.get(), EVENT_HEARTBEAT_S)
-            except TimeoutError:
-                yield b": heartbeat\n\n"
-                continue
-            if isinstance(event, StreamEnd):
-                yield _end_frame(event)
-                return
-            data = json.dumps({**event, "v": PROTOCOL_VERSION}, separators=(",", ":"))
-            line_id = "" if event.get("seq") is None else f"id: {event['seq']}\n"
-            yield f"{line_id}event: {event['event']}\ndata: {data}\n\n".encode()
     finally:
         done()
