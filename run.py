@@ -39,11 +39,11 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from actors import curve, process
-from actors.feeds import volume_unit
-from actors.process import LEDGER_LOCK, exclusive_lock
-from actors.replay import replay_bars
-from actors.rules import Market
+from actors.controller.feeds import volume_unit
+from actors.controller.replay import replay_bars
+from actors.market.rules import Market
+from actors.runtime import curve, process
+from actors.runtime.process import LEDGER_LOCK, exclusive_lock
 from protocol import settings as settings_module
 from protocol.client import TradeError
 from protocol.settings import Settings, build_settings, ipc_paths
@@ -52,9 +52,9 @@ from protocol.values import wire_qty
 ROOT = Path(__file__).resolve().parent
 # Flow order: the accountant first so that it is ready for the matcher's sync request.
 CHILDREN = {
-    "accountant": "actors.accountant",
-    "matcher": "actors.matcher",
-    "controller": "actors.controller",
+    "accountant": "actors.accountant.main",
+    "matcher": "actors.matcher.main",
+    "controller": "actors.controller.main",
     "gateway": "gateway.sessions",
 }
 STOP_ORDER = ("gateway", "controller", "matcher", "accountant")
@@ -129,8 +129,8 @@ def bootstrap(settings: Settings, now: int | None = None) -> None:
     from sqlalchemy import func, select
     from sqlalchemy.orm import Session
 
-    from actors.accountant import new_user_rows
-    from actors.ledger import UserRow, Work, make_engine, migrate, write_batch
+    from actors.accountant.ledger import UserRow, Work, make_engine, migrate, write_batch
+    from actors.accountant.main import new_user_rows
     from protocol.tokens import new_token
 
     engine = make_engine(settings.database_url, settings.ledger.sqlite_synchronous)
@@ -387,8 +387,8 @@ def _user_create_offline(settings: Settings, name: str, cash_text: str) -> dict[
     from sqlalchemy import func, select
     from sqlalchemy.orm import Session
 
-    from actors.accountant import capital, new_user_rows
-    from actors.ledger import UserRow, Work, make_engine, write_batch
+    from actors.accountant.ledger import UserRow, Work, make_engine, write_batch
+    from actors.accountant.main import capital, new_user_rows
     from protocol.errors import RejectError
     from protocol.tokens import new_token
 
@@ -417,7 +417,7 @@ def user_list(settings: Settings) -> list[dict[str, Any]]:
         from sqlalchemy import select
         from sqlalchemy.orm import Session
 
-        from actors.ledger import AccountRow, UserRow, make_engine
+        from actors.accountant.ledger import AccountRow, UserRow, make_engine
 
         bootstrap(settings)
         engine = make_engine(settings.database_url)
@@ -472,8 +472,8 @@ def _user_token_offline(settings: Settings, name: str, action: str) -> dict[str,
     from sqlalchemy import select
     from sqlalchemy.orm import Session
 
-    from actors.accountant import operation_row
-    from actors.ledger import UserRow, Work, make_engine, write_batch
+    from actors.accountant.ledger import UserRow, Work, make_engine, write_batch
+    from actors.accountant.main import operation_row
     from protocol.tokens import hash_token, new_token, revoked_hash
 
     bootstrap(settings)
@@ -508,10 +508,10 @@ def digest(settings: Settings) -> dict[str, Any]:
             with _admin_client(settings) as client:
                 reply = client.digest()
             return {k: v for k, v in reply.items() if k not in ("type", "rid", "v")}
-        from actors.digest import book_part, books_from_orders, ledger_parts, summary
-        from actors.ledger import make_engine
-        from actors.queries import load_accounts
-        from actors.rules import Market
+        from actors.accountant.digest import book_part, books_from_orders, ledger_parts, summary
+        from actors.accountant.ledger import make_engine
+        from actors.accountant.queries import load_accounts
+        from actors.market.rules import Market
 
         bootstrap(settings)
         engine = make_engine(settings.database_url)
@@ -526,7 +526,7 @@ def control(settings: Settings, state: str) -> dict[str, Any]:
         if not free:
             with _admin_client(settings) as client:
                 return client.set_control(state)
-        from actors.statefile import StateFile
+        from actors.runtime.statefile import StateFile
 
         saved = StateFile(settings.data_dir / "control.json")
         saved.save({**saved.load(), "state": state})  # the market time reached stays
@@ -621,7 +621,7 @@ def backtest_arguments(bt: argparse.ArgumentParser) -> None:
 
 
 def backtest(args: argparse.Namespace, settings: Settings) -> int:
-    from actors.accountant import capital
+    from actors.accountant.main import capital
     from backtest import runner
     from protocol.errors import RejectError
 

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from actors.stats import max_drawdown
+from actors.accountant.stats import max_drawdown
 from protocol.values import iso_time, money, number, ratio
 
 ZERO = Decimal(0)

@@ -23,7 +23,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import IO, Any
 
-from actors.replay import ReplayBar, replay_bars
+from actors.controller.replay import ReplayBar, replay_bars
 from backtest.report import (
     EquityPoint,
     FillRecord,
@@ -143,8 +143,8 @@ def create_bot_users(
     ledger before the processes start, stamped `now` (market time: the same every run)."""
     from sqlalchemy.orm import Session
 
-    from actors.accountant import new_user_rows
-    from actors.ledger import Work, make_engine, write_batch
+    from actors.accountant.ledger import Work, make_engine, write_batch
+    from actors.accountant.main import new_user_rows
     from protocol.tokens import new_token
 
     engine = make_engine(settings.database_url, settings.ledger.sqlite_synchronous)
@@ -334,7 +334,7 @@ def read_fills(settings: Settings, user_ids: set[int]) -> list[FillRecord]:
     from sqlalchemy import select
     from sqlalchemy.orm import Session
 
-    from actors.ledger import FillRow, make_engine
+    from actors.accountant.ledger import FillRow, make_engine
 
     engine = make_engine(settings.database_url)
     with Session(engine) as session:
@@ -394,7 +394,7 @@ def ledger_digest(settings: Settings) -> str:
 
     from sqlalchemy import select
 
-    from actors.ledger import Base, make_engine
+    from actors.accountant.ledger import Base, make_engine
 
     digest = hashlib.sha256()
     engine = make_engine(settings.database_url)

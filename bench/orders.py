@@ -16,7 +16,7 @@ Starts run.py (all four processes) in a temporary folder with fill mode `instant
 4. Baseline: a bare msgpack/ZeroMQ pipeline of the same shape, three Python processes
    (client DEALER -> A ROUTER -> PUSH -> B PULL -> PUSH -> C PULL -> PUSH -> A PULL ->
    ROUTER -> client), once one message per internal frame and once batched (a list per
-   frame, as actors.bus does), driven by the same client with the same count and window.
+   frame, as actors.runtime.bus does), driven by the same client with the same count and window.
 
 Each phase stops sending after `--budget` seconds. It prints figures, not verdicts; with
 `--profile DIR` it also samples the gateway, accountant and matcher with py-spy during the
@@ -543,7 +543,7 @@ IDLE = frozenset(
         "Thread._wait_for_tstate_lock (threading.py)",
     }
 )
-ENTRY = ("<module> (", "main (", "run (actors/process.py)", "Bus.run (", "serve (")
+ENTRY = ("<module> (", "main (", "run (actors/runtime/process.py)", "Bus.run (", "serve (")
 
 
 def cpu_seconds(pid: int) -> float:

@@ -24,8 +24,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from actors.replay import SAMPLE, load_bars
-from actors.rules import Market
+from actors.controller.replay import SAMPLE, load_bars
+from actors.market.rules import Market
 from protocol.settings import Settings
 from tests.harness import Server
 

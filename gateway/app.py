@@ -25,7 +25,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from actors import process
+from actors.runtime import process
 from gateway import backtests, console
 from gateway.core import Gateway, to_command
 from gateway.replay_steps import LatestStep

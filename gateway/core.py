@@ -23,8 +23,8 @@ import zmq
 import zmq.asyncio
 from zmq.auth.thread import ThreadAuthenticator
 
-from actors import curve, process
-from actors.streams import (
+from actors.runtime import curve, process
+from actors.runtime.streams import (
     RESEND_TYPE,
     Incoming,
     Outgoing,
@@ -182,7 +182,7 @@ class Gateway:
         self._session_end_listeners: list[Callable[[int, str], None]] = []
         self._lost_listeners: list[Callable[[], None]] = []
         self._tasks: list[asyncio.Task[None]] = []
-        # numbered frames (actors/streams.py): to the accountant, and in from each sender
+        # numbered frames (actors/runtime/streams.py): to the accountant, and in from each sender
         self.life = new_life()
         retain = settings.limits.internal_retain
         self.to_accountant_stream: Outgoing[bytes] = Outgoing(topics.ACCOUNTANT, retain)
@@ -314,7 +314,7 @@ class Gateway:
         sent.add_done_callback(_log_send_failure)
 
     def _in_order(self, frames: list[bytes], topic: str = "") -> list[tuple[str, bytes]]:
-        """The (topic, payload) that may go on after this frame (actors/streams.py)."""
+        """The (topic, payload) that may go on after this frame (actors/runtime/streams.py)."""
         if len(frames) < 2:
             return [(topic, frames[-1])]
         (sender, link), life, seq = read_header(frames[0])

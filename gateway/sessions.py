@@ -10,7 +10,7 @@ import sys
 
 import uvicorn
 
-from actors import process
+from actors.runtime import process
 from gateway.app import create_app
 from gateway.core import Gateway
 from gateway.streams import Sessions

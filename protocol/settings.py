@@ -223,7 +223,7 @@ class ControlSettings(_Section):
     hours: tuple[str, ...] = ("09:30-11:30", "13:00-15:00")  # HH:MM[:SS]-HH:MM[:SS]
     timezone: str = "Asia/Shanghai"
     heartbeat_interval: float = Field(default=1.0, gt=0)
-    # wall | market: time is the `ts` of the trades an external feed pushes (actors/clock.py)
+    # wall | market: time is the `ts` of the trades an external feed pushes (runtime/clock.py)
     clock: Literal["wall", "market"] = "wall"
 
     @field_validator("hours")
@@ -283,7 +283,7 @@ class LimitSettings(_Section):
     # may send at once after a quiet spell; beyond, REQUEST_RATE_LIMITED (HTTP 429).
     rate_per_user: float = Field(default=1000.0, ge=0)
     rate_burst: int = Field(default=2000, ge=1)
-    # Internal links (actors/streams.py): messages a socket queues before a PUB drops or a
+    # Internal links (actors/runtime/streams.py): messages a socket queues before a PUB drops or a
     # PUSH waits, and frames each link keeps to resend what a receiver missed.
     internal_hwm: int = Field(default=1_000_000, ge=1)
     internal_retain: int = Field(default=10_000, ge=1)

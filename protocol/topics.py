@@ -17,7 +17,7 @@ def replay(symbol: str) -> str:
 
 
 # controller -> matcher and accountant: a lock-step replay's marker; the matcher passes it
-# on to the accountant, which answers once it has it both ways (actors/replay.py)
+# on to the accountant, which answers once it has it both ways (actors/controller/replay.py)
 SYNC = "sync"
 
 

@@ -1,4 +1,4 @@
-"""CURVE on the internal tcp links (actors/curve.py, docs/reliability.md section 6).
+"""CURVE on the internal tcp links (actors/runtime/curve.py, docs/reliability.md section 6).
 
 The four processes split over two supervisors, as over two hosts: controller, matcher and
 accountant on "host A", the gateway on "host B", each with its own data dir and its own

@@ -1,6 +1,6 @@
 """Internal links lose nothing a receiver can still get: with a tiny high-water mark, a
 process paused for 10 s (SIGSTOP) finds the gaps in what was sent to it meanwhile, gets
-the missing frames sent again, and goes on as if nothing had happened (actors/streams.py).
+the missing frames sent again, and goes on as if nothing had happened (actors/runtime/streams.py).
 """
 
 from __future__ import annotations

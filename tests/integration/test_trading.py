@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 from sqlalchemy import create_engine, select
 
-from actors.ledger import OperationRow
+from actors.accountant.ledger import OperationRow
 from tests.conftest import fresh_name
 from tests.harness import Server
 

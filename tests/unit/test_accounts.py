@@ -1,4 +1,4 @@
-"""Reservation, release, settlement, average cost and realised P&L (actors/accounts.py)."""
+"""Reservation, release, settlement, average cost and realised P&L (accountant/accounts.py)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ from decimal import Decimal as D
 
 import pytest
 
-from actors.accounts import Account, Accounts, Order, Rejection, User
-from actors.rules import Market, OrderSpec
+from actors.accountant.accounts import Account, Accounts, Order, Rejection, User
+from actors.market.rules import Market, OrderSpec
 from protocol.errors import ErrorCode
 from protocol.settings import CnASettings, ProfileSettings, Settings
 

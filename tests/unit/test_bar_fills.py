@@ -1,4 +1,4 @@
-"""Fills on replayed bars (actors/book.py see_bar, docs/fill-model.md "Bars").
+"""Fills on replayed bars (actors/matcher/book.py see_bar, docs/fill-model.md "Bars").
 
 cn_a defaults: lot 100, tick 0.01, market protection 500 bp, participation 25%. Every
 price below is worked out by hand from the rules: an order fills at the open when the
@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from decimal import Decimal as D
 
-from actors.book import Bar, Book, FillModel, Resting
-from actors.rules import Market
+from actors.market.rules import Market
+from actors.matcher.book import Bar, Book, FillModel, Resting
 from protocol.settings import Settings
 
 PROFILE = Market.from_settings(Settings()).rules("600000")

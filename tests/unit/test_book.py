@@ -1,4 +1,5 @@
-"""Price-time priority, the fill model, stops and instant fills of the plain book (actors/book.py).
+"""Price-time priority, the fill model, stops and instant fills of the plain book
+(actors/matcher/book.py).
 
 Every expected price and quantity below is worked out by hand from docs/fill-model.md,
 with the cn_a defaults: lot 100, tick 0.01, market protection 500 bp.
@@ -8,8 +9,8 @@ from __future__ import annotations
 
 from decimal import Decimal as D
 
-from actors.book import Book, FillModel, Match, Resting, Trade, Trigger
-from actors.rules import Market
+from actors.market.rules import Market
+from actors.matcher.book import Book, FillModel, Match, Resting, Trade, Trigger
 from protocol.settings import Settings
 
 PROFILE = Market.from_settings(Settings()).rules("600000")

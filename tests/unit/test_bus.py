@@ -6,7 +6,7 @@ from pathlib import Path
 
 import zmq
 
-from actors.bus import Bus
+from actors.runtime.bus import Bus
 
 
 def test_a_stale_readiness_of_a_socket_done_resending_is_let_go(tmp_path: Path) -> None:

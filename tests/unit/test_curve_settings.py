@@ -9,7 +9,7 @@ import pytest
 from pydantic import ValidationError
 
 import run
-from actors import curve
+from actors.runtime import curve
 from protocol.settings import build_settings
 from tests.harness import write_config
 

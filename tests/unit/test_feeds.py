@@ -1,10 +1,10 @@
-"""The synthetic market feed (actors/feeds.py)."""
+"""The synthetic market feed (actors/controller/feeds.py)."""
 
 from __future__ import annotations
 
 from decimal import Decimal as D
 
-from actors.feeds import SyntheticFeed
+from actors.controller.feeds import SyntheticFeed
 from protocol.settings import Settings
 
 

@@ -1,4 +1,4 @@
-"""The batched ledger writer against a real SQLite file (actors/ledger.py)."""
+"""The batched ledger writer against a real SQLite file (actors/accountant/ledger.py)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,16 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from actors.accountant import account_row, new_user_rows, operation_row
-from actors.accounts import Account
-from actors.ledger import AccountRow, OperationRow, Work, make_engine, migrate, write_batch
+from actors.accountant.accounts import Account
+from actors.accountant.ledger import (
+    AccountRow,
+    OperationRow,
+    Work,
+    make_engine,
+    migrate,
+    write_batch,
+)
+from actors.accountant.main import account_row, new_user_rows, operation_row
 
 
 def test_one_batch_writes_mixed_rows_and_coalesces_updates(tmp_path: Path) -> None:
@@ -68,7 +75,7 @@ def test_orders_from_before_order_types_become_gtc_limit_orders(tmp_path: Path) 
 
     engine = make_engine(f"sqlite:///{tmp_path / 'old.db'}")
     cfg = Config()
-    cfg.set_main_option("script_location", str(Path("actors/migrations").resolve()))
+    cfg.set_main_option("script_location", str(Path("actors/accountant/migrations").resolve()))
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "0001")

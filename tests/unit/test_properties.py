@@ -8,7 +8,7 @@ together; trades (`Book.see`, `Book.trigger`, then `Book.match` or `Book.fill_ev
 trigger stops and fill orders, in part in wait mode; every fill settles through
 `Accounts.fill`; trading days pass (T+1, DAY expiry). The test keeps its own record of
 every order and fill and an independent statement of the fill model and the fees, and
-after every step the money, share and reservation invariants of actors/accounts.py must
+after every step the money, share and reservation invariants of actors/accountant/accounts.py must
 hold exactly.
 
 The machine runs without daily price limits, so that prices roam from one cent upward
@@ -38,9 +38,9 @@ from hypothesis.stateful import (
     rule,
 )
 
-from actors.accounts import Account, Accounts, Fill, Order, Rejection, User
-from actors.book import Book, FillModel, Match, Resting, Trade, Trigger
-from actors.rules import MAKER, TAKER, Market, OrderSpec
+from actors.accountant.accounts import Account, Accounts, Fill, Order, Rejection, User
+from actors.market.rules import MAKER, TAKER, Market, OrderSpec
+from actors.matcher.book import Book, FillModel, Match, Resting, Trade, Trigger
 from protocol.errors import ErrorCode, RejectError
 from protocol.settings import Settings
 

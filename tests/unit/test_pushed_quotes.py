@@ -1,4 +1,4 @@
-"""Quotes an external feed pushes (actors/controller.py parse_pushed) and market time."""
+"""Quotes an external feed pushes (actors/controller/main.py parse_pushed) and market time."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from actors.clock import MarketClock
-from actors.controller import parse_pushed
-from actors.rules import Market
+from actors.controller.main import parse_pushed
+from actors.market.rules import Market
+from actors.runtime.clock import MarketClock
 from protocol.errors import ErrorCode, RejectError
 from protocol.settings import Settings
 

@@ -1,4 +1,4 @@
-"""Reading and checking replay bar files (actors/replay.py)."""
+"""Reading and checking replay bar files (actors/controller/replay.py)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from actors.replay import BarFileError, load_bars
-from actors.rules import Market
+from actors.controller.replay import BarFileError, load_bars
+from actors.market.rules import Market
 from protocol.settings import Settings, SymbolSettings
 
 SAMPLE = Path(__file__).parents[2] / "examples" / "data" / "sample_daily.csv"

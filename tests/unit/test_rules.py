@@ -1,4 +1,4 @@
-"""cn_a fees, reservations and order checks (actors/rules.py)."""
+"""cn_a fees, reservations and order checks (actors/market/rules.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from decimal import Decimal as D
 
 import pytest
 
-from actors.rules import Market
+from actors.market.rules import Market
 from protocol.errors import ErrorCode, RejectError
 from protocol.settings import Settings, SymbolSettings
 

@@ -1,4 +1,4 @@
-"""Trading sessions (actors/sessions.py): when the market is open and when it last closed."""
+"""Trading sessions (controller/sessions.py): when the market is open and when it last closed."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from actors.sessions import sessions_for
+from actors.controller.sessions import sessions_for
 from protocol.settings import ControlSettings, Settings
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")

@@ -1,4 +1,4 @@
-"""actors/statefile.py: the last whole line is the state, whatever happened after it."""
+"""actors/runtime/statefile.py: the last whole line is the state, whatever happened after it."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from actors import statefile
-from actors.statefile import StateFile
+from actors.runtime import statefile
+from actors.runtime.statefile import StateFile
 
 
 def test_the_last_save_is_read_back(tmp_path: Path) -> None:

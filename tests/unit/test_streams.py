@@ -1,4 +1,4 @@
-"""Numbered frames on internal links (actors/streams.py): order, repeats, gaps, resends."""
+"""Numbered frames on internal links (actors/runtime/streams.py): order, repeats, gaps, resends."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import random
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from actors.streams import Incoming, Outgoing
+from actors.runtime.streams import Incoming, Outgoing
 
 
 def test_frames_go_on_in_order_and_a_gap_holds_the_rest_back() -> None:

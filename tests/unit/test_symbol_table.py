@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from actors.rules import Market
+from actors.market.rules import Market
 from protocol.settings import build_settings
 
 HEADER = "symbol,name,profile,prev_close,tick_size,lot_size,qty_step,min_notional,st\n"

@@ -11,7 +11,7 @@ Create Date: 2026-11-27 00:40:00
 import sqlalchemy as sa
 from alembic import op
 
-import actors.ledger
+import actors.accountant.ledger
 
 revision = "0002"
 down_revision = "0001"
@@ -28,7 +28,7 @@ def upgrade() -> None:
         )
         for name in PRICES:
             batch_op.add_column(
-                sa.Column(name, actors.ledger.ExactDecimal(length=48), nullable=True)
+                sa.Column(name, actors.accountant.ledger.ExactDecimal(length=48), nullable=True)
             )
         batch_op.add_column(
             sa.Column("triggered", sa.Boolean(), server_default=sa.false(), nullable=False)

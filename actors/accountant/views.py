@@ -9,7 +9,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from actors.accounts import Account, Position, User, mark
+from actors.accountant.accounts import Account, Position, User, mark
 from protocol.messages import AccountView, FillView, OrderView, PositionView
 from protocol.values import average, iso_time, money, number, ratio
 

@@ -4,7 +4,7 @@ The accountant pushes orders, cancels and replacements here; the controller broa
 run state and trades. The `Router` actor keeps one `Book` per symbol, triggers stops and
 fills against trades (wait mode) or at once (instant mode) while trading is on, and pushes
 each fill, trigger and answer back to the accountant, tagged with the epoch of the book
-snapshot it holds. The fill model is in actors/book.py and docs/fill-model.md.
+snapshot it holds. The fill model is in actors/matcher/book.py and docs/fill-model.md.
 """
 
 from __future__ import annotations
@@ -20,12 +20,12 @@ from typing import Any
 
 import pykka
 
-from actors import process
-from actors.book import Bar, Book, FillModel, Match, Resting, Trade, Trigger
-from actors.bus import Bus, Message
-from actors.clock import Clock, clock_for
-from actors.digest import book_part
-from actors.rules import Market
+from actors.accountant.digest import book_part
+from actors.market.rules import Market
+from actors.matcher.book import Bar, Book, FillModel, Match, Resting, Trade, Trigger
+from actors.runtime import process
+from actors.runtime.bus import Bus, Message
+from actors.runtime.clock import Clock, clock_for
 from protocol import topics
 from protocol.orders import IMMEDIATE
 from protocol.settings import Settings
@@ -47,7 +47,7 @@ class Broadcast:
 
 
 class CommandsLost:
-    """Commands from the accountant were lost (actors/streams.py): fill nothing until a new
+    """Commands from the accountant were lost (actors/runtime/streams.py): fill nothing until a new
     book snapshot has come."""
 
 

@@ -31,10 +31,10 @@ from zoneinfo import ZoneInfo
 
 import pykka
 
-from actors import process
-from actors.rules import Market
-from actors.sessions import CALENDAR_START
-from actors.statefile import StateFile
+from actors.controller.sessions import CALENDAR_START
+from actors.market.rules import Market
+from actors.runtime import process
+from actors.runtime.statefile import StateFile
 from protocol.errors import ErrorCode, error_body
 from protocol.settings import Settings
 from protocol.topics import GATEWAY
@@ -275,7 +275,7 @@ def _trading_days(
 
 # THE REPLAY ----------------------------------------------------------------------------
 
-SAMPLE = Path(__file__).resolve().parents[1] / "examples" / "data" / "sample_daily.csv"
+SAMPLE = Path(__file__).resolve().parents[2] / "examples" / "data" / "sample_daily.csv"
 GROUPS_PER_CHUNK = 50  # bar times handed on at once at speed "max"
 STARTUP_GRACE = 1.0  # s after the controller starts before the first bar goes out
 
@@ -351,7 +351,7 @@ class Replayer(pykka.ThreadingActor):
     accountant has settled its fills, the close step; then it waits until every bot that
     joined has answered `replay.done` for it, or `replay_step_timeout`.
 
-    After a restart it resumes after the market time the controller saved (actors/clock.py):
+    After a restart it resumes after the market time the controller saved (actors/runtime/clock.py):
     bars at or before it were replayed already. A bar time whose close was saved is
     announced again (bots ignore a `ts` they answered), and the bots that had joined
     (replay.json) are waited for again; a bar time saved between its opening and its close

@@ -11,7 +11,7 @@ sender and link) hands frames on in order, drops repeats, holds back those after
 and names the missing range, which the process asks the sender to resend. A gap that
 makes no progress for a while is given up: the frames held behind it go on, the missing
 ones are counted as lost, and the process resynchronises from its peer or the ledger
-(actors.bus, `on_lost`).
+(actors.runtime.bus, `on_lost`).
 
 A gap is seen when a later frame arrives, so the PUB's heartbeat (control state, every
 second) bounds how long a loss at the end of a burst stays unseen.

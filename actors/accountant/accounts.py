@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 
-from actors.rules import TAKER, ZERO, Market, OrderSpec
+from actors.market.rules import TAKER, ZERO, Market, OrderSpec
 from protocol.errors import ErrorCode
 from protocol.orders import IMMEDIATE
 from protocol.values import AVERAGE_PLACES, MONEY_PLACES
@@ -81,7 +81,7 @@ class Order:
     symbol: str
     side: str
     qty: Decimal
-    price: Decimal  # the bound: the least favourable price it may fill at (actors/rules.py)
+    price: Decimal  # the bound: the least favourable price it may fill at (actors/market/rules.py)
     ts_created: int
     ts_updated: int
     status: str = "new"

@@ -23,11 +23,8 @@ from typing import Any, NamedTuple
 import pykka
 from pydantic import ValidationError
 
-from actors import process
-from actors.bus import Bus, Message
-from actors.clock import Clock, clock_for
-from actors.feeds import SyntheticFeed
-from actors.replay import (
+from actors.controller.feeds import SyntheticFeed
+from actors.controller.replay import (
     Listen,
     LockStep,
     ReplayBar,
@@ -38,9 +35,12 @@ from actors.replay import (
     ReplayTick,
     replay_bars,
 )
-from actors.rules import ZERO, Market
-from actors.sessions import Sessions, market_sessions
-from actors.statefile import StateFile
+from actors.controller.sessions import Sessions, market_sessions
+from actors.market.rules import ZERO, Market
+from actors.runtime import process
+from actors.runtime.bus import Bus, Message
+from actors.runtime.clock import Clock, clock_for
+from actors.runtime.statefile import StateFile
 from protocol import topics
 from protocol.errors import ErrorCode, RejectError, error_body
 from protocol.messages import PushedQuote, validation_message
@@ -94,7 +94,7 @@ class Pushed:
 
 @dataclass(frozen=True, slots=True)
 class Sync:
-    """A lock-step replay's marker, published after what came before it (actors/replay.py)."""
+    """A lock-step replay's marker, published after what came before it (controller/replay.py)."""
 
     id: int
 
@@ -126,7 +126,7 @@ class SessionControl(pykka.ThreadingActor):
         self.clock = clock
         self.bus = bus
         self.feed = feed
-        self.sessions = sessions  # per profile in use (actors/sessions.py market_sessions)
+        self.sessions = sessions  # per profile in use (sessions.market_sessions)
         self.default_profile = settings.market.profile
         self.state_file = StateFile(control_file(settings))
         self.market_time = settings.control.clock == "market"
@@ -136,7 +136,7 @@ class SessionControl(pykka.ThreadingActor):
         self.session: dict[str, tuple[bool, str]] = {}  # profile -> (open, trading day)
         self.seq = 0
         self.listeners: list[pykka.ActorRef[Any]] = [feed]  # told every control state
-        self.replay: Message | None = None  # a replay's progress (actors/replay.py status)
+        self.replay: Message | None = None  # a replay's progress (Replayer.status)
 
     def _save(self) -> None:
         self.state_file.save({"state": self.state, "market_time": self.clock.now_ns()})

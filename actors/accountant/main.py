@@ -19,12 +19,9 @@ from typing import Any
 import pykka
 from sqlalchemy import Engine
 
-from actors import process
-from actors.accounts import Account, Accounts, Fill, Order, Rejection, User
-from actors.bus import Bus, Message
-from actors.clock import Clock, clock_for
-from actors.digest import ledger_parts, summary
-from actors.ledger import (
+from actors.accountant.accounts import Account, Accounts, Fill, Order, Rejection, User
+from actors.accountant.digest import ledger_parts, summary
+from actors.accountant.ledger import (
     AccountRow,
     EquitySnapshotRow,
     FillRow,
@@ -36,9 +33,12 @@ from actors.ledger import (
     Work,
     make_engine,
 )
-from actors.queries import Reader, latest_time, load_accounts
-from actors.rules import TAKER, Market
-from actors.views import account_view, fill_view, order_view, position_view
+from actors.accountant.queries import Reader, latest_time, load_accounts
+from actors.accountant.views import account_view, fill_view, order_view, position_view
+from actors.market.rules import TAKER, Market
+from actors.runtime import process
+from actors.runtime.bus import Bus, Message
+from actors.runtime.clock import Clock, clock_for
 from protocol import topics
 from protocol.errors import ErrorCode, RejectError, error_body
 from protocol.messages import ADMIN_REQUESTS, CONTROLLER_REQUESTS, REPLAY_REQUESTS, OrderView
@@ -72,7 +72,7 @@ class SnapshotTick:
 
 
 class MatcherLost:
-    """Answers from the matcher were lost (actors/streams.py): give it a new book snapshot,
+    """Answers from the matcher were lost (actors/runtime/streams.py): give it a new book snapshot,
     under a new epoch, so that nothing decided on the book it had counts."""
 
 

@@ -14,7 +14,7 @@ import random
 from dataclasses import dataclass
 from decimal import Decimal
 
-from actors.rules import Market, Profile
+from actors.market.rules import Market, Profile
 from protocol.settings import Settings
 
 

@@ -26,7 +26,7 @@ from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
 from sortedcontainers import SortedDict
 
-from actors.rules import BP, MAKER, TAKER, ZERO, Profile
+from actors.market.rules import BP, MAKER, TAKER, ZERO, Profile
 from protocol.orders import STOP_TYPES
 
 LIMIT_TYPES = frozenset({"limit", "stop_limit"})  # fill at their limit in instant mode

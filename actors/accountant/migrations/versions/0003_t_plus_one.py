@@ -8,7 +8,7 @@ Create Date: 2026-11-27 01:10:00
 import sqlalchemy as sa
 from alembic import op
 
-import actors.ledger
+import actors.accountant.ledger
 
 revision = "0003"
 down_revision = "0002"
@@ -21,7 +21,7 @@ def upgrade() -> None:
         batch_op.add_column(
             sa.Column(
                 "locked_qty",
-                actors.ledger.ExactDecimal(length=48),
+                actors.accountant.ledger.ExactDecimal(length=48),
                 server_default="0",
                 nullable=False,
             )

@@ -8,7 +8,7 @@ Create Date: 2026-11-26 20:55:25.337408
 import sqlalchemy as sa
 from alembic import op
 
-import actors.ledger
+import actors.accountant.ledger
 
 revision = "0001"
 down_revision = None
@@ -32,14 +32,18 @@ def upgrade() -> None:
     op.create_table(
         "accounts",
         sa.Column("user_id", sa.BigInteger(), nullable=False),
-        sa.Column("initial_cash", actors.ledger.ExactDecimal(length=48), nullable=False),
-        sa.Column("cash", actors.ledger.ExactDecimal(length=48), nullable=False),
-        sa.Column("reserved_cash", actors.ledger.ExactDecimal(length=48), nullable=False),
-        sa.Column("commission_paid", actors.ledger.ExactDecimal(length=48), nullable=False),
-        sa.Column("tax_paid", actors.ledger.ExactDecimal(length=48), nullable=False),
-        sa.Column("realized_pnl", actors.ledger.ExactDecimal(length=48), nullable=False),
-        sa.Column("bought_value", actors.ledger.ExactDecimal(length=48), nullable=False),
-        sa.Column("sold_value", actors.ledger.ExactDecimal(length=48), nullable=False),
+        sa.Column("initial_cash", actors.accountant.ledger.ExactDecimal(length=48), nullable=False),
+        sa.Column("cash", actors.accountant.ledger.ExactDecimal(length=48), nullable=False),
+        sa.Column(
+            "reserved_cash", actors.accountant.ledger.ExactDecimal(length=48), nullable=False
+        ),
+        sa.Column(
+            "commission_paid", actors.accountant.ledger.ExactDecimal(length=48), nullable=False
+        ),
+        sa.Column("tax_paid", actors.accountant.ledger.ExactDecimal(length=48), nullable=False),
+        sa.Column("realized_pnl", actors.accountant.ledger.ExactDecimal(length=48), nullable=False),
+        sa.Column("bought_value", actors.accountant.ledger.ExactDecimal(length=48), nullable=False),
+        sa.Column("sold_value", actors.accountant.ledger.ExactDecimal(length=48), nullable=False),
         sa.Column("ts_updated", sa.BigInteger(), nullable=False),
         sa.ForeignKeyConstraint(
             ["user_id"],
@@ -57,9 +61,9 @@ def upgrade() -> None:
         ),
         sa.Column("user_id", sa.BigInteger(), nullable=False),
         sa.Column("ts_event", sa.BigInteger(), nullable=False),
-        sa.Column("cash", actors.ledger.ExactDecimal(length=48), nullable=False),
-        sa.Column("market_value", actors.ledger.ExactDecimal(length=48), nullable=False),
-        sa.Column("equity", actors.ledger.ExactDecimal(length=48), nullable=False),
+        sa.Column("cash", actors.accountant.ledger.ExactDecimal(length=48), nullable=False),
+        sa.Column("market_value", actors.accountant.ledger.ExactDecimal(length=48), nullable=False),
+        sa.Column("equity", actors.accountant.ledger.ExactDecimal(length=48), nullable=False),
         sa.Column("reason", sa.String(length=16), nullable=False),
         sa.ForeignKeyConstraint(
             ["user_id"],
@@ -85,10 +89,10 @@ def upgrade() -> None:
         sa.Column("order_id", sa.BigInteger(), nullable=True),
         sa.Column("symbol", sa.String(length=32), nullable=True),
         sa.Column("side", sa.String(length=4), nullable=True),
-        sa.Column("qty", actors.ledger.ExactDecimal(length=48), nullable=True),
-        sa.Column("price", actors.ledger.ExactDecimal(length=48), nullable=True),
+        sa.Column("qty", actors.accountant.ledger.ExactDecimal(length=48), nullable=True),
+        sa.Column("price", actors.accountant.ledger.ExactDecimal(length=48), nullable=True),
         sa.Column("status", sa.String(length=20), nullable=True),
-        sa.Column("cash", actors.ledger.ExactDecimal(length=48), nullable=True),
+        sa.Column("cash", actors.accountant.ledger.ExactDecimal(length=48), nullable=True),
         sa.Column("detail", sa.Text(), nullable=True),
         sa.ForeignKeyConstraint(
             ["user_id"],
@@ -107,14 +111,16 @@ def upgrade() -> None:
         sa.Column("symbol", sa.String(length=32), nullable=False),
         sa.Column("side", sa.String(length=4), nullable=False),
         sa.Column("type", sa.String(length=16), nullable=False),
-        sa.Column("qty", actors.ledger.ExactDecimal(length=48), nullable=False),
-        sa.Column("price", actors.ledger.ExactDecimal(length=48), nullable=False),
+        sa.Column("qty", actors.accountant.ledger.ExactDecimal(length=48), nullable=False),
+        sa.Column("price", actors.accountant.ledger.ExactDecimal(length=48), nullable=False),
         sa.Column("status", sa.String(length=20), nullable=False),
-        sa.Column("filled_qty", actors.ledger.ExactDecimal(length=48), nullable=False),
-        sa.Column("filled_value", actors.ledger.ExactDecimal(length=48), nullable=False),
-        sa.Column("commission", actors.ledger.ExactDecimal(length=48), nullable=False),
-        sa.Column("tax", actors.ledger.ExactDecimal(length=48), nullable=False),
-        sa.Column("reserved_cash", actors.ledger.ExactDecimal(length=48), nullable=False),
+        sa.Column("filled_qty", actors.accountant.ledger.ExactDecimal(length=48), nullable=False),
+        sa.Column("filled_value", actors.accountant.ledger.ExactDecimal(length=48), nullable=False),
+        sa.Column("commission", actors.accountant.ledger.ExactDecimal(length=48), nullable=False),
+        sa.Column("tax", actors.accountant.ledger.ExactDecimal(length=48), nullable=False),
+        sa.Column(
+            "reserved_cash", actors.accountant.ledger.ExactDecimal(length=48), nullable=False
+        ),
         sa.Column("ts_created", sa.BigInteger(), nullable=False),
         sa.Column("ts_updated", sa.BigInteger(), nullable=False),
         sa.ForeignKeyConstraint(
@@ -131,10 +137,10 @@ def upgrade() -> None:
         "positions",
         sa.Column("user_id", sa.BigInteger(), nullable=False),
         sa.Column("symbol", sa.String(length=32), nullable=False),
-        sa.Column("qty", actors.ledger.ExactDecimal(length=48), nullable=False),
-        sa.Column("reserved_qty", actors.ledger.ExactDecimal(length=48), nullable=False),
-        sa.Column("cost_basis", actors.ledger.ExactDecimal(length=48), nullable=False),
-        sa.Column("realized_pnl", actors.ledger.ExactDecimal(length=48), nullable=False),
+        sa.Column("qty", actors.accountant.ledger.ExactDecimal(length=48), nullable=False),
+        sa.Column("reserved_qty", actors.accountant.ledger.ExactDecimal(length=48), nullable=False),
+        sa.Column("cost_basis", actors.accountant.ledger.ExactDecimal(length=48), nullable=False),
+        sa.Column("realized_pnl", actors.accountant.ledger.ExactDecimal(length=48), nullable=False),
         sa.ForeignKeyConstraint(
             ["user_id"],
             ["users.id"],
@@ -148,12 +154,12 @@ def upgrade() -> None:
         sa.Column("user_id", sa.BigInteger(), nullable=False),
         sa.Column("symbol", sa.String(length=32), nullable=False),
         sa.Column("side", sa.String(length=4), nullable=False),
-        sa.Column("qty", actors.ledger.ExactDecimal(length=48), nullable=False),
-        sa.Column("price", actors.ledger.ExactDecimal(length=48), nullable=False),
-        sa.Column("value", actors.ledger.ExactDecimal(length=48), nullable=False),
-        sa.Column("commission", actors.ledger.ExactDecimal(length=48), nullable=False),
-        sa.Column("tax", actors.ledger.ExactDecimal(length=48), nullable=False),
-        sa.Column("realized_pnl", actors.ledger.ExactDecimal(length=48), nullable=False),
+        sa.Column("qty", actors.accountant.ledger.ExactDecimal(length=48), nullable=False),
+        sa.Column("price", actors.accountant.ledger.ExactDecimal(length=48), nullable=False),
+        sa.Column("value", actors.accountant.ledger.ExactDecimal(length=48), nullable=False),
+        sa.Column("commission", actors.accountant.ledger.ExactDecimal(length=48), nullable=False),
+        sa.Column("tax", actors.accountant.ledger.ExactDecimal(length=48), nullable=False),
+        sa.Column("realized_pnl", actors.accountant.ledger.ExactDecimal(length=48), nullable=False),
         sa.Column("ts_event", sa.BigInteger(), nullable=False),
         sa.ForeignKeyConstraint(
             ["order_id"],

@@ -10,7 +10,7 @@ Profile `cn_a` (China A-shares):
 - stamp tax on sells only = stamp_tax_rate x the order's filled value, half-up to the cent,
   each fill paying the difference likewise; an optional transfer fee on both sides,
   transfer_fee_rate x value, is counted with it (`tax` is taxes and levies);
-- T+1: shares bought on a trading day may be sold from the next (actors/accounts.py);
+- T+1: shares bought on a trading day may be sold from the next (actors/accountant/accounts.py);
   a sell of an odd lot must sell all the shares that may be sold;
 - daily price limits: limit and stop prices within +/-10% of the previous close (20% for
   boards 300xxx and 688xxx, 5% for names marked ST), rounded half-up to the tick; a market

@@ -5,7 +5,7 @@ Only the thread that calls `run()` touches sockets. Actors hand outgoing message
 group as one msgpack list per frame. Incoming frames are drained in bursts and given to
 the handler of their socket as one list, so actors receive batches, not single messages.
 
-Every frame on an internal link is numbered (actors/streams.py): the header frame
+Every frame on an internal link is numbered (actors/runtime/streams.py): the header frame
 `[sender, link, life, seq]` goes before the payload. Receivers hand frames on in order,
 ask the sender for what a gap lost (a `bus.resend` message, answered here from the frames
 each link keeps), and report what could not be had to `on_lost` handlers.
@@ -26,8 +26,8 @@ from typing import Any
 
 import zmq
 
-from actors.curve import Curve, secure_bind, secure_connect
-from actors.streams import (
+from actors.runtime.curve import Curve, secure_bind, secure_connect
+from actors.runtime.streams import (
     RESEND_EVERY,
     RESEND_TYPE,
     Incoming,
@@ -69,7 +69,7 @@ class Bus:
         self._hwm = hwm
         self._retain = retain
         self._ctx = zmq.Context()
-        self._curve = curve  # keys for tcp links (actors/curve.py), None: in the clear
+        self._curve = curve  # keys for tcp links (actors/runtime/curve.py), None: in the clear
         self._auth = curve.authenticator(self._ctx) if curve else None
         self._poller = zmq.Poller()
         self._pull: dict[zmq.Socket, BatchHandler] = {}

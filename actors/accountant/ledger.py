@@ -36,7 +36,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 from sqlalchemy.types import TypeDecorator
 
-from actors import process
+from actors.runtime import process
 
 log = logging.getLogger(__name__)
 
@@ -229,7 +229,7 @@ def make_engine(url: str, synchronous: str = "FULL") -> Engine:
 
 
 def migrate(engine: Engine) -> None:
-    """Bring the schema to the newest migration (actors/migrations, Alembic)."""
+    """Bring the schema to the newest migration (actors/accountant/migrations, Alembic)."""
     from alembic import command
     from alembic.config import Config
 

@@ -16,8 +16,8 @@ from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any
 
-from actors.accounts import Accounts
-from actors.book import Book, Resting
+from actors.accountant.accounts import Accounts
+from actors.matcher.book import Book, Resting
 
 PARTS = ("accounts", "positions", "orders", "books", "counters")
 
@@ -111,9 +111,9 @@ def book_part(books: Iterable[Book]) -> dict[str, Any]:
 def books_from_orders(accounts: Accounts) -> list[Book]:
     """The books a matcher builds from these open orders (its book snapshot): for a
     digest of a ledger with no server running."""
-    from actors.accountant import Accountant
-    from actors.book import FillModel
-    from actors.matcher import _resting
+    from actors.accountant.main import Accountant
+    from actors.matcher.book import FillModel
+    from actors.matcher.main import _resting
 
     books: dict[str, Book] = {}
     for order in sorted(accounts.open_orders.values(), key=lambda o: o.queue_key):

@@ -16,8 +16,8 @@ from typing import Any
 
 import pykka
 
-from actors import curve
-from actors.bus import Bus
+from actors.runtime import curve
+from actors.runtime.bus import Bus
 from protocol import settings as settings_module
 from protocol import topics
 from protocol.settings import Settings

@@ -15,10 +15,8 @@ import pykka
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
-from actors import process
-from actors.accounts import OPEN_STATUSES, Account, Accounts, Order, Position, User
-from actors.bus import Bus, Message
-from actors.ledger import (
+from actors.accountant.accounts import OPEN_STATUSES, Account, Accounts, Order, Position, User
+from actors.accountant.ledger import (
     AccountRow,
     EquitySnapshotRow,
     FillRow,
@@ -27,9 +25,11 @@ from actors.ledger import (
     PositionRow,
     UserRow,
 )
-from actors.rules import Market
-from actors.stats import summary
-from actors.views import fill_view, operation_view, order_view
+from actors.accountant.stats import summary
+from actors.accountant.views import fill_view, operation_view, order_view
+from actors.market.rules import Market
+from actors.runtime import process
+from actors.runtime.bus import Bus, Message
 from protocol import topics
 from protocol.errors import ErrorCode, error_body
 from protocol.settings import Settings

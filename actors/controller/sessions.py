@@ -28,7 +28,7 @@ from zoneinfo import ZoneInfo
 from protocol.settings import Settings, session_windows
 
 CALENDAR_DEPRECATION = r".*\.values returning an ndarray that drops timezone"
-CALENDAR_START = "2000-01-01"  # replays reach back this far (actors/replay.py)
+CALENDAR_START = "2000-01-01"  # replays reach back this far (actors/controller/replay.py)
 NS = 1_000_000_000
 CN_A_HOURS = ("09:30-11:30", "13:00-15:00")
 US_EQUITY_HOURS = ("09:30-16:00",)
