@@ -1,9 +1,10 @@
 """The I/O loop of one process: owns its ZeroMQ sockets, feeds actors, batches what they send.
 
-Only the thread that calls `run()` touches sockets. Actors hand outgoing messages to
-`send()` from any thread; the loop wakes, groups them by peer and topic, and sends each
-group as one msgpack list per frame. Incoming frames are drained in bursts and given to
-the handler of their socket as one list, so actors receive batches, not single messages.
+Only the thread that calls `run()` touches sockets. Handlers run on that thread; other
+threads (actors) hand outgoing messages to `send()`, which wakes the loop. Each turn of the
+loop drains the ready sockets in bursts and gives each handler its messages as one list,
+calls the burst-end hooks (the accountant commits there), then sends what is queued: one
+msgpack list per frame, one frame per peer (a PUB's topics stay in the order sent).
 
 Every frame on an internal link is numbered (actors/runtime/streams.py): the header frame
 `[sender, link, life, seq]` goes before the payload. Receivers hand frames on in order,
@@ -95,6 +96,8 @@ class Bus:
         self._timer_ids = 0
         self._lock = threading.Lock()
         self._outbox: list[tuple[str, str | None, Message]] = []
+        self._loop_thread: int | None = None  # the thread in run(): sends need no wake-up
+        self._burst_end: list[Callable[[], None]] = []
         self._woken = False
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
@@ -168,6 +171,11 @@ class Bus:
         could not be had again: the process resynchronises what they carried."""
         self._lost_handlers.append(handler)
 
+    def on_burst_end(self, callback: Callable[[], None]) -> None:
+        """`callback()` in the loop thread after each turn's bursts were handled, before
+        what is queued goes out: where a process commits what the burst decided."""
+        self._burst_end.append(callback)
+
     def every(self, seconds: float, callback: Callable[[], None]) -> None:
         """Call `callback` in the loop thread every `seconds` (first call after one period)."""
         self._timer_ids += 1
@@ -184,6 +192,9 @@ class Bus:
     def send_many(self, items: list[tuple[str, str | None, Message]]) -> None:
         """Queue several (peer, topic, message) at once, keeping their order."""
         if not items:
+            return
+        if threading.get_ident() == self._loop_thread:  # a handler: flushed this turn
+            self._outbox.extend(items)
             return
         with self._lock:
             self._outbox.extend(items)
@@ -202,17 +213,24 @@ class Bus:
 
     def run(self, on_stop: Callable[[], None] | None = None) -> None:
         """Poll until stop(); call `on_stop` (actors flush), send what is queued, close."""
+        self._loop_thread = threading.get_ident()
         try:
             while not self._stopping:
                 timeout = self._run_due_timers()
                 for sock, _ in self._poller.poll(timeout):
                     self._on_ready(sock)
+                self._end_burst()
                 self._flush()
             if on_stop is not None:
                 on_stop()
+            self._end_burst()
             self._flush()
         finally:
             self._close()
+
+    def _end_burst(self) -> None:
+        for callback in self._burst_end:
+            callback()
 
     def _on_ready(self, sock: zmq.Socket | int) -> None:
         """One socket the poll found ready. A socket that was waiting for room may have
@@ -420,13 +438,24 @@ class Bus:
             self._woken = False
         if not pending:
             return
-        # runs of one peer and topic, in the order sent: a PUB's topics stay in order
-        groups: list[tuple[tuple[str, str | None], list[Message]]] = []
+        # one frame per pushed-to peer, whatever the interleaving; on a PUB, runs of one
+        # topic in the order sent (a subscriber sees ctl before the bars that follow it)
+        pushed: dict[str, list[Message]] = {}
+        published: list[tuple[str, str, list[Message]]] = []
         for peer, topic, message in pending:
-            if not groups or groups[-1][0] != (peer, topic):
-                groups.append(((peer, topic), []))
-            groups[-1][1].append(message)
-        for (peer, topic), messages in groups:
+            if topic is None:
+                batch = pushed.get(peer)
+                if batch is None:
+                    batch = pushed[peer] = []
+                batch.append(message)
+            elif published and published[-1][0] == peer and published[-1][1] == topic:
+                published[-1][2].append(message)
+            else:
+                published.append((peer, topic, [message]))
+        for peer, topic, messages in [
+            *((peer, None, batch) for peer, batch in pushed.items()),
+            *published,
+        ]:
             sock, is_pub = self._out[peer]
             payload = codec.encode(messages)
             seq = self._outgoing[peer].stamp((topic or "", payload))
