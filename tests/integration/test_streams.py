@@ -134,8 +134,10 @@ def test_a_paused_gateway_gets_every_event_it_missed(server: Server) -> None:
 
 
 def drain(client: TradeClient) -> list[dict[str, Any]]:
-    """The events already here (the acceptances)."""
+    """The events already here (the acceptances): until a second passes without one,
+    for ten seconds at most."""
     taken = []
-    while (event := client.next_event(timeout=1)) is not None:
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and (event := client.next_event(timeout=1)) is not None:
         taken.append(event)
     return taken
