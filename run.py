@@ -17,51 +17,28 @@ server runs on the data dir, they work on the ledger (or control.json) directly.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import ctypes
-import importlib
 import json
-import logging
-import multiprocessing
-import os
 import re
 import signal
-import socket
-import stat
 import sys
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import date
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
+from actors.accountant import offline
+from actors.accountant.offline import ADMIN_TOKEN_FILE, DEMO_TOKEN_FILE, write_secret
 from actors.controller.feeds import volume_unit
 from actors.controller.replay import replay_bars
 from actors.market.rules import Market
-from actors.runtime import curve, process
-from actors.runtime.process import LEDGER_LOCK, exclusive_lock
+from actors.runtime import curve
+from actors.runtime.supervisor import CHILDREN, no_server, supervised, wait_for_port
 from protocol import settings as settings_module
 from protocol.client import TradeError
-from protocol.settings import Settings, build_settings, ipc_paths
+from protocol.settings import Settings, build_settings
 from protocol.values import wire_qty
-
-ROOT = Path(__file__).resolve().parent
-# Flow order: the accountant first so that it is ready for the matcher's sync request.
-CHILDREN = {
-    "accountant": "actors.accountant.main",
-    "matcher": "actors.matcher.main",
-    "controller": "actors.controller.main",
-    "gateway": "gateway.sessions",
-}
-STOP_ORDER = ("gateway", "controller", "matcher", "accountant")
-SUPERVISOR_LOCK = "supervisor.lock"
-ADMIN_TOKEN_FILE = "admin_token"
-DEMO_TOKEN_FILE = "demo_token"
-
 
 # SETTINGS AND FILES --------------------------------------------------------------------
 
@@ -75,206 +52,6 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
     if getattr(args, "fill_mode", None):
         flags.setdefault("trading", {})["fill_mode"] = args.fill_mode
     return build_settings(getattr(args, "config", None), flags=flags)
-
-
-def write_secret(path: Path, text: str) -> None:
-    """Create a file only its owner can read, holding `text`."""
-    path.unlink(missing_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text + "\n")
-
-
-@contextlib.contextmanager
-def no_server(settings: Settings, supervisor_lock_held: bool = False) -> Iterator[bool]:
-    """True (and the locks held for the block) when no server runs on the data dir, so the
-    ledger may be written directly; False when a supervisor holds the data dir."""
-    with contextlib.ExitStack() as stack:
-        if not supervisor_lock_held:
-            free = stack.enter_context(exclusive_lock(settings.data_dir / SUPERVISOR_LOCK))
-            if not free:
-                yield False
-                return
-        with exclusive_lock(settings.data_dir / LEDGER_LOCK) as writable:
-            if not writable:
-                raise SystemExit(
-                    f"an accountant still writes the ledger in {settings.data_dir} without its "
-                    "supervisor; stop that process first"
-                )
-            yield True
-
-
-def private_folder(path: Path) -> None:
-    """Create `path` for this user only; refuse one another user owns or that is a link."""
-    path.mkdir(mode=0o700, parents=True, exist_ok=True)
-    info = path.lstat()
-    if stat.S_ISLNK(info.st_mode) or not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid():
-        raise SystemExit(f"{path} is not a folder of this user's; refusing to put sockets there")
-    path.chmod(0o700)
-
-
-def _die_with_parent() -> None:
-    """In a child: get SIGTERM when the supervisor dies, however it dies, so no process
-    runs unsupervised (Linux prctl PR_SET_PDEATHSIG)."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-
-
-# LEDGER BOOTSTRAP ----------------------------------------------------------------------
-
-
-def bootstrap(settings: Settings, now: int | None = None) -> None:
-    """Migrate the ledger; on first start create the admin user and the demo user, stamped
-    `now` (ns; default the wall clock)."""
-    from sqlalchemy import func, select
-    from sqlalchemy.orm import Session
-
-    from actors.accountant.ledger import UserRow, Work, make_engine, migrate, write_batch
-    from actors.accountant.main import new_user_rows
-    from protocol.tokens import new_token
-
-    engine = make_engine(settings.database_url, settings.ledger.sqlite_synchronous)
-    migrate(engine)
-    with Session(engine) as session, session.begin():
-        if session.scalar(select(func.count()).select_from(UserRow).where(UserRow.is_admin)):
-            engine.dispose()
-            return
-        now = time.time_ns() if now is None else now
-        admin_token = new_token()
-        _, rows = new_user_rows(1, "admin", admin_token, Decimal(0), True, now)
-        if settings.demo.create_user:
-            demo_token = new_token()
-            _, demo_rows = new_user_rows(
-                2, settings.demo.name, demo_token, settings.demo.cash, False, now
-            )
-            rows += demo_rows
-        write_batch(session, [Work(inserts=rows)])
-    engine.dispose()
-    write_secret(settings.data_dir / ADMIN_TOKEN_FILE, admin_token)
-    if settings.demo.create_user:
-        write_secret(settings.data_dir / DEMO_TOKEN_FILE, demo_token)
-
-
-# SUPERVISOR ----------------------------------------------------------------------------
-
-
-# Children are forked from the supervisor, which has imported their modules: a start or
-# restart costs a fork, not a new interpreter importing pydantic, SQLAlchemy and the rest.
-# Plain fork, no pickling. The supervisor runs no threads of its own, and each child
-# makes its own ZeroMQ context (pyzmq leaves a parent's context alone in a forked child).
-FORK = multiprocessing.get_context("fork")
-
-
-def _child_main(name: str, module: str, settings_path: str, log_path: str, restarts: int) -> None:
-    """In a forked child: die with the supervisor, default signals, output to the log."""
-    process.restarts = restarts
-    if sys.platform == "linux":
-        _die_with_parent()
-        # `ps -o comm` and top show the process by its role, not as a second run.py
-        ctypes.CDLL(None).prctl(15, f"ts-{name}".encode(), 0, 0, 0)  # PR_SET_NAME
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, signal.SIG_DFL)
-    log = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-    os.dup2(log, 1)
-    os.dup2(log, 2)
-    os.close(log)
-    os.chdir(ROOT)
-    try:
-        importlib.import_module(module).main(settings_module.load(settings_path))
-    finally:
-        logging.shutdown()  # a forked child ends with os._exit: no atexit hooks to flush logs
-
-
-@dataclass
-class Child:
-    name: str
-    module: str
-    proc: multiprocessing.process.BaseProcess | None = None
-    restarts: int = 0
-    started: float = 0.0
-    quick_deaths: int = 0
-    next_start: float = 0.0
-
-
-class Supervisor:
-    """Starts the four processes, restarts any that dies, stops them all on SIGTERM/SIGINT."""
-
-    def __init__(self, settings: Settings, settings_path: Path) -> None:
-        self.settings = settings
-        self.settings_path = settings_path
-        local = settings.server.processes
-        self.children = {
-            name: Child(name, module) for name, module in CHILDREN.items() if name in local
-        }
-        self.stopping = False
-        self.status_path = settings.data_dir / "supervisor.json"
-
-    def start(self, child: Child) -> None:
-        importlib.import_module(child.module)  # the first start imports; forks share it
-        logs = self.settings.data_dir / "logs"
-        logs.mkdir(parents=True, exist_ok=True)
-        stderr = str(logs / f"{child.name}.stderr")
-        child.proc = FORK.Process(
-            target=_child_main,
-            args=(child.name, child.module, str(self.settings_path), stderr, child.restarts),
-            name=child.name,
-        )
-        child.proc.start()
-        child.started = time.monotonic()
-        self.write_status()
-
-    def write_status(self) -> None:
-        status = {
-            "pid": os.getpid(),
-            "children": {
-                c.name: {"pid": c.proc.pid if c.proc else None, "restarts": c.restarts}
-                for c in self.children.values()
-            },
-        }
-        tmp = self.status_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(status))
-        tmp.replace(self.status_path)
-
-    def _on_signal(self, _signum: int, _frame: object) -> None:
-        self.stopping = True
-
-    def watch(self) -> None:
-        now = time.monotonic()
-        for child in self.children.values():
-            if child.proc is not None and child.proc.exitcode is not None:
-                code = child.proc.exitcode
-                quick = now - child.started < 3.0
-                child.quick_deaths = child.quick_deaths + 1 if quick else 0
-                child.next_start = now + min(0.25 * 2**child.quick_deaths, 10.0) if quick else now
-                print(f"[supervisor] {child.name} exited with {code}; restarting", flush=True)
-                child.proc = None
-            if child.proc is None and now >= child.next_start and not self.stopping:
-                child.restarts += 1
-                self.start(child)
-
-    def stop_all(self, together: bool = False) -> None:
-        """Stop the processes in flow order, each after the one before has exited; or,
-        when nothing is in flight any more (a finished backtest), all at once."""
-        for group in [STOP_ORDER] if together else [[name] for name in STOP_ORDER]:
-            procs = [self.children[n].proc for n in group if n in self.children]
-            running = [p for p in procs if p is not None and p.exitcode is None]
-            for proc in running:
-                proc.terminate()
-            for proc in running:
-                proc.join(timeout=15)
-                if proc.exitcode is None:
-                    proc.kill()
-                    proc.join()
-        self.status_path.unlink(missing_ok=True)
-
-
-def wait_for_port(host: str, port: int, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=0.5):
-            return True
-        time.sleep(0.1)
-    return False
 
 
 def banner(settings: Settings) -> str:
@@ -306,39 +83,8 @@ def banner(settings: Settings) -> str:
     return "\n".join(lines)
 
 
-@contextlib.contextmanager
-def supervised(settings: Settings, stop_together: bool = False) -> Iterator[Supervisor | None]:
-    """Hold the data dir, migrate the ledger and start the four processes; stop them when
-    the block ends (Supervisor.stop_all). Yields None when a server already runs there.
-
-    The processes that do not touch the ledger start first and load while it migrates;
-    the accountant starts once it has. Each waits for its peers on its own (messages
-    queue, the matcher asks for its book until it gets one)."""
-    with exclusive_lock(settings.data_dir / SUPERVISOR_LOCK) as free:
-        if not free:
-            yield None
-            return
-        for folder in ipc_paths(settings):
-            private_folder(folder)
-        settings_path = settings.data_dir / "settings.json"
-        settings_module.save(settings, settings_path)
-        supervisor = Supervisor(settings, settings_path)
-        try:
-            for child in supervisor.children.values():
-                if child.name != "accountant":
-                    supervisor.start(child)
-            if "accountant" in supervisor.children:
-                with no_server(settings, supervisor_lock_held=True):
-                    bootstrap(settings)
-                # the ledger lock is free again: the accountant holds it while it runs
-                supervisor.start(supervisor.children["accountant"])
-            yield supervisor
-        finally:
-            supervisor.stop_all(together=stop_together)
-
-
 def serve(settings: Settings) -> int:
-    with supervised(settings) as supervisor:
+    with supervised(settings, offline.bootstrap) as supervisor:
         if supervisor is None:
             print(f"a server is already running on {settings.data_dir}", file=sys.stderr)
             return 1
@@ -379,34 +125,7 @@ def user_create(settings: Settings, name: str, cash: str) -> dict[str, Any]:
                 "token": reply["token"],
                 "cash": reply["cash"],
             }
-        return _user_create_offline(settings, name, cash)
-
-
-def _user_create_offline(settings: Settings, name: str, cash_text: str) -> dict[str, Any]:
-    """No server runs on this data dir: write the user straight into the ledger."""
-    from sqlalchemy import func, select
-    from sqlalchemy.orm import Session
-
-    from actors.accountant.ledger import UserRow, Work, make_engine, write_batch
-    from actors.accountant.main import capital, new_user_rows
-    from protocol.errors import RejectError
-    from protocol.tokens import new_token
-
-    try:
-        cash = capital(cash_text)
-    except RejectError as rej:
-        raise SystemExit(f"--cash: {rej.message}") from None
-    bootstrap(settings)  # migrates the ledger
-    engine = make_engine(settings.database_url, settings.ledger.sqlite_synchronous)
-    token = new_token()
-    with Session(engine) as session, session.begin():
-        if session.scalar(select(UserRow.id).where(UserRow.name == name)) is not None:
-            raise SystemExit(f"a user named {name!r} exists")
-        user_id = (session.scalar(select(func.max(UserRow.id))) or 0) + 1
-        _, rows = new_user_rows(user_id, name, token, cash, False, time.time_ns())
-        write_batch(session, [Work(inserts=rows)])
-    engine.dispose()
-    return {"user_id": user_id, "name": name, "token": token, "cash": str(cash)}
+        return offline.create_user(settings, name, cash)
 
 
 def user_list(settings: Settings) -> list[dict[str, Any]]:
@@ -414,30 +133,7 @@ def user_list(settings: Settings) -> list[dict[str, Any]]:
         if not free:
             with _admin_client(settings) as client:
                 return client.users()
-        from sqlalchemy import select
-        from sqlalchemy.orm import Session
-
-        from actors.accountant.ledger import AccountRow, UserRow, make_engine
-
-        bootstrap(settings)
-        engine = make_engine(settings.database_url)
-        with Session(engine) as session:
-            rows = session.execute(
-                select(UserRow, AccountRow).join(AccountRow, AccountRow.user_id == UserRow.id)
-            )
-            users = [
-                {
-                    "user_id": u.id,
-                    "name": u.name,
-                    "is_admin": u.is_admin,
-                    "initial_cash": str(a.initial_cash),
-                    "cash": str(a.cash),
-                    "equity": None,
-                }
-                for u, a in rows
-            ]
-        engine.dispose()
-        return users
+        return offline.list_users(settings)
 
 
 def user_token(settings: Settings, name: str, action: str) -> dict[str, Any]:
@@ -446,7 +142,7 @@ def user_token(settings: Settings, name: str, action: str) -> dict[str, Any]:
     token files in the data dir follow."""
     with no_server(settings) as free:
         if free:
-            result = _user_token_offline(settings, name, action)
+            result = offline.change_token(settings, name, action)
         else:
             with _admin_client(settings) as client:
                 user_id = next((u["user_id"] for u in client.users() if u["name"] == name), None)
@@ -467,39 +163,6 @@ def user_token(settings: Settings, name: str, action: str) -> dict[str, Any]:
     return result
 
 
-def _user_token_offline(settings: Settings, name: str, action: str) -> dict[str, Any]:
-    """No server runs on this data dir: change the token's hash in the ledger."""
-    from sqlalchemy import select
-    from sqlalchemy.orm import Session
-
-    from actors.accountant.ledger import UserRow, Work, make_engine, write_batch
-    from actors.accountant.main import operation_row
-    from protocol.tokens import hash_token, new_token, revoked_hash
-
-    bootstrap(settings)
-    engine = make_engine(settings.database_url, settings.ledger.sqlite_synchronous)
-    with Session(engine) as session, session.begin():
-        user = session.execute(
-            select(UserRow.id, UserRow.is_admin).where(UserRow.name == name)
-        ).first()
-        if user is None:
-            raise SystemExit(f"no user named {name!r}")
-        if action == "revoke" and user.is_admin:
-            raise SystemExit("the admin token can be rotated, not revoked")
-        result: dict[str, Any] = {"user_id": user.id, "name": name}
-        if action == "rotate":
-            result["token"] = new_token()
-            token_hash = hash_token(result["token"])
-        else:
-            token_hash = revoked_hash()
-        kind = f"token.{action}d"
-        row = operation_row(time.time_ns(), kind, detail=f"user {user.id} {name}")
-        work = Work(updates=[(UserRow, {"id": user.id, "token_hash": token_hash})], inserts=[row])
-        write_batch(session, [work])
-    engine.dispose()
-    return result
-
-
 def digest(settings: Settings) -> dict[str, Any]:
     """The state digest (docs/reliability.md): from the running server, or, when none runs,
     from the ledger, with the books a matcher would build from its open orders."""
@@ -508,17 +171,7 @@ def digest(settings: Settings) -> dict[str, Any]:
             with _admin_client(settings) as client:
                 reply = client.digest()
             return {k: v for k, v in reply.items() if k not in ("type", "rid", "v")}
-        from actors.accountant.digest import book_part, books_from_orders, ledger_parts, summary
-        from actors.accountant.ledger import make_engine
-        from actors.accountant.queries import load_accounts
-        from actors.market.rules import Market
-
-        bootstrap(settings)
-        engine = make_engine(settings.database_url)
-        accounts, user_seqs = load_accounts(engine, Market.from_settings(settings))
-        engine.dispose()
-        parts = ledger_parts(accounts, user_seqs)
-        return summary({**parts, "books": book_part(books_from_orders(accounts))})
+        return offline.digest(settings)
 
 
 def control(settings: Settings, state: str) -> dict[str, Any]:
@@ -621,7 +274,7 @@ def backtest_arguments(bt: argparse.ArgumentParser) -> None:
 
 
 def backtest(args: argparse.Namespace, settings: Settings) -> int:
-    from actors.accountant.main import capital
+    from actors.accountant.admin import capital
     from backtest import runner
     from protocol.errors import RejectError
 

@@ -23,7 +23,9 @@ from decimal import Decimal
 from pathlib import Path
 from typing import IO, Any
 
+from actors.accountant.offline import bootstrap, prepare
 from actors.controller.replay import ReplayBar, replay_bars
+from actors.runtime.supervisor import no_server, supervised, wait_for_port
 from backtest.report import (
     EquityPoint,
     FillRecord,
@@ -141,23 +143,21 @@ def create_bot_users(
 ) -> list[Bot]:
     """One user per bot (`bot1`, `bot2`, ...) with `cash`, written into the run's fresh
     ledger before the processes start, stamped `now` (market time: the same every run)."""
-    from sqlalchemy.orm import Session
-
-    from actors.accountant.ledger import Work, make_engine, write_batch
-    from actors.accountant.main import new_user_rows
+    from actors.accountant.admin import new_user_rows
+    from actors.accountant.journal import write_offline
+    from actors.accountant.ledger import make_engine
     from protocol.tokens import new_token
 
     engine = make_engine(settings.database_url, settings.ledger.sqlite_synchronous)
     bots = []
-    with Session(engine) as session, session.begin():
-        rows: list[tuple[type, dict[str, Any]]] = []
-        for n, command in enumerate(commands, start=1):
-            token = new_token()
-            user, user_rows = new_user_rows(n + 1, f"bot{n}", token, cash, False, now)
-            rows += user_rows
-            log = settings.data_dir / "logs" / f"bot{n}.log"
-            bots.append(Bot(command, user.id, user.name, token, log))
-        write_batch(session, [Work(inserts=rows)])
+    rows = []
+    for n, command in enumerate(commands, start=1):
+        token = new_token()
+        user, user_rows = new_user_rows(n + 1, f"bot{n}", token, cash, False, now)
+        rows += user_rows
+        log = settings.data_dir / "logs" / f"bot{n}.log"
+        bots.append(Bot(command, user.id, user.name, token, log))
+    write_offline(engine, rows)
     engine.dispose()
     return bots
 
@@ -304,13 +304,12 @@ def run(base: Settings, options: BacktestOptions) -> dict[str, Any]:
 def _run(
     settings: Settings, options: BacktestOptions, run_id: str, bars: list[ReplayBar]
 ) -> dict[str, Any]:
-    from run import bootstrap, supervised, wait_for_port
-
     created = bars[0].ts - USER_CREATED_BEFORE
     bootstrap(settings, now=created)
     bots = create_bot_users(settings, options.bots, options.cash, created)
     progress = Progress(sys.stderr if options.progress and sys.stderr.isatty() else None)
-    with supervised(settings, stop_together=True) as supervisor:  # all settled at the end
+    # all settled at the end: they stop together
+    with supervised(settings, bootstrap, stop_together=True) as supervisor:
         assert supervisor is not None  # a fresh folder: nobody else holds it
         e = settings.endpoints
         if not wait_for_port(e.http_host, e.http_port, 60):
@@ -321,6 +320,9 @@ def _run(
                 outcome = watch(settings, supervisor, bots, progress)
             finally:
                 stop_bots(bots)
+    with no_server(settings) as free:  # the ledger's tables caught up with its journal
+        if free:
+            prepare(settings).dispose()
     report = build_report(settings, options, run_id, bars, outcome)
     write_report(settings, report)
     return report
@@ -400,6 +402,8 @@ def ledger_digest(settings: Settings) -> str:
     engine = make_engine(settings.database_url)
     with engine.connect() as connection:
         for table in Base.metadata.sorted_tables:
+            if table.name == "ledger_state":  # where the journal was written up to: timing
+                continue
             columns = [c for c in table.columns if c.name != "token_hash"]
             query = select(*columns).order_by(*table.primary_key.columns)
             digest.update(f"# {table.name}\n".encode())

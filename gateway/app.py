@@ -99,11 +99,14 @@ def _error_json(body: dict[str, Any]) -> JSONResponse:
     return JSONResponse({"error": error}, status_code=HTTP_STATUS[code], headers=headers)
 
 
+_META = frozenset({"type", "v"})  # fields of a reply that are not its body over HTTP
+
+
 def reply_response(reply: dict[str, Any], key: str | None) -> JSONResponse:
     """The reply's `key` field as the body, or the mapped error."""
     if reply.get("type") == "error":
         return _error_json(reply)
-    body = reply[key] if key is not None else {k: v for k, v in reply.items() if k != "type"}
+    body = reply[key] if key is not None else {k: v for k, v in reply.items() if k not in _META}
     return JSONResponse(body)
 
 

@@ -108,7 +108,7 @@ def arguments(settings: Settings, body: BacktestFields) -> list[str]:
             known = ", ".join(sorted(settings.backtest.bots)) or "none"
             raise RejectError(ErrorCode.REQUEST_INVALID, f"bots: no bot {name!r} (known: {known})")
         args.append(f"--bot={command}")
-    from actors.accountant.main import capital  # the rule users are created with
+    from actors.accountant.admin import capital  # the rule users are created with
 
     args += [f"--cash={capital(body.cash)}"]
     for flag, value in (

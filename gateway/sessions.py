@@ -9,6 +9,7 @@ import signal
 import sys
 
 import uvicorn
+import uvloop
 
 from actors.runtime import process
 from gateway.app import create_app
@@ -52,6 +53,7 @@ def main(settings: Settings) -> None:
         await gateway.start()
         await endpoint.start()
         flusher = asyncio.get_running_loop().create_task(_flush_logs_forever())
+        process.settle_memory()
         log.info(
             "gateway %s up: http://%s:%d, zmq %s, pub %s",
             gateway.id,
@@ -72,7 +74,7 @@ def main(settings: Settings) -> None:
     # handler that was there before; a no-op one lets the shutdown above finish cleanly.
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: None)
-    asyncio.run(serve())
+    uvloop.run(serve())  # uvloop: the HTTP server's and the sockets' loop, faster than asyncio's
 
 
 if __name__ == "__main__":

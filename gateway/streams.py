@@ -15,7 +15,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from protocol import topics
+from protocol import codec, topics
 from protocol.codec import PROTOCOL_VERSION
 
 log = logging.getLogger("gateway")
@@ -56,8 +56,15 @@ class Sessions:
             if not queues:
                 del self._queues[user_id]
 
-    def deliver(self, user_id: int, event: dict[str, Any]) -> None:
-        for queue in list(self._queues.get(user_id, ())):
+    def deliver(self, user_id: int, event: dict[str, Any] | bytes) -> None:
+        """An event for the user's streams; packed (bytes) as the accountant sends it, or a
+        map."""
+        queues = self._queues.get(user_id)
+        if not queues:
+            return
+        if isinstance(event, bytes):
+            event = codec.decode_internal(event)
+        for queue in list(queues):
             if queue.qsize() < MAX_QUEUED_EVENTS:
                 queue.put_nowait(event)
             else:

@@ -14,18 +14,17 @@ session dies with its connection.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
+import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
 import zmq
-import zmq.asyncio
 from pydantic import ValidationError
 from zmq.utils.monitor import parse_monitor_message
 
-from gateway.core import Gateway, Reply, essential, to_command
+from gateway.core import Gateway, Reply, essential_callback, to_command, unpacked
 from protocol import codec, topics
 from protocol.codec import PROTOCOL_VERSION, Limits
 from protocol.errors import ErrorCode, RejectError, error_body
@@ -66,7 +65,7 @@ class ClientEndpoint:
         self.by_user: dict[int, set[bytes]] = {}
         self.generations: dict[int, int] = {}  # open connections: descriptor -> generation
         self._accepted = 0
-        self._task: asyncio.Task[None] | None = None
+        self._reading = False  # a read of the ROUTER is scheduled or running
 
     async def start(self) -> None:
         e = self.settings.endpoints
@@ -86,21 +85,22 @@ class ClientEndpoint:
         self.gateway.on_session_end(self.end_sessions)
         self.gateway.on_lost(self.events_lost)
         self.gateway.on_broadcast(self.republish)
-        self._task = essential(asyncio.get_running_loop().create_task(self._serve()))
+        self.gateway.on_burst(self._check_readable)
+        self.loop = asyncio.get_running_loop()
+        self._read = essential_callback(self._read)  # type: ignore[method-assign]
+        self._handle_burst = essential_callback(self._handle_burst)  # type: ignore[method-assign]
+        self.loop.add_reader(self.router.FD, self._read)
+        self._read()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        asyncio.get_running_loop().remove_reader(self._monitor.FD)
+        self.loop.remove_reader(self.router.FD)
+        self.loop.remove_reader(self._monitor.FD)
         self._monitor.close(linger=0)
 
     def _watch_connections(self) -> None:
         address = f"inproc://client-monitor-{id(self)}"
         self.router.monitor(address, zmq.EVENT_ACCEPTED | zmq.EVENT_DISCONNECTED)
-        sync_ctx = zmq.Context.shadow(self.gateway.ctx.underlying)
-        self._monitor = sync_ctx.socket(zmq.PAIR)
+        self._monitor = self.gateway.ctx.socket(zmq.PAIR)
         self._monitor.connect(address)
         asyncio.get_running_loop().add_reader(self._monitor.FD, self._read_monitor)
 
@@ -118,24 +118,49 @@ class ClientEndpoint:
                     if session.connection == connection:
                         self._unbind(identity)
 
-    async def _serve(self) -> None:
-        clock = asyncio.get_running_loop().time
-        while True:
-            burst = [await self.router.recv_multipart(copy=False)]
-            for _ in range(_BURST_FRAMES):
-                future = self.router.recv_multipart(zmq.NOBLOCK, copy=False)
-                if future.exception() is not None:
-                    break
-                burst.append(future.result())
-            self._read_monitor()  # every connection these frames came on is known now
-            sources = [self._connection(frames[-1]) for frames in burst]
-            deadline = clock() + _BURST_SECONDS
-            for index, frames in enumerate(burst):
-                self._handle_frames(frames, sources[index])
-                if clock() > deadline and index + 1 < len(burst):
-                    await asyncio.sleep(0)  # a ready future does not yield: yield here
-                    deadline = clock() + _BURST_SECONDS
-            await asyncio.sleep(0)
+    def _read(self) -> None:
+        """Client frames in a burst, ended by _BURST_FRAMES or _BURST_SECONDS; the rest on
+        the next loop turn, after HTTP, replies and timers had theirs."""
+        self._reading = False
+        recv = self.router.recv_multipart
+        burst = []
+        more = True
+        for _ in range(_BURST_FRAMES):
+            try:
+                burst.append(recv(zmq.NOBLOCK, copy=False))
+            except zmq.Again:
+                more = False
+                break
+        if not burst:
+            return
+        self._read_monitor()  # every connection these frames came on is known now
+        self._handle_burst(burst, [self._connection(frames[-1]) for frames in burst], more)
+
+    def _handle_burst(
+        self, burst: list[list[zmq.Frame]], sources: list[Connection], more: bool
+    ) -> None:
+        deadline = time.monotonic() + _BURST_SECONDS
+        for index, frames in enumerate(burst):
+            self._handle_frames(frames, sources[index])
+            if index + 1 < len(burst) and time.monotonic() > deadline:
+                rest = burst[index + 1 :], sources[index + 1 :]
+                self.loop.call_soon(self._handle_burst, *rest, more)
+                return
+        if more:
+            self._schedule_read()
+        else:
+            self._check_readable()
+
+    def _schedule_read(self) -> None:
+        if not self._reading:
+            self._reading = True
+            self.loop.call_soon(self._read)
+
+    def _check_readable(self) -> None:
+        """After sends on the ROUTER: frames that arrived meanwhile may not wake the loop
+        (ZeroMQ's descriptor signals edges), so look."""
+        if not self._reading and self.router.getsockopt(zmq.EVENTS) & zmq.POLLIN:
+            self._schedule_read()
 
     def _connection(self, frame: zmq.Frame) -> Connection:
         fd = frame.get(zmq.SRCFD)
@@ -185,14 +210,13 @@ class ClientEndpoint:
             if session is None or session.connection != connection:
                 raise RejectError(ErrorCode.AUTH_LOGIN_REQUIRED, "send session.login first")
             command = to_command(request, kind)
-            self.gateway.submit(
-                command, session.auth, lambda r: self._send(envelope, {**r, "rid": rid})
-            )
+            self.gateway.submit(command, session.auth, lambda r: self._reply(envelope, r, rid))
 
     def _login(self, envelope: list[bytes], connection: Connection, request: Login) -> None:
         auth = hash_token(request.token)
 
-        def ready(reply: Reply) -> None:
+        def ready(packed: Reply) -> None:
+            reply = unpacked(packed)
             still_open = self.generations.get(connection[0]) == connection[1]
             if reply.get("type") == "session.ready" and still_open:
                 # REQ peers put an empty delimiter before the payload; they cannot take events
@@ -224,19 +248,39 @@ class ClientEndpoint:
 
     def _send(self, envelope: list[bytes], body: dict[str, Any]) -> bool:
         body["v"] = PROTOCOL_VERSION
-        future = self.router.send_multipart([*envelope, codec.encode(body)], zmq.NOBLOCK)
-        if future.done() and future.exception() is not None:
-            self._unbind(envelope[0])  # the peer is gone (ROUTER_MANDATORY) or not keeping up
+        return self._send_packed(envelope, codec.encode(body))
+
+    def _send_packed(self, envelope: list[bytes], payload: bytes) -> bool:
+        try:
+            self.router.send_multipart([*envelope, payload], zmq.NOBLOCK)
+        except zmq.ZMQError:  # the peer is gone (ROUTER_MANDATORY) or not keeping up
+            self._unbind(envelope[0])
             return False
         return True
+
+    def _reply(self, envelope: list[bytes], reply: Reply, rid: Any) -> None:
+        """A reply with the client's request id: packed by the accountant (bytes, its `v`
+        in), or made here."""
+        if isinstance(reply, bytes):
+            self._send_packed(envelope, codec.with_fields(reply, {"rid": rid}))
+        else:
+            self._send(envelope, {**reply, "rid": rid})
 
     # PUSHED MESSAGES -------------------------------------------------------------------
 
     def deliver_event(self, user_id: int, event: Reply) -> None:
-        for identity in list(self.by_user.get(user_id, ())):
+        identities = self.by_user.get(user_id)
+        if not identities:
+            return
+        payload = event if isinstance(event, bytes) else None
+        for identity in list(identities):
             session = self.sessions[identity]
-            if session.events:
-                self._send(session.envelope, dict(event))
+            if not session.events:
+                continue
+            if payload is not None:
+                self._send_packed(session.envelope, payload)
+            else:
+                self._send(session.envelope, dict(event))  # type: ignore[arg-type]
 
     def end_sessions(self, user_id: int, reason: str) -> None:
         """Log the user's connections out (its token was rotated or revoked); those taking

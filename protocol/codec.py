@@ -35,7 +35,7 @@ CLIENT_LIMITS = Limits()
 INTERNAL_LIMITS = Limits(
     max_message_bytes=256 * 1024 * 1024,
     max_str_len=1024 * 1024,
-    max_bin_len=0,
+    max_bin_len=64 * 1024 * 1024,  # replies and events the accountant packed for clients
     max_array_len=10_000_000,
     max_map_len=100_000,
     max_depth=32,
@@ -45,6 +45,52 @@ INTERNAL_LIMITS = Limits(
 def encode(obj: Any) -> bytes:
     """Pack a message or a batch. Raises TypeError for anything msgpack cannot carry."""
     return msgpack.packb(obj, use_bin_type=True, datetime=False)
+
+
+def with_fields(
+    packed: bytes, fields: dict[str, Any], packed_values: dict[str, bytes] | None = None
+) -> bytes:
+    """A packed map with more entries, without unpacking it: its header counts the new
+    ones and they follow its own (keys it has already must not be given again). The
+    values of `packed_values` are packed already: one order view packed once goes into
+    both the reply and the event that carry it."""
+    first = packed[0]
+    if 0x80 <= first <= 0x8F:  # fixmap
+        count, start = first & 0x0F, 1
+    elif first == 0xDE:  # map 16
+        count, start = int.from_bytes(packed[1:3], "big"), 3
+    elif first == 0xDF:  # map 32
+        count, start = int.from_bytes(packed[1:5], "big"), 5
+    else:
+        raise ValueError("not a packed map")
+    parts = [b"", packed[start:]]  # the header, made below once the count is known
+    for key, value in fields.items():
+        parts += (_packed_key(key), encode(value))
+    if packed_values:
+        for key, raw in packed_values.items():
+            parts += (_packed_key(key), raw)
+    count += (len(parts) - 2) // 2
+    if count < 16:
+        head = _FIXMAP_HEADS[count]
+    elif count < 1 << 16:
+        head = b"\xde" + count.to_bytes(2, "big")
+    else:
+        head = b"\xdf" + count.to_bytes(4, "big")
+    parts[0] = head
+    return b"".join(parts)
+
+
+_FIXMAP_HEADS = [bytes((0x80 | n,)) for n in range(16)]
+_KEYS: dict[str, bytes] = {}
+
+
+def _packed_key(key: str) -> bytes:
+    packed = _KEYS.get(key)
+    if packed is None:
+        packed = encode(key)
+        if len(_KEYS) < 1000:  # the few field names the servers add
+            _KEYS[key] = packed
+    return packed
 
 
 def _unpack(data: bytes, limits: Limits) -> Any:

@@ -50,6 +50,9 @@ def parse_decimal(value: Any, field: str, code: ErrorCode) -> Decimal:
 def money(amount: Decimal) -> str:
     """Money for the wire, as a string: two decimals, or as many more as the amount has
     (fractional shares and crypto settle in finer units than the cent), up to eight."""
+    text = str(amount)
+    if text[-3:-2] == "." and "E" not in text:  # in cents already, as most amounts are
+        return text
     exact = amount.quantize(MONEY_PLACES, rounding=ROUND_HALF_UP)
     cents = exact.quantize(CENT)
     return str(cents) if cents == exact else format(exact.normalize(), "f")

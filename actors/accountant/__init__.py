@@ -1,0 +1,1 @@
+"""The accountant process: users, accounts, pre-trade checks, the journal and the ledger."""

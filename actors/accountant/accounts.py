@@ -30,6 +30,7 @@ class User:
     name: str
     token_hash: str
     is_admin: bool
+    ts_created: int = 0
 
 
 @dataclass(slots=True)

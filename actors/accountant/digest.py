@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any
 
 from actors.accountant.accounts import Accounts
-from actors.matcher.book import Book, Resting
+from actors.accountant.orders import OrderDesk
+from actors.matcher.book import Book, FillModel
+from actors.matcher.router import resting
 
 PARTS = ("accounts", "positions", "orders", "books", "counters")
 
@@ -90,31 +91,9 @@ def ledger_parts(accounts: Accounts, user_seqs: dict[int, int]) -> dict[str, Any
     }
 
 
-def book_part(books: Iterable[Book]) -> dict[str, Any]:
-    """Each book's working orders side by side in priority order, and its waiting stops."""
-
-    def entry(o: Resting) -> list[Any]:
-        return [o.order_id, _text(o.price), _text(o.leaves_qty), _text(o.stop_price)]
-
-    part = {}
-    for book in sorted(books, key=lambda b: b.symbol):
-        bids, asks, stops = book.priority()
-        if bids or asks or stops:
-            part[book.symbol] = {
-                "bids": [entry(o) for o in bids],
-                "asks": [entry(o) for o in asks],
-                "stops": [entry(o) for o in sorted(stops, key=lambda o: o.order_id)],
-            }
-    return part
-
-
 def books_from_orders(accounts: Accounts) -> list[Book]:
     """The books a matcher builds from these open orders (its book snapshot): for a
     digest of a ledger with no server running."""
-    from actors.accountant.main import Accountant
-    from actors.matcher.book import FillModel
-    from actors.matcher.main import _resting
-
     books: dict[str, Book] = {}
     for order in sorted(accounts.open_orders.values(), key=lambda o: o.queue_key):
         if order.pending:
@@ -123,7 +102,7 @@ def books_from_orders(accounts: Accounts) -> list[Book]:
         if book is None:
             model = FillModel(accounts.market.rules(order.symbol))
             book = books[order.symbol] = Book(order.symbol, model)
-        book.add(_resting(Accountant.book_order(order)))
+        book.add(resting(OrderDesk.book_order(order)))
     return list(books.values())
 
 

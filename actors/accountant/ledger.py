@@ -1,21 +1,17 @@
-"""The ledger: tables, the database engine, and the batched Ledger writer actor.
+"""The ledger's tables, its database engine and its migrations.
 
-Only the accountant process opens the ledger (and run.py before the processes start,
-to migrate and seed it). The Ledger actor owns the writing session: each batch of work
-becomes one transaction (group commit), and the messages that acknowledge that work are
-released to the bus only after the commit, so an acknowledged order is a durable order.
+Only the accountant process writes the ledger (and run.py before the processes start,
+to migrate and seed it). Its durable record is the journal (actors/accountant/journal.py);
+these tables are the projections of it that queries read.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, ClassVar
 
-import pykka
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -27,16 +23,12 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
-    and_,
-    bindparam,
     create_engine,
     event,
     false,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
-
-from actors.runtime import process
 
 log = logging.getLogger(__name__)
 
@@ -195,6 +187,14 @@ class OperationRow(Base):
     detail: Mapped[str | None] = mapped_column(Text)
 
 
+class LedgerState(Base):
+    """One row: the last journal entry the tables above hold (actors/accountant/journal.py)."""
+
+    __tablename__ = "ledger_state"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    projected_seq: Mapped[int]
+
+
 class EquitySnapshotRow(Base):
     __tablename__ = "equity_snapshots"
     __table_args__ = (Index("ix_snapshots_user_ts", "user_id", "ts_event"),)
@@ -238,155 +238,3 @@ def migrate(engine: Engine) -> None:
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
-
-
-# THE WRITER -----------------------------------------------------------------------------
-
-Outbound = tuple[str, str | None, dict[str, Any]]  # (peer, topic, message) for Bus.send_many
-
-
-@dataclass
-class Work:
-    """Rows to write and what to release once they are committed, in order."""
-
-    inserts: list[tuple[type[Base], dict[str, Any]]] = field(default_factory=list)
-    updates: list[tuple[type[Base], dict[str, Any]]] = field(default_factory=list)
-    outbound: list[Outbound] = field(default_factory=list)
-    after: list[Callable[[], None]] = field(default_factory=list)  # run after commit, in order
-
-    def __bool__(self) -> bool:
-        return bool(self.inserts or self.updates or self.outbound or self.after)
-
-
-class _Flush:
-    """Sent by the Ledger to itself: write everything received before it."""
-
-
-@dataclass(frozen=True)
-class _TableWriter:
-    """Core statements for one table, built once: bulk insert, and bulk update by key."""
-
-    keys: tuple[str, ...]  # primary key columns
-    generated_key: bool  # the database numbers the rows (operations, snapshots)
-    insert: Any
-    update: Any
-
-    @classmethod
-    def of(cls, model: type[Base]) -> _TableWriter:
-        table = model.__table__
-        keys = tuple(c.key for c in table.primary_key.columns)
-        where = and_(*(table.c[k] == bindparam(f"key_{k}") for k in keys))
-        return cls(
-            keys,
-            bool(table.autoincrement_column is not None),
-            table.insert(),
-            table.update().where(where),
-        )
-
-    def key(self, row: dict[str, Any]) -> tuple[Any, ...]:
-        return tuple(row[k] for k in self.keys)
-
-    def update_params(self, row: dict[str, Any]) -> dict[str, Any]:
-        params = {k: v for k, v in row.items() if k not in self.keys}
-        params.update({f"key_{k}": row[k] for k in self.keys})
-        return params
-
-
-_WRITERS: dict[type[Base], _TableWriter] = {}
-
-
-def _writer(model: type[Base]) -> _TableWriter:
-    writer = _WRITERS.get(model)
-    if writer is None:
-        writer = _WRITERS[model] = _TableWriter.of(model)
-    return writer
-
-
-def write_batch(session: Session, works: Iterable[Work]) -> None:
-    """Write the rows of several Work items in one transaction; updates coalesce by key.
-
-    Rows are full-state dicts, so for one key the last update wins, and an update of a row
-    inserted in the same batch folds into the insert. Core executemany, not the ORM's unit
-    of work: this is the accountant's hottest path.
-    """
-    inserts: dict[type[Base], dict[Any, dict[str, Any]]] = {}
-    updates: dict[type[Base], dict[tuple[Any, ...], dict[str, Any]]] = {}
-    serial = 0
-    for work in works:
-        for model, row in work.inserts:
-            writer = _writer(model)
-            serial += 1
-            inserts.setdefault(model, {})[serial if writer.generated_key else writer.key(row)] = row
-        for model, row in work.updates:
-            key = _writer(model).key(row)
-            pending = inserts.get(model, {}).get(key)
-            if pending is not None:
-                pending.update(row)
-            else:
-                updates.setdefault(model, {})[key] = row
-    connection = session.connection()
-    for table in Base.metadata.sorted_tables:
-        model = _MODEL_BY_TABLE[table.name]
-        writer = _writer(model)
-        if model in inserts:
-            connection.execute(writer.insert, list(inserts[model].values()))
-        if model in updates:
-            rows = [writer.update_params(row) for row in updates[model].values()]
-            connection.execute(writer.update, rows)
-
-
-_MODEL_BY_TABLE: dict[str, type[Base]] = {
-    m.__tablename__: m
-    for m in (UserRow, AccountRow, PositionRow, OrderRow, FillRow, OperationRow, EquitySnapshotRow)
-}
-
-
-class Ledger(pykka.ThreadingActor):
-    """Batched writer: one transaction per burst of Work, then releases its messages.
-
-    Work sent while a commit is running queues in the inbox; the next _Flush takes all of
-    it, so the transaction size grows with load (group commit).
-    """
-
-    def __init__(self, engine: Engine, send_many: Callable[[list[Outbound]], None]) -> None:
-        super().__init__()
-        self._engine = engine
-        self._send_many = send_many
-        self._pending: list[Work] = []
-        self._session: Session | None = None
-
-    def on_start(self) -> None:
-        self._session = Session(self._engine, expire_on_commit=False)
-
-    def on_stop(self) -> None:
-        self._flush()
-        if self._session is not None:
-            self._session.close()
-
-    def on_failure(self, *_exc: object) -> None:
-        process.die("ledger writer failed")
-
-    def on_receive(self, message: Any) -> None:
-        if isinstance(message, Work):
-            if not self._pending:
-                self.actor_ref.tell(_Flush())
-            self._pending.append(message)
-        elif isinstance(message, _Flush):
-            self._flush()
-
-    def _flush(self) -> None:
-        works, self._pending = self._pending, []
-        if not works:
-            return
-        session = self._session
-        assert session is not None
-        if any(w.inserts or w.updates for w in works):
-            with session.begin():
-                write_batch(session, works)
-        outbound: list[Outbound] = []
-        for work in works:
-            outbound.extend(work.outbound)
-        self._send_many(outbound)
-        for work in works:
-            for callback in work.after:
-                callback()

@@ -1,17 +1,14 @@
-"""Reading the ledger: state at start-up, and the Reader actor for history queries.
+"""Reading the ledger: the state at start-up, and the answers to history queries.
 
-The Reader has its own session, so long queries never hold up the Ledger's commits;
-the accountant hands it a query only after the batch before it has committed.
-"""
+The Projector actor (actors/accountant/projector.py) runs the queries, after it has written
+the rows of every burst before them."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
 from decimal import Decimal
-from typing import Any
 
-import pykka
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
@@ -28,11 +25,8 @@ from actors.accountant.ledger import (
 from actors.accountant.stats import summary
 from actors.accountant.views import fill_view, operation_view, order_view
 from actors.market.rules import Market
-from actors.runtime import process
-from actors.runtime.bus import Bus, Message
-from protocol import topics
+from actors.runtime.bus import Message
 from protocol.errors import ErrorCode, error_body
-from protocol.settings import Settings
 
 log = logging.getLogger("accountant")
 
@@ -48,7 +42,7 @@ def load_accounts(engine: Engine, market: Market) -> tuple[Accounts, dict[int, i
         for u in session.scalars(select(UserRow)):
             a = rows[u.id]
             accounts.add_user(
-                User(u.id, u.name, u.token_hash, u.is_admin),
+                User(u.id, u.name, u.token_hash, u.is_admin, u.ts_created),
                 Account(
                     user_id=u.id,
                     initial_cash=a.initial_cash,
@@ -144,16 +138,12 @@ def _derive_reservations(accounts: Accounts) -> None:
             accounts.position(order.user_id, order.symbol).reserved_qty += order.leaves_qty
 
 
-class Reader(pykka.ThreadingActor):
-    """Answers order, fill, history and stats queries from committed ledger rows."""
+class Queries:
+    """Order, fill, history and stats queries on committed ledger rows, each a reply body."""
 
-    def __init__(self, engine: Engine, bus: Bus, settings: Settings) -> None:
-        super().__init__()
-        self._engine = engine
-        self._bus = bus
-        self._max_page = settings.limits.max_history_page
-        self._session: Session | None = None
-        self._handlers: dict[str, Callable[[Session, Message], Message]] = {
+    def __init__(self, max_page: int) -> None:
+        self._max_page = max_page
+        self.handlers: dict[str, Callable[[Session, Message], Message]] = {
             "order.get": self.get_order,
             "order.cancel_closed": self.cancel_closed,
             "orders.list": self.list_orders,
@@ -162,26 +152,11 @@ class Reader(pykka.ThreadingActor):
             "stats.get": self.get_stats,
         }
 
-    def on_start(self) -> None:
-        self._session = Session(self._engine)
-
-    def on_stop(self) -> None:
-        if self._session is not None:
-            self._session.close()
-
-    def on_failure(self, *_exc: object) -> None:
-        process.die("ledger reader failed")
-
-    def on_receive(self, message: Any) -> None:
-        session = self._session
-        assert session is not None
+    def answer(self, session: Session, msg: Message) -> Message:
         try:
-            body = self._handlers[message["type"]](session, message)
+            return self.handlers[msg["type"]](session, msg)
         finally:
             session.rollback()  # end the read transaction: the next query sees new commits
-        body["rid"] = message["rid"]
-        body["gw"] = message["gw"]
-        self._bus.send(topics.GATEWAY, body)
 
     def _own_order(self, session: Session, msg: Message) -> OrderRow | None:
         row = session.get(OrderRow, msg["order_id"])

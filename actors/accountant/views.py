@@ -9,7 +9,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from actors.accountant.accounts import Account, Position, User, mark
+from actors.accountant.accounts import Account, Order, Position, User, mark
 from protocol.messages import AccountView, FillView, OrderView, PositionView
 from protocol.values import average, iso_time, money, number, ratio
 
@@ -17,6 +17,7 @@ from protocol.values import average, iso_time, money, number, ratio
 def order_view(o: Any) -> OrderView:
     """`o` is an Order or an OrderRow: the in-memory order calls its type `order_type`."""
     limit = _optional(o.limit_price)
+    filled = o.filled_qty
     return {
         "id": o.id,
         "client_order_id": o.client_order_id,
@@ -35,13 +36,66 @@ def order_view(o: Any) -> OrderView:
         "replaces": o.replaces,
         "replaced_by": o.replaced_by,
         "status": o.status,
-        "filled_qty": number(o.filled_qty),
-        "avg_fill_price": average(o.filled_value, o.filled_qty) if o.filled_qty else None,
+        "filled_qty": number(filled),
+        "avg_fill_price": average(o.filled_value, filled) if filled else None,
         "commission": money(o.commission),
         "tax": money(o.tax),
         "created_at": iso_time(o.ts_created),
         "updated_at": iso_time(o.ts_updated),
     }
+
+
+def order_view_of_row(order: Order, row: tuple[Any, ...]) -> OrderView:
+    """The same view as order_view, from the order's ledger row (rows.order_row), whose
+    numbers are text already: an event costs one conversion of each, not two."""
+    filled = order.filled_qty
+    return {
+        "id": row[0],
+        "client_order_id": row[2],
+        "symbol": row[3],
+        "side": row[4],
+        "type": row[5],
+        "time_in_force": row[6],
+        "qty": row[7],
+        "limit_price": row[9],
+        "price": row[9],
+        "stop_price": row[10],
+        "trail_price": row[11],
+        "trail_percent": row[12],
+        "price_bound": row[8],
+        "triggered": row[13],
+        "replaces": row[14],
+        "replaced_by": row[15],
+        "status": row[17],
+        "filled_qty": row[18],
+        "avg_fill_price": average(order.filled_value, filled) if filled else None,
+        "commission": money_text(row[20]),
+        "tax": money_text(row[21]),
+        "created_at": iso_time(row[23]),
+        "updated_at": iso_time(row[24]),
+    }
+
+
+def fill_view_of_row(row: tuple[Any, ...]) -> FillView:
+    """fill_view from the fill's ledger row (rows.fill_row)."""
+    return {
+        "id": row[0],
+        "order_id": row[1],
+        "symbol": row[3],
+        "side": row[4],
+        "qty": row[5],
+        "price": row[6],
+        "value": money_text(row[7]),
+        "commission": money_text(row[8]),
+        "tax": money_text(row[9]),
+        "liquidity": row[12],
+        "time": iso_time(row[11]),
+    }
+
+
+def money_text(text: str) -> str:
+    """money() of a decimal's text, without a Decimal when it is in cents already."""
+    return text if text[-3:-2] == "." else money(Decimal(text))
 
 
 def _optional(value: Decimal | None) -> str | None:

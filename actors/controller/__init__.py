@@ -1,0 +1,1 @@
+"""The controller process: run state, trading sessions, the clock and market data."""

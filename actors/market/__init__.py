@@ -1,0 +1,1 @@
+"""What every process knows of the market: the symbol table and each profile's rules."""

@@ -1,0 +1,1 @@
+"""The matcher process: the order books and the fills decided on them."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import gc
 import json
 import logging
 import os
@@ -155,6 +156,7 @@ def run(bus: Bus, actors: Sequence[pykka.ActorRef[Any]]) -> None:
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
+    settle_memory()
     bus.every(1.0, flush_logs)
     started = time.time_ns()
     bus.every(HEALTH_EVERY, lambda: bus.send(topics.GATEWAY, health_report(bus, actors, started)))
@@ -166,6 +168,15 @@ def run(bus: Bus, actors: Sequence[pykka.ActorRef[Any]]) -> None:
         os._exit(70)  # actor threads may hold the process open; run.py restarts it
     logging.getLogger(bus.name).info("stopped cleanly")
     logging.shutdown()
+
+
+def settle_memory() -> None:
+    """After start-up: what it loaded is kept out of the collector's way (gc.freeze), and
+    the collector runs less often. Messages are short-lived maps without cycles that
+    reference counting frees; at the default threshold a burst of a few thousand decoded
+    messages alone set off several collections."""
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 20)
 
 
 def health_report(

@@ -103,3 +103,10 @@ def test_money_has_two_decimals_or_more_and_times_are_utc_iso() -> None:
     assert money(D("0.000000005")) == "0.00000001"  # eight places at most, half up
     assert iso_time(0) == "1970-01-01T00:00:00.000000Z"
     assert iso_time(1_700_000_000_123_456_789) == "2023-11-14T22:13:20.123456Z"
+
+
+@pytest.mark.parametrize("size", [0, 1, 14, 15, 16, 40, 70_000])
+def test_fields_added_to_a_packed_map_read_back_as_one_map(size: int) -> None:
+    original = {f"k{n}": n for n in range(size)}
+    grown = codec.with_fields(codec.encode(original), {"rid": "abc", "n": None})
+    assert codec.decode_internal(grown) == {**original, "rid": "abc", "n": None}

@@ -1,4 +1,5 @@
-"""The batched ledger writer against a real SQLite file (actors/accountant/ledger.py)."""
+"""The journal, its projection into the ledger's tables, and the migrations, against real
+SQLite files (actors/accountant/journal.py, projection.py, ledger.py)."""
 
 from __future__ import annotations
 
@@ -9,37 +10,33 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from actors.accountant.accounts import Account
-from actors.accountant.ledger import (
-    AccountRow,
-    OperationRow,
-    Work,
-    make_engine,
-    migrate,
-    write_batch,
-)
-from actors.accountant.main import account_row, new_user_rows, operation_row
+from actors.accountant.admin import new_user_rows
+from actors.accountant.journal import catch_up, open_journal, projected_seq, write_offline
+from actors.accountant.ledger import AccountRow, OperationRow, make_engine, migrate
+from actors.accountant.rows import account_row, operation_row
 
 
-def test_one_batch_writes_mixed_rows_and_coalesces_updates(tmp_path: Path) -> None:
-    engine = make_engine(f"sqlite:///{tmp_path / 'ledger.db'}", "NORMAL")
-    migrate(engine)
+def _ledger(tmp_path: Path) -> str:
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    migrate(make_engine(url, "NORMAL"))
+    return url
+
+
+def test_journal_entries_reach_the_tables_with_the_last_state_per_key(tmp_path: Path) -> None:
+    url = _ledger(tmp_path)
+    engine = make_engine(url, "NORMAL")
+    journal = open_journal(url, "NORMAL")
     _, rows = new_user_rows(1, "ann", "token", D("100.00"), False, 1)
-    account = Account(1, D("100.00"), D("100.00"))
-    account.cash = D("90.50")
+    account = Account(1, D("100.00"), D("90.50"))
     later = Account(1, D("100.00"), D("80.25"))
-    works = [
-        Work(inserts=rows),
-        Work(
-            inserts=[operation_row(2, "order.accepted", user_id=1, seq=1, qty=D(100))],
-            updates=[(AccountRow, account_row(account, 2))],
-        ),
-        Work(
-            inserts=[operation_row(3, "control.paused", detail="run state")],
-            updates=[(AccountRow, account_row(later, 3))],
-        ),
-    ]
-    with Session(engine) as session, session.begin():
-        write_batch(session, works)
+    assert journal.append(rows) == 1
+    journal.append(
+        [operation_row(2, "order.accepted", user_id=1, seq=1, qty=D(100)), account_row(account, 2)]
+    )
+    journal.append([operation_row(3, "control.paused", detail="run state"), account_row(later, 3)])
+    assert projected_seq(engine) == 0  # committed to the journal only, as after a crash
+
+    assert catch_up(engine, journal) == 3
     with Session(engine) as session:
         stored = session.scalars(select(AccountRow)).one()
         assert (stored.cash, stored.initial_cash) == (D("80.25"), D("100.00"))
@@ -49,21 +46,29 @@ def test_one_batch_writes_mixed_rows_and_coalesces_updates(tmp_path: Path) -> No
         ("order.accepted", 1, 1),
         ("control.paused", None, 0),
     ]
-    engine.dispose()
+    assert projected_seq(engine) == 3
+    assert list(journal.entries_after(0)) == []  # dropped once the tables hold them
+    assert catch_up(engine, journal) == 3  # nothing twice
+    with Session(engine) as session:
+        assert len(session.scalars(select(OperationRow)).all()) == 3
+    assert journal.append([]) == 4  # numbering goes on after what was dropped
+    journal.close()
 
 
 def test_amounts_come_back_exactly_as_written(tmp_path: Path) -> None:
-    engine = make_engine(f"sqlite:///{tmp_path / 'ledger.db'}", "NORMAL")
-    migrate(engine)
+    engine = make_engine(_ledger(tmp_path), "NORMAL")
     _, rows = new_user_rows(1, "ann", "token", D("12345678.90"), False, 1)
     exact = Account(1, D("12345678.90"), D("0.10"))
-    with Session(engine) as session, session.begin():
-        write_batch(
-            session, [Work(inserts=rows), Work(updates=[(AccountRow, account_row(exact, 2))])]
-        )
+    tiny = D("0").quantize(D("0.00000001"))  # 0E-8: stored as plain text, not an exponent
+    exact.reserved_cash = tiny
+    write_offline(engine, [*rows, account_row(exact, 2)])
     with Session(engine) as session:
         stored = session.scalars(select(AccountRow)).one()
     assert str(stored.cash) == "0.10" and str(stored.initial_cash) == "12345678.90"
+    assert stored.reserved_cash == 0
+    with engine.connect() as conn:
+        raw = conn.exec_driver_sql("SELECT reserved_cash FROM accounts").scalar()
+    assert raw == "0.00000000"
     engine.dispose()
 
 

@@ -1,0 +1,392 @@
+"""The matcher's Router: one Book per symbol; it triggers stops and fills against trades
+(wait mode) or at once (instant mode) while trading is on, and tells the accountant each
+fill, trigger and answer, tagged with the epoch of the book snapshot it holds.
+
+It runs on the matcher's I/O loop (actors/runtime/bus.py): the loop calls it with each
+burst from its inbox and each run of broadcasts, and sends what it answers at the end of
+the loop's turn. The fill model is in actors/matcher/book.py and docs/fill-model.md.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable
+from decimal import Decimal
+from typing import Any
+
+from actors.market.rules import Market
+from actors.matcher.book import Bar, Book, FillModel, Match, Resting, Trade, Trigger
+from actors.runtime import process
+from actors.runtime.bus import Bus, Message
+from actors.runtime.clock import Clock
+from protocol import topics
+from protocol.orders import IMMEDIATE
+from protocol.settings import Settings
+
+log = logging.getLogger("matcher")
+
+
+class Router:
+    """Routes by symbol to one Book each; fills nothing until the first snapshot arrives."""
+
+    def __init__(self, settings: Settings, clock: Clock, bus: Bus) -> None:
+        self.clock = clock
+        self.bus = bus
+        self.instant = settings.trading.fill_mode == "instant"
+        t = settings.trading
+        market = Market.from_settings(settings)
+        self.models = {
+            symbol: FillModel(
+                market.rules(symbol), t.participation_rate, t.slippage_ticks, t.slippage_bp
+            )
+            for symbol in market.symbols
+        }
+        self.books: dict[str, Book] = {s: Book(s, model) for s, model in self.models.items()}
+        self.epoch: int | None = None  # None until the accountant's first snapshot
+        self.last_order_id = 0  # the newest order received: a triggered stop stands behind it
+        # per profile's market, from the controller: its trading day, and whether it trades
+        self.trading_day: dict[str, str] = {}
+        self.trading: dict[str, bool] = {}
+        self.bar_times: dict[str, int] = {}  # a replay: each symbol's latest bar filled on
+        # without a control heartbeat for this long, the run state is unknown: fill nothing
+        self.control_expiry = 3 * settings.control.heartbeat_interval + 1.0
+        self.control_seen_at = 0.0
+        self.handlers: dict[str, Callable[[Message], None]] = {
+            "book.snapshot": self.on_snapshot,
+            "book.add": self.on_add,
+            "book.cancel": self.on_cancel,
+            "book.replace": self.on_replace,
+            "book.digest": self.on_digest,
+            "replay.join": self.to_controller,
+            "replay.done": self.to_controller,
+        }
+
+    def on_commands(self, messages: list[Message]) -> None:
+        """A burst from the inbox: orders, cancels, replacements and snapshots."""
+        for msg in messages:
+            handler = self.handlers.get(msg.get("type"))  # type: ignore[arg-type]
+            if handler is None:
+                log.error("unknown message type %r; ignored", msg.get("type"))
+            else:
+                handler(msg)
+
+    def on_lost(self, sender: str, _link: str, _count: int) -> None:
+        """Commands from the accountant were lost (actors/runtime/streams.py): fill nothing
+        until a new book snapshot has come."""
+        if sender == topics.ACCOUNTANT:
+            self.epoch = None
+            self.request_sync()
+
+    def tick(self) -> None:
+        """Once a second: ask the accountant for a book snapshot until one has arrived,
+        and stop filling when the controller's heartbeat has gone quiet."""
+        if self.epoch is None:
+            self.request_sync()
+        quiet = time.monotonic() - self.control_seen_at
+        if any(self.trading.values()) and quiet > self.control_expiry:
+            log.warning("no control state for %.1fs; trading off until it returns", quiet)
+            self.trading = {}
+
+    def request_sync(self) -> None:
+        self.bus.send(topics.ACCOUNTANT, {"type": "book.sync"})
+
+    def book(self, symbol: str) -> Book:
+        book = self.books.get(symbol)
+        if book is None:  # the accountant checks symbols; a new one still gets a book
+            model = next(iter(self.models.values()))
+            book = self.books[symbol] = Book(symbol, model)
+        return book
+
+    def answer(self, kind: str, **fields: Any) -> None:
+        self.bus.send(topics.ACCOUNTANT, {"type": kind, "epoch": self.epoch, **fields})
+
+    # COMMANDS --------------------------------------------------------------------------
+
+    def on_digest(self, msg: Message) -> None:
+        books = book_part(self.books.values())
+        self.bus.send(topics.ACCOUNTANT, {**msg, "type": "book.digested", "books": books})
+
+    def on_snapshot(self, msg: Message) -> None:
+        self.epoch = msg["epoch"]
+        for symbol, book in self.books.items():  # the last trade stays, its volume is used up
+            self.books[symbol] = Book(symbol, book.model, trade=book.trade)
+        self.last_order_id = max([self.last_order_id, *(o["order_id"] for o in msg["orders"])])
+        for order in msg["orders"]:
+            self.book(order["symbol"]).add(resting(order))
+        log.info("book snapshot epoch=%d: %d open orders", self.epoch, len(msg["orders"]))
+        for order_id in msg["cancels"]:
+            self.cancel(order_id)
+        self.expire_day_orders()
+        self.fill_all_books({name for name, on in self.trading.items() if on})
+
+    def expire_day_orders(self) -> None:
+        """DAY orders end with their trading day. The matcher takes them out as it learns
+        the day has turned, before the trades of the next day reach it."""
+        if self.epoch is None:
+            return
+        for book in self.books.values():
+            day = self.day(book)
+            for order in book.expire(day) if day else ():
+                self.answer("book.expired", order_id=order.order_id)
+
+    def day(self, book: Book) -> str:
+        """The trading day of the book's market ("" until the controller said)."""
+        return self.trading_day.get(book.model.profile.name, "")
+
+    def trades(self, book: Book) -> bool:
+        """Whether the book's market trades now: running and in session."""
+        return self.trading.get(book.model.profile.name, False)
+
+    def on_add(self, msg: Message) -> None:
+        if self.epoch is None or msg["epoch"] != self.epoch:
+            return  # sent before the snapshot we hold; that snapshot has it if it is open
+        order = resting(msg["order"])
+        self.last_order_id = max(self.last_order_id, order.order_id)
+        book = self.book(msg["order"]["symbol"])
+        if order.time_in_force == "day" and not order.day:
+            order.day = self.day(book)
+        if order.time_in_force in IMMEDIATE:
+            self.fill_or_kill(book, order)
+            return
+        book.add(order)
+        if self.trades(book):
+            self.fill_new(book, order)
+
+    def fill_new(self, book: Book, order: Resting) -> None:
+        if self.instant:
+            match = book.fill_instantly(order.order_id)
+            self.emit(book, [], [match] if match else [])
+        else:
+            self.emit(book, [], book.match())
+
+    def fill_or_kill(self, book: Book, order: Resting) -> None:
+        """IOC and FOK never rest: fill what the latest trade allows (FOK: all or nothing),
+        then answer `book.canceled` for an IOC's rest or `book.killed` for a FOK."""
+        fok = order.time_in_force == "fok"
+        if not self.trades(book) or (
+            fok and not self.instant and book.fillable(order) < order.leaves_qty
+        ):
+            self.answer("book.killed" if fok else "book.canceled", order_id=order.order_id)
+            return
+        book.add(order)
+        self.fill_new(book, order)
+        if book.remove(order.order_id) is not None:
+            self.answer("book.killed" if fok else "book.canceled", order_id=order.order_id)
+
+    def on_cancel(self, msg: Message) -> None:
+        if self.epoch is None or msg["epoch"] != self.epoch:
+            return  # the next snapshot lists it among the cancels
+        self.cancel(msg["order_id"], msg.get("symbol"))
+
+    def cancel(self, order_id: int, symbol: str | None = None) -> None:
+        books = [self.books[symbol]] if symbol in self.books else list(self.books.values())
+        found = any(book.remove(order_id) is not None for book in books)
+        self.answer("book.canceled" if found else "book.cancel_rejected", order_id=order_id)
+
+    def on_replace(self, msg: Message) -> None:
+        """Swap an order for its replacement, only if it has not filled since the accountant
+        looked (`cum_qty`) nor triggered since (`triggered`, which moves its bound and its
+        reservation); otherwise the replacement is refused and the order stays."""
+        if self.epoch is None or msg["epoch"] != self.epoch:
+            return  # the accountant refuses replacements pending when it sends a snapshot
+        new = resting(msg["order"])
+        book = self.book(msg["order"]["symbol"])
+        if new.time_in_force == "day" and not new.day:
+            new.day = self.day(book)
+        old = book.get(msg["old_id"])
+        changed = old is None or (old.cum_qty, old.triggered) != (
+            Decimal(msg["cum_qty"]),
+            msg["triggered"],
+        )
+        if changed:
+            self.answer("book.replace_rejected", old_id=msg["old_id"], order_id=new.order_id)
+            return
+        self.last_order_id = max(self.last_order_id, new.order_id)
+        kept_place = book.replace(old.order_id, new)
+        self.answer(
+            "book.replaced", old_id=old.order_id, order_id=new.order_id, kept_place=kept_place
+        )
+        if self.trades(book):
+            self.fill_new(book, new)
+
+    # MARKET ----------------------------------------------------------------------------
+
+    def on_broadcast(self, topic: str, messages: list[Message]) -> None:
+        self.clock.advance(messages[-1]["ts"])  # market time, if that is the clock
+        if topic == topics.CONTROL:
+            self.control_seen_at = time.monotonic()
+            for state in messages:  # each one: a replay opens and closes in a burst
+                self.on_control(state)
+        elif topic.startswith(topics.MARKET_PREFIX):
+            for quote in messages:  # every trade: each one's volume counts
+                if quote["type"] == "quote":  # a replay's bars fill from the replay topic
+                    self.ontrade(quote)
+        elif topic.startswith(topics.REPLAY_PREFIX):
+            for bar in messages:
+                self.on_bar(bar)
+        elif topic == topics.SYNC:  # after all it sent on what came before it
+            for marker in messages:
+                self.bus.send(topics.ACCOUNTANT, marker)
+
+    def to_controller(self, msg: Message) -> None:
+        """A bot's replay.join or replay.done: on to the controller, after the orders the
+        accountant sent before it are in the books."""
+        self.bus.send(topics.CONTROLLER, msg)
+
+    def ontrade(self, quote: Message) -> None:
+        book = self.book(quote["symbol"])
+        if book.see(trade(quote)) and self.trades(book) and self.epoch is not None:
+            triggers = book.trigger()
+            self.emit(book, triggers, book.fill_everything() if self.instant else book.match())
+
+    def fill_all_books(self, markets: set[str]) -> None:
+        """These profiles' markets trade again (or the books were rebuilt while they do).
+        Instant mode fills what rests; wait mode waits for the next trade: the trades
+        before were printed while nothing could fill, maybe yesterday."""
+        if self.epoch is None or not markets:
+            return
+        for book in self.books.values():
+            if book.model.profile.name not in markets:
+                continue
+            if self.instant:
+                self.emit(book, [], book.fill_everything())
+            else:
+                book.exhaust()
+
+    def on_control(self, state: Message) -> None:
+        markets = state["markets"]
+        days = {name: m["trading_day"] for name, m in markets.items()}
+        if days != self.trading_day:
+            self.trading_day = days
+            self.expire_day_orders()
+        resumed = set()
+        for name, market in markets.items():
+            trading = bool(market["trading"])
+            if trading != self.trading.get(name, False):
+                log.info("%s trading %s", name, "on" if trading else "off")
+                if trading:
+                    resumed.add(name)
+            self.trading[name] = trading
+        self.fill_all_books(resumed)
+
+    def on_bar(self, msg: Message) -> None:
+        """A replayed bar (docs/fill-model.md section 16): fill on it while its market
+        trades; otherwise it only becomes the latest price."""
+        if msg["ts"] <= self.bar_times.get(msg["symbol"], 0):
+            return  # replayed again after a controller restart: it filled once already
+        self.bar_times[msg["symbol"]] = msg["ts"]
+        book = self.book(msg["symbol"])
+        bar = Bar(*(Decimal(msg[k]) for k in ("open", "high", "low", "close", "volume")))
+        if self.epoch is None or not self.trades(book):
+            book.trade = Trade(bar.close, bar.volume)
+            book.exhaust()
+        elif self.instant:
+            book.see(Trade(bar.close, bar.volume))
+            self.emit(book, book.trigger(), book.fill_everything())
+        else:
+            self.emit(book, *book.see_bar(bar))
+
+    def emit(self, book: Book, triggers: list[Trigger], matches: list[Match]) -> None:
+        if not matches and not triggers:
+            return
+        now = self.clock.now_ns()
+        out: list[tuple[str, str | None, Message]] = [
+            (
+                topics.ACCOUNTANT,
+                None,
+                {
+                    "type": "book.triggered",
+                    "epoch": self.epoch,
+                    "order_id": t.order_id,
+                    "after": self.last_order_id,  # it joins its level behind these
+                    "stop_price": str(t.stop_price),
+                    "price": str(t.price),
+                    "ts": now,
+                },
+            )
+            for t in triggers
+        ]
+        out += [
+            (
+                topics.ACCOUNTANT,
+                None,
+                {
+                    "type": "exec",
+                    "epoch": self.epoch,
+                    "order_id": m.order_id,
+                    "qty": str(m.qty),
+                    "price": str(m.price),
+                    "cum_qty": str(m.cum_qty),
+                    "liquidity": m.liquidity,
+                    "trading_day": self.day(book),  # T+1 counts from it
+                    "ts": now,
+                },
+            )
+            for m in matches
+        ]
+        self.bus.send_many(out)
+        for t in triggers:
+            process.activity("matcher", f"trigger order={t.order_id} stop={t.stop_price}")
+        for m in matches:
+            process.activity("matcher", f"fill order={m.order_id} qty={m.qty} price={m.price}")
+
+
+def resting(order: Message) -> Resting:
+    """A resting order from its wire form (the accountant's book_order)."""
+    return Resting(
+        order_id=order["order_id"],
+        side=order["side"],
+        price=Decimal(order["price"]),
+        leaves_qty=Decimal(order["leaves_qty"]),
+        cum_qty=Decimal(order["cum_qty"]),
+        seq=order["seq"],
+        order_type=order["order_type"],
+        time_in_force=order["time_in_force"],
+        stop_price=_decimal(order.get("stop_price")),
+        trail_price=_decimal(order.get("trail_price")),
+        trail_percent=_decimal(order.get("trail_percent")),
+        triggered=order["triggered"],
+        day=order.get("day") or "",
+    )
+
+
+def trade(quote: Message) -> Trade:
+    volume = quote.get("volume")
+    return Trade(
+        last=Decimal(quote["last"]),
+        volume=None if volume is None else Decimal(volume),
+        bid=_decimal(quote.get("bid")),
+        ask=_decimal(quote.get("ask")),
+    )
+
+
+def _decimal(text: str | None) -> Decimal | None:
+    return None if text is None else Decimal(text)
+
+
+def book_part(books: Iterable[Book]) -> dict[str, Any]:
+    """The matcher's part of the state digest (actors/accountant/digest.py): each book's
+    working orders side by side in priority order, and its waiting stops."""
+
+    def entry(o: Resting) -> list[Any]:
+        return [o.order_id, _text(o.price), _text(o.leaves_qty), _text(o.stop_price)]
+
+    part = {}
+    for book in sorted(books, key=lambda b: b.symbol):
+        bids, asks, stops = book.priority()
+        if bids or asks or stops:
+            part[book.symbol] = {
+                "bids": [entry(o) for o in bids],
+                "asks": [entry(o) for o in asks],
+                "stops": [entry(o) for o in sorted(stops, key=lambda o: o.order_id)],
+            }
+    return part
+
+
+def _text(value: Decimal | None) -> str | None:
+    """A decimal without trailing zeros, so 10.50 and 10.5 hash the same."""
+    if value is None:
+        return None
+    normal = value.normalize()
+    return format(normal, "f") if normal == normal.to_integral() else str(normal)
