@@ -30,8 +30,8 @@ from pydantic import ValidationError
 
 from actors.accountant import offline
 from actors.accountant.offline import ADMIN_TOKEN_FILE, DEMO_TOKEN_FILE, write_secret
+from actors.controller.bars import replay_bars
 from actors.controller.feeds import volume_unit
-from actors.controller.replay import replay_bars
 from actors.market.rules import Market
 from actors.runtime import curve
 from actors.runtime.supervisor import CHILDREN, no_server, supervised, wait_for_port

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from actors.accountant.offline import bootstrap, prepare
-from actors.controller.replay import ReplayBar, replay_bars
+from actors.controller.bars import SAMPLE, ReplayBar, replay_bars, symbols_in_data
 from actors.runtime.supervisor import no_server, supervised, wait_for_port
 from backtest.report import (
     EquityPoint,
@@ -120,6 +120,11 @@ def run_settings(base: Settings, options: BacktestOptions, run_dir: Path) -> Set
     market.update(feed="replay", replay_bots=len(options.bots))
     if options.data:
         market["replay_files"] = [str(Path(p).expanduser().resolve()) for p in options.data]
+    # symbols the data has and the table lacks trade under the default profile
+    known = {s["symbol"] for s in market["symbols"]}
+    files = [Path(p) for p in market["replay_files"]] or [SAMPLE]
+    for symbol, (prev_close, _source) in sorted(symbols_in_data(files, known).items()):
+        market["symbols"].append({"symbol": symbol, "name": symbol, "prev_close": str(prev_close)})
     speed = options.speed or ("lockstep" if options.bots else "max")
     market.update(
         replay_speed=speed,
@@ -293,7 +298,9 @@ def run(base: Settings, options: BacktestOptions) -> dict[str, Any]:
     bars = replay_bars(settings)  # checked before anything is written (BarFileError)
     run_dir.mkdir(mode=0o700, parents=True, exist_ok=bool(options.run_id))
     try:
-        return _run(settings, options, run_id, bars)
+        known = {s.symbol for s in base.market.symbols}
+        added = {s.symbol for s in settings.market.symbols} - known
+        return _run(settings, options, run_id, bars, added)
     except BaseException as exc:  # Ctrl-C, SIGTERM, a bug: the run ends failed, not running
         failed = {"run_id": run_id, "name": options.name or run_id, "status": "failed"}
         failed["note"] = f"{type(exc).__name__}: {exc}"[:500]
@@ -302,7 +309,11 @@ def run(base: Settings, options: BacktestOptions) -> dict[str, Any]:
 
 
 def _run(
-    settings: Settings, options: BacktestOptions, run_id: str, bars: list[ReplayBar]
+    settings: Settings,
+    options: BacktestOptions,
+    run_id: str,
+    bars: list[ReplayBar],
+    data_symbols: set[str],
 ) -> dict[str, Any]:
     created = bars[0].ts - USER_CREATED_BEFORE
     bootstrap(settings, now=created)
@@ -323,7 +334,7 @@ def _run(
     with no_server(settings) as free:  # the ledger's tables caught up with its journal
         if free:
             prepare(settings).dispose()
-    report = build_report(settings, options, run_id, bars, outcome)
+    report = build_report(settings, options, run_id, bars, outcome, data_symbols)
     write_report(settings, report)
     return report
 
@@ -419,7 +430,10 @@ def build_report(
     run_id: str,
     bars: Sequence[ReplayBar],
     outcome: Outcome,
+    data_symbols: set[str] = frozenset(),  # type: ignore[assignment]
 ) -> dict[str, Any]:
+    """The report: the run, its figures from the ledger's fills, the equity curve. Symbols
+    taken from the data (not in the symbol table) are named, with their previous close."""
     bots = outcome.bots
     fills = read_fills(settings, {bot.user_id for bot in bots})
     initial = options.cash * len(bots)
@@ -428,6 +442,7 @@ def build_report(
         bars = [bar for bar in bars if times and bar.ts <= times[-1]]
     curve = equity_curve(initial, bars, fills) if bots else []
     m = settings.market
+    added = [s for s in m.symbols if s.symbol in data_symbols]
     return {
         "run_id": run_id,
         "name": options.name or run_id,
@@ -438,6 +453,10 @@ def build_report(
         "start": iso_time(bars[0].ts),
         "end": iso_time(bars[-1].ts),
         "speed": m.replay_speed,
+        "symbols_from_data": ", ".join(
+            f"{s.symbol} ({m.profile}, previous close {s.prev_close})" for s in added
+        )
+        or None,
         "cash_per_bot": money(options.cash),
         "bars": len(bars) if outcome.status == "finished" else None,
         "bar_times": outcome.bar_times,
@@ -511,4 +530,6 @@ def lines(report: dict[str, Any]) -> Iterator[str]:
     yield f"  trades {m['trades']}, round trips {m['round_trips']}, win rate {m['win_rate']}"
     yield f"  equity {m['initial_cash']} -> {m['final_equity']}, return {m['total_return']}"
     yield f"  max drawdown {m['max_drawdown']}, Sharpe {m['sharpe']}, fees {m['fees']}"
+    if report.get("symbols_from_data"):
+        yield f"  symbols taken from the data: {report['symbols_from_data']}"
     yield f"  report {Path(report['folder']) / 'report.html'}"

@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from actors.controller.replay import SAMPLE, load_bars
+from actors.controller.bars import SAMPLE, load_bars
 from actors.market.rules import Market
 from protocol.settings import Settings
 from tests.harness import Server

@@ -40,13 +40,23 @@ from actors.runtime.streams import (
 )
 from protocol import codec, topics
 from protocol.errors import ErrorCode, error_body
-from protocol.messages import NewOrder, OrderFields, ReplaceFields, Request, UserFields
+from protocol.messages import (
+    CONTROLLER_REQUESTS,
+    REPLAY_REQUESTS,
+    NewOrder,
+    OrderFields,
+    ReplaceFields,
+    Request,
+    UserFields,
+)
 from protocol.orders import order_command, replace_command
 from protocol.settings import Settings
 from protocol.values import iso_time, number, parse_decimal
 
 log = logging.getLogger("gateway")
 _FLUSH_AT = 1000  # commands queued before they go out without waiting for the loop turn
+# answered by the controller, not the accountant: load shedding leaves them alone
+ANSWERED_ELSEWHERE = CONTROLLER_REQUESTS | REPLAY_REQUESTS
 
 Reply = dict[str, Any] | bytes  # bytes: packed by the accountant for the client
 ReplyCallback = Callable[[Reply], None]
@@ -188,6 +198,7 @@ class Gateway:
         self.timeout = settings.limits.request_timeout
         self._next_rid = 0
         self._pending: dict[int, tuple[float, ReplyCallback]] = {}
+        self._admitted: dict[int, float] = {}  # those load shedding counts: rid -> deadline
         self.admission = Admission(self.timeout)
         self.rate_limit = RateLimit(settings.limits.rate_per_user, settings.limits.rate_burst)
         self._last_reply_at = 0.0
@@ -279,27 +290,36 @@ class Gateway:
         shedding (see Admission): a request that would likely wait more than half the
         timeout is refused at once with SYSTEM_BUSY and never forwarded, so a client that
         floods the server learns it plainly instead of getting timeouts for orders that
-        were in fact placed.
+        were in fact placed. It protects the accountant: requests the controller answers
+        (control, quotes, a replay's join and done) are neither counted nor refused, and
+        one the controller never answered (it restarted) does not hold the rest back.
         """
         now = time.monotonic()
         wait = self.rate_limit.wait(auth, now)
         if wait:
             callback(rate_limited(wait))
             return
-        stalled = 0.0
-        if self._pending:
-            oldest_sent = next(iter(self._pending.values()))[0] - self.timeout
-            stalled = now - max(oldest_sent, self._last_reply_at)
-        if not self.admission.admits(len(self._pending), stalled):
-            message = "the server is behind; nothing was done, retry later"
-            callback(dict(error_body(ErrorCode.SYSTEM_BUSY, message)))
-            return
+        counted = command.get("type") not in ANSWERED_ELSEWHERE
+        if counted:
+            admitted = self._admitted
+            if admitted and next(iter(admitted.values())) <= now:
+                self._expire_due(now)  # timed out: no longer a sign the server is behind
+            stalled = 0.0
+            if admitted:
+                oldest_sent = next(iter(admitted.values())) - self.timeout
+                stalled = now - max(oldest_sent, self._last_reply_at)
+            if not self.admission.admits(len(admitted), stalled):
+                message = "the server is behind; nothing was done, retry later"
+                callback(dict(error_body(ErrorCode.SYSTEM_BUSY, message)))
+                return
         self._next_rid += 1
         rid = self._next_rid
         command["gw"] = self.id
         command["rid"] = rid
         command["auth"] = auth
         self._pending[rid] = (now + self.timeout, callback)
+        if counted:
+            self._admitted[rid] = now + self.timeout
         self._outbox.append(command)
         if len(self._outbox) >= _FLUSH_AT:
             self._flush()
@@ -415,18 +435,30 @@ class Gateway:
                         listener(user_id, event)
                 elif kind == RESEND_TYPE:
                     self._resend(message)
+                elif kind == "replay.step":  # a replay's bar time, settled: public
+                    self._replay_step(message)
                 elif message.get("type") == process.HEALTH_TYPE:
                     self._health[message.pop("process")] = (time.monotonic(), message)
                 elif message.get("type") == "session.end":
                     for end in self._session_end_listeners:
                         end(message["user_id"], message["reason"])
                 elif message.pop("gw", None) == self.id:  # else: for an earlier incarnation
-                    entry = self._pending.pop(message.pop("rid", None), None)
+                    rid = message.pop("rid", None)
+                    self._admitted.pop(rid, None)
+                    entry = self._pending.pop(rid, None)
                     if entry is not None:
                         self._last_reply_at = time.monotonic()
                         self.admission.replied(self._last_reply_at)
                         body = message.get("body")
                         _safely(entry[1], body if body is not None else message)
+
+    def _replay_step(self, step: dict[str, Any]) -> None:
+        """Public as the controller's broadcasts are: the step on `step`, its bars on
+        `md.<symbol>` (each one's own topic)."""
+        for listener in self._broadcast_listeners:
+            listener(topics.STEP, [step])
+            for bar in step["bars"]:
+                listener(topics.market(bar["symbol"]), [bar])
 
     def health(self) -> list[dict[str, Any]]:
         """The four processes as the operator sees them: this gateway's own figures, and
@@ -471,23 +503,26 @@ class Gateway:
         """Answer requests nobody replied to in time, oldest first (dicts keep insertion order)."""
         while True:
             await asyncio.sleep(1.0)  # timeouts are seconds long; wakeups cost CPU
-            now = time.monotonic()
-            expired = []
-            for rid, (deadline, _) in self._pending.items():
-                if deadline > now:
-                    break
-                expired.append(rid)
-            for rid in expired:
-                _, callback = self._pending.pop(rid)
-                _safely(
-                    callback,
-                    dict(
-                        error_body(
-                            ErrorCode.SYSTEM_TIMEOUT,
-                            "no answer in time; the outcome is unknown, query the order",
-                        )
-                    ),
-                )
+            self._expire_due(time.monotonic())
+
+    def _expire_due(self, now: float) -> None:
+        expired = []
+        for rid, (deadline, _) in self._pending.items():
+            if deadline > now:
+                break
+            expired.append(rid)
+        for rid in expired:
+            _, callback = self._pending.pop(rid)
+            self._admitted.pop(rid, None)
+            _safely(
+                callback,
+                dict(
+                    error_body(
+                        ErrorCode.SYSTEM_TIMEOUT,
+                        "no answer in time; the outcome is unknown, query the order",
+                    )
+                ),
+            )
 
 
 def essential_callback(callback: Callable[..., None]) -> Callable[..., None]:

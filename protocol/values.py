@@ -80,14 +80,18 @@ def wire_qty(amount: Decimal) -> int | str:
     return int(whole) if amount == whole else format(amount.normalize(), "f")
 
 
-_last_second: list[tuple[int, str]] = [(-1, "")]  # one-entry cache: strftime is slow
+_DAYS: dict[int, str] = {}  # day number since the epoch -> "YYYY-MM-DDT"
 
 
 def iso_time(ts_ns: int) -> str:
     """Nanoseconds since the epoch to ISO 8601 UTC: 2026-11-26T09:30:00.000000Z."""
     seconds, nanos = divmod(ts_ns, 1_000_000_000)
-    cached_second, prefix = _last_second[0]
-    if cached_second != seconds:
-        prefix = datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S")
-        _last_second[0] = (seconds, prefix)
-    return f"{prefix}.{nanos // 1000:06d}Z"
+    day, second = divmod(seconds, 86_400)
+    prefix = _DAYS.get(day)
+    if prefix is None:  # strftime is slow: once per day seen (a replay sees many)
+        prefix = datetime.fromtimestamp(day * 86_400, tz=UTC).strftime("%Y-%m-%dT")
+        if len(_DAYS) < 100_000:
+            _DAYS[day] = prefix
+    hour, rest = divmod(second, 3600)
+    minute, second = divmod(rest, 60)
+    return f"{prefix}{hour:02d}:{minute:02d}:{second:02d}.{nanos // 1000:06d}Z"

@@ -35,13 +35,14 @@ class Accountant:
         self.accounts = core.accounts
         self.orders = OrderDesk(core)
         self.admin = AdminDesk(core)
-        self.control: tuple[str, dict[str, bool]] | None = None  # run state, sessions open
-        # a lock-step replay's markers: the last seen published, through the matcher, answered
-        self.synced_here = self.synced_by_matcher = self.settled = 0
+        self.run_state: str | None = None
+        self.sessions: dict[str, bool] | None = None  # each market's session, open or not
+        # a replay's control states come with its steps, in order with its fills
+        self.replaying = core.settings.market.feed == "replay"
         self.handlers: dict[str, Callable[[Message], None]] = {
             **self.orders.handlers,
             **self.admin.handlers,
-            "replay.sync": self.on_replay_sync,
+            "replay.step": self.on_step,
         }
         self.user_handlers: dict[str, Callable[[Message, User], None]] = {
             **self.orders.user_handlers,
@@ -145,50 +146,71 @@ class Accountant:
         """Through the matcher: it passes the request on once the orders before it are in."""
         self.core.send(topics.MATCHER, {**msg, "auth": None, "user_id": user.id})
 
-    def on_replay_sync(self, msg: Message) -> None:
-        """A lock-step marker passed on by the matcher, after everything it sent on what
-        the controller published before the marker."""
-        self.synced_by_matcher = max(self.synced_by_matcher, msg["id"])
-        self.settle()
-
-    def settle(self) -> None:
-        """Once a marker came both ways (published, and through the matcher), all the
-        controller published before it is settled here: say so when this work commits."""
-        settled = min(self.synced_by_matcher, self.synced_here)
-        if settled > self.settled:
-            self.settled = settled
-            self.core.send(topics.CONTROLLER, {"type": "replay.settled", "id": settled})
-
     # BROADCASTS ------------------------------------------------------------------------
 
     def on_broadcast(self, topic: str, messages: list[Message]) -> None:
+        """The controller's public control state and quotes; a replay's control states
+        and prices come with its steps (on_step), here only its run state."""
         core = self.core
-        core.clock.advance(messages[-1]["ts"])  # market time, if that is the clock
         if topic == topics.CONTROL:
+            if not self.replaying:
+                core.clock.advance(messages[-1]["ts"])  # market time, if that is the clock
             for state in messages:
-                self.on_control(state)
-        elif topic == topics.SYNC:
-            self.synced_here = max(self.synced_here, messages[-1]["id"])
-            self.settle()
-        elif topic.startswith(topics.MARKET_PREFIX):
-            last = messages[-1]  # a quote, or a replay's bar
-            core.last_prices[last["symbol"]] = Decimal(last.get("last") or last["close"])
+                self.on_run_state(state["state"])
+                if not self.replaying:
+                    self.on_control(state)
+        elif topic.startswith(topics.MARKET_PREFIX) and not self.replaying:
+            core.clock.advance(messages[-1]["ts"])
+            last = messages[-1]  # a quote
+            core.last_prices[last["symbol"]] = Decimal(last["last"])
             core.prev_closes[last["symbol"]] = Decimal(last["prev_close"])
 
+    def on_step(self, step: Message) -> None:
+        """A replay's bar time, behind the fills the matcher made on it: the control state
+        of its last instant, the bars' closes as prices, the control state at the bar
+        time (a session closing takes the equity snapshots at those prices). The
+        controller hears it is settled, and the gateway gets it for the bots, once this
+        burst is committed."""
+        core = self.core
+        fill, close = step["fill"], step["close"]
+        core.clock.advance(fill["ts"])
+        self.on_control(fill)
+        prices, prev_closes = core.last_prices, core.prev_closes
+        for bar in step["bars"]:
+            prices[bar["symbol"]] = Decimal(bar["close"])
+            prev_closes[bar["symbol"]] = Decimal(bar["prev_close"])
+        core.clock.advance(close["ts"])
+        self.on_control(close)
+        turned = {
+            name
+            for name, market in close["markets"].items()
+            if market["trading_day"] != fill["markets"][name]["trading_day"]
+        }
+        if turned:  # a new trading day: its previous close is each symbol's last close
+            for symbol, last in prices.items():
+                if core.market.rules(symbol).name in turned:
+                    prev_closes[symbol] = last
+        core.send(topics.CONTROLLER, {"type": "replay.settled", "index": step["index"]})
+        public = {k: step[k] for k in ("ts", "time", "index", "count", "bars")}
+        core.send(topics.GATEWAY, {"type": "replay.step", **public})
+
+    def on_run_state(self, state: str) -> None:
+        previous, self.run_state = self.run_state, state
+        if previous is not None and previous != state:
+            self.core.system_entry(f"control.{state}", f"run state {previous} -> {state}")
+
     def on_control(self, state: Message) -> None:
+        """Each market's trading day and session: an entry when a session opens or closes,
+        and the equity snapshots when one closes."""
         markets: dict[str, Any] = state["markets"]
         self.accounts.trading_days = {name: m["trading_day"] for name, m in markets.items()}
-        current = (state["state"], {name: m["session_open"] for name, m in markets.items()})
-        previous, self.control = self.control, current
+        current = {name: m["session_open"] for name, m in markets.items()}
+        previous, self.sessions = self.sessions, current
         if previous is None or previous == current:
             return
-        if previous[0] != current[0]:
-            self.core.system_entry(
-                f"control.{current[0]}", f"run state {previous[0]} -> {current[0]}"
-            )
         closed = False
-        for name, open_ in current[1].items():
-            if previous[1].get(name) != open_:
+        for name, open_ in current.items():
+            if previous.get(name) != open_:
                 self.core.system_entry("session.open" if open_ else "session.close", name)
                 closed = closed or not open_
         if closed:

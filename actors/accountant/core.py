@@ -9,6 +9,7 @@ gateway passes their bytes on.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -33,6 +34,7 @@ from protocol.errors import ErrorCode, error_body
 from protocol.settings import Settings
 from protocol.values import money
 
+log = logging.getLogger("accountant")
 Message = dict[str, Any]
 Outbound = tuple[str, str | None, Message]  # (peer, topic, message) for Bus.send_many
 
@@ -175,6 +177,7 @@ class Core:
 
     def system_entry(self, kind: str, detail: str) -> None:
         self.work.rows.append(operation_row(self.clock.now_ns(), kind, detail=detail))
+        log.info("%s %s", kind, detail)
 
     def store_order(self, order: Order) -> None:
         """The order's row and its account's, as they are at the end of the burst."""

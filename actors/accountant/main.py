@@ -95,7 +95,7 @@ def _serve(settings: Settings) -> None:
     bus.on_lost(lost)
     bus.subscribe(
         settings.endpoints.control_pub,
-        (topics.CONTROL, topics.MARKET_PREFIX, topics.SYNC),
+        (topics.CONTROL, topics.MARKET_PREFIX),
         accountant.on_broadcast,
     )
     if settings.market.feed != "replay":  # a replay's snapshots: at each session close only,

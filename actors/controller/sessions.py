@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import warnings
+from bisect import bisect_left, bisect_right
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
@@ -28,8 +29,9 @@ from zoneinfo import ZoneInfo
 from protocol.settings import Settings, session_windows
 
 CALENDAR_DEPRECATION = r".*\.values returning an ndarray that drops timezone"
-CALENDAR_START = "2000-01-01"  # replays reach back this far (actors/controller/replay.py)
+CALENDAR_START = "2000-01-01"  # replays reach back this far (actors/controller/bars.py)
 NS = 1_000_000_000
+MINUTE = 60 * NS
 CN_A_HOURS = ("09:30-11:30", "13:00-15:00")
 US_EQUITY_HOURS = ("09:30-16:00",)
 log = logging.getLogger("controller")
@@ -86,49 +88,72 @@ class AlwaysOpen:
 
 
 class ExchangeSessions:
+    """An exchange's sessions from exchange-calendars, read once into arrays of ns: a
+    look-up is a bisection, not a pandas call (a replay asks twice per bar time, and a
+    pandas look-up took some 65 us). Minutes are the calendar's: a session's minutes run
+    from its open to before its close, less its break."""
+
     def __init__(self, exchange: str, hours: tuple[str, ...], zone: str) -> None:
         import exchange_calendars  # a second or two of pandas import: only when asked for
 
         # exchange-calendars still reads Series.values, which pandas 3 deprecates; harmless
         warnings.filterwarnings("ignore", message=CALENDAR_DEPRECATION)
-        self.calendar = exchange_calendars.get_calendar(exchange, start=CALENDAR_START)
+        calendar = exchange_calendars.get_calendar(exchange, start=CALENDAR_START)
+        self.name = calendar.name
+        self.last_session = calendar.last_session.date()
+        schedule = calendar.schedule
+        self.opens = [_ns(v) for v in schedule["open"]]
+        self.closes = [_ns(v) for v in schedule["close"]]
+        self.break_starts = [_ns(v) for v in schedule["break_start"]]
+        self.break_ends = [_ns(v) for v in schedule["break_end"]]
+        self.days = [str(label.date()) for label in schedule.index]
         self.beyond = DailyHours(hours, zone, weekdays_only=True)
-        self.end = int(self.calendar.last_minute.value) + 60 * NS
+        self.end = self.closes[-1] + 60 * NS  # the minute after the last one it knows
         self.warned = False
 
     def __call__(self, ts_ns: int) -> bool:
         if ts_ns >= self.end:
             return self._beyond()(ts_ns)
-        minute = _minute(ts_ns, "floor")
-        if minute < self.calendar.first_minute:
+        minute = ts_ns - ts_ns % MINUTE
+        n = bisect_right(self.opens, minute) - 1
+        if n < 0 or minute >= self.closes[n]:
             return False
-        return bool(self.calendar.is_open_on_minute(minute, ignore_breaks=False))
+        return not self.break_starts[n] <= minute < self.break_ends[n]
 
     def last_close(self, ts_ns: int) -> int:
         """Rounded up to the minute: a close counts from the minute after its last one."""
         if ts_ns >= self.end:
             return self._beyond().last_close(ts_ns)
-        minute = _minute(ts_ns, "ceil")
-        if minute <= self.calendar.first_minute:
-            return 0
-        return int(self.calendar.previous_close(minute).value)
+        minute = ts_ns + (-ts_ns % MINUTE)
+        n = bisect_left(self.closes, minute) - 1
+        return self.closes[n] if n >= 0 else 0
 
     def trading_day(self, ts_ns: int) -> str:
         if ts_ns >= self.end:
             return self._beyond().trading_day(ts_ns)
-        minute = max(_minute(ts_ns, "floor"), self.calendar.first_minute)
-        return str(self.calendar.minute_to_session(minute, direction="next").date())
+        minute = ts_ns - ts_ns % MINUTE
+        n = bisect_right(self.opens, minute) - 1
+        if n < 0 or minute >= self.closes[n]:
+            n += 1  # between sessions: the next one's
+        if n == len(self.days):
+            return self._beyond().trading_day(ts_ns)
+        return self.days[n]
 
     def _beyond(self) -> DailyHours:
         if not self.warned:
             log.warning(
                 "past %s, the last day exchange-calendars knows for %s: holidays unknown, "
                 "every weekday is a trading day",
-                self.calendar.last_session.date(),
-                self.calendar.name,
+                self.last_session,
+                self.name,
             )
             self.warned = True
         return self.beyond
+
+
+def _ns(stamp: Any) -> int:
+    """A schedule's time as ns; no break (NaT) as 0, so no minute falls in it."""
+    return 0 if stamp is None or stamp != stamp else int(stamp.value)  # NaT != NaT
 
 
 class DailyHours:
@@ -172,10 +197,3 @@ def _at(midnight: datetime, second: int, zone: ZoneInfo) -> int:
     """ns of `second` after a local midnight, by the wall clock (DST gaps move it on)."""
     naive = midnight.replace(tzinfo=None) + timedelta(seconds=second)
     return int(naive.replace(tzinfo=zone).timestamp()) * NS
-
-
-def _minute(ts_ns: int, rounding: str) -> Any:
-    import pandas as pd
-
-    stamp = pd.Timestamp(ts_ns, unit="ns", tz=UTC)
-    return stamp.floor("min") if rounding == "floor" else stamp.ceil("min")

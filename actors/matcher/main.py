@@ -29,13 +29,14 @@ def main(settings: Settings) -> None:
     bus.push_to(topics.CONTROLLER, settings.endpoints.controller_in)  # a replay's lock-step
     bus.push_to(topics.GATEWAY, settings.endpoints.gateway_in, drop_when_full=True)  # health
     router = Router(settings, clock_for(settings.control.clock), bus)
-    # 2. orders, cancels and snapshots come from the accountant
+    # 2. orders, cancels and snapshots come from the accountant; a replay's bar times from
+    #    the controller
     bus.pull(settings.endpoints.matcher_in, router.on_commands)
     bus.on_lost(router.on_lost)
     # 3. run state and quotes come from the controller
     bus.subscribe(
         settings.endpoints.control_pub,
-        (topics.CONTROL, topics.MARKET_PREFIX, topics.REPLAY_PREFIX, topics.SYNC),
+        (topics.CONTROL, topics.MARKET_PREFIX),
         router.on_broadcast,
     )
     bus.every(1.0, router.tick)

@@ -17,6 +17,7 @@ from typing import Any
 
 from actors.market.rules import Market
 from actors.matcher.book import Bar, Book, FillModel, Match, Resting, Trade, Trigger
+from actors.matcher.gate import StepGate
 from actors.runtime import process
 from actors.runtime.bus import Bus, Message
 from actors.runtime.clock import Clock
@@ -51,6 +52,7 @@ class Router:
         self.bar_times: dict[str, int] = {}  # a replay: each symbol's latest bar filled on
         # without a control heartbeat for this long, the run state is unknown: fill nothing
         self.control_expiry = 3 * settings.control.heartbeat_interval + 1.0
+        self.replaying = settings.market.feed == "replay"
         self.control_seen_at = 0.0
         self.handlers: dict[str, Callable[[Message], None]] = {
             "book.snapshot": self.on_snapshot,
@@ -59,8 +61,11 @@ class Router:
             "book.replace": self.on_replace,
             "book.digest": self.on_digest,
             "replay.join": self.to_controller,
-            "replay.done": self.to_controller,
+            "replay.done": self.on_done,
+            "replay.step": self.on_gated_step,
+            "replay.release": self.on_release,
         }
+        self.gate = StepGate()
 
     def on_commands(self, messages: list[Message]) -> None:
         """A burst from the inbox: orders, cancels, replacements and snapshots."""
@@ -213,28 +218,56 @@ class Router:
     # MARKET ----------------------------------------------------------------------------
 
     def on_broadcast(self, topic: str, messages: list[Message]) -> None:
-        self.clock.advance(messages[-1]["ts"])  # market time, if that is the clock
+        """The controller's public control state and quotes. A replay's control states
+        and bars come with its steps instead (on_step), in order with the orders: here
+        its control states only say the controller is alive."""
         if topic == topics.CONTROL:
             self.control_seen_at = time.monotonic()
-            for state in messages:  # each one: a replay opens and closes in a burst
+            if self.replaying:
+                return
+            self.clock.advance(messages[-1]["ts"])  # market time, if that is the clock
+            for state in messages:
                 self.on_control(state)
-        elif topic.startswith(topics.MARKET_PREFIX):
+        elif topic.startswith(topics.MARKET_PREFIX) and not self.replaying:
+            self.clock.advance(messages[-1]["ts"])
             for quote in messages:  # every trade: each one's volume counts
-                if quote["type"] == "quote":  # a replay's bars fill from the replay topic
-                    self.ontrade(quote)
-        elif topic.startswith(topics.REPLAY_PREFIX):
-            for bar in messages:
-                self.on_bar(bar)
-        elif topic == topics.SYNC:  # after all it sent on what came before it
-            for marker in messages:
-                self.bus.send(topics.ACCOUNTANT, marker)
+                self.on_trade(quote)
+
+    def on_step(self, step: Message) -> None:
+        """A replay's bar time (actors/controller/replayer.py): fill on its bars at their
+        last instant with the control state of that instant, take the control state at
+        the bar time, and pass the step on to the accountant behind the fills."""
+        fill, close = step["fill"], step["close"]
+        self.control_seen_at = time.monotonic()
+        self.clock.advance(fill["ts"])
+        self.on_control(fill)
+        for bar in step["bars"]:
+            self.on_bar(bar)
+        self.clock.advance(close["ts"])
+        self.on_control(close)
+        self.bus.send(topics.ACCOUNTANT, step)
+
+    def on_gated_step(self, step: Message) -> None:
+        for released in self.gate.step(step):
+            self.on_step(released)
+
+    def on_done(self, msg: Message) -> None:
+        """A bot's replay.done: its orders are in the books; on to the controller, and the
+        next bar time may go if it waited for this bot."""
+        self.to_controller(msg)
+        for released in self.gate.done(msg["user_id"], msg["ts"]):
+            self.on_step(released)
+
+    def on_release(self, msg: Message) -> None:
+        for released in self.gate.let_go(msg["users"], msg["ts"]):
+            self.on_step(released)
 
     def to_controller(self, msg: Message) -> None:
         """A bot's replay.join or replay.done: on to the controller, after the orders the
         accountant sent before it are in the books."""
         self.bus.send(topics.CONTROLLER, msg)
 
-    def ontrade(self, quote: Message) -> None:
+    def on_trade(self, quote: Message) -> None:
         book = self.book(quote["symbol"])
         if book.see(trade(quote)) and self.trades(book) and self.epoch is not None:
             triggers = book.trigger()
@@ -274,7 +307,7 @@ class Router:
         """A replayed bar (docs/fill-model.md section 16): fill on it while its market
         trades; otherwise it only becomes the latest price."""
         if msg["ts"] <= self.bar_times.get(msg["symbol"], 0):
-            return  # replayed again after a controller restart: it filled once already
+            return  # sent again after a restart: it filled once already
         self.bar_times[msg["symbol"]] = msg["ts"]
         book = self.book(msg["symbol"])
         bar = Bar(*(Decimal(msg[k]) for k in ("open", "high", "low", "close", "volume")))

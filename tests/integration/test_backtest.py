@@ -372,9 +372,70 @@ def test_a_lock_step_replay_survives_a_controller_restart(tmp_path: Path) -> Non
         out, _ = bot.communicate(timeout=180)
         assert bot.returncode == 0, out
         state = admin.control()["replay"]
-        assert state["finished"] and state["timeouts"] == 0, state
+        assert state["finished"] and state["timeouts"] == 0, (state, out[-3000:])
         fills = server.client(token, events=False).fills(limit=1000)
         got = sorted(map(fill_key, fills))
         assert got == expected_fills()
         for name, text in server.logs():  # the one restart was ours
             assert "Traceback" not in text, f"{name}:\n{text[-4000:]}"
+
+
+def test_a_csv_of_symbols_the_table_lacks_runs_under_the_default_profile(tmp_path: Path) -> None:
+    """A newcomer's own file: its symbols join the run's symbol table (cn_a, the default
+    profile), each with its first bar's open as previous close, or its prev_close column;
+    the report says so. A bot trades one of them."""
+    rows = [r for r in sample_rows("2023-01-31") if r["symbol"] == "600000"]
+    own = tmp_path / "own.csv"
+    with own.open("w") as fh:
+        fh.write("time,symbol,open,high,low,close,volume\n")
+        for r in rows:
+            for symbol in ("600007", "688001"):
+                fh.write(f"{r['time']},{symbol},{r['open']},{r['high']},{r['low']},")
+                fh.write(f"{r['close']},{r['volume']}\n")
+    with_prev = tmp_path / "601111.csv"  # one symbol, named by the file, with a prev_close
+    with with_prev.open("w") as fh:
+        fh.write("time,open,high,low,close,volume,prev_close\n")
+        for r in rows:
+            fh.write(f"{r['time']},{r['open']},{r['high']},{r['low']},{r['close']},")
+            fh.write(f"{r['volume']},7.00\n")
+    bot = tmp_path / "buy_once.py"
+    bot.write_text(BUY_ONCE_BOT)
+    done, summary = backtest(
+        tmp_path / "data", "--data", str(own), "--data", str(with_prev), "--bot", f"python {bot}"
+    )
+    assert done.returncode == 0 and summary["status"] == "finished", done.stderr[-3000:]
+    assert summary["bars"] == 3 * len(rows)
+    report = json.loads((Path(summary["report"]).parent / "report.json").read_text())
+    first_open = rows[0]["open"]
+    assert report["symbols_from_data"] == (
+        f"600007 (cn_a, previous close {first_open}), 601111 (cn_a, previous close 7.00), "
+        f"688001 (cn_a, previous close {first_open})"
+    )
+    [fill] = report["fills"]  # bought at the second bar's open, under cn_a's rules and costs
+    assert (fill["symbol"], fill["side"], fill["qty"], fill["price"]) == (
+        "600007",
+        "buy",
+        "100",
+        rows[1]["open"],
+    )
+
+
+BUY_ONCE_BOT = """
+import os
+import time
+from protocol.client import MarketData, TradeClient
+
+client = TradeClient(os.environ["TRADESERVER_API"], os.environ["TRADESERVER_TOKEN"], events=False)
+market = MarketData(os.environ["TRADESERVER_PUB"], topics=("step",))
+time.sleep(0.2)  # a SUB socket takes a moment to connect
+client.join_replay()
+bought = False
+while True:
+    _, step = market.next(timeout=60)
+    if not bought:
+        client.place_order("600007", "buy", 100, order_type="market")
+        bought = True
+    client.replay_done(step["ts"])
+    if step["index"] == step["count"]:
+        break
+"""

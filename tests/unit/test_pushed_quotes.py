@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from actors.controller.main import parse_pushed
+from actors.controller.quotes import parse_pushed
 from actors.market.rules import Market
 from actors.runtime.clock import MarketClock
 from protocol.errors import ErrorCode, RejectError

@@ -1,4 +1,4 @@
-"""Reading and checking replay bar files (actors/controller/replay.py)."""
+"""Reading and checking replay bar files (actors/controller/bars.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from actors.controller.replay import BarFileError, load_bars
+from actors.controller.bars import BarFileError, load_bars
 from actors.market.rules import Market
 from protocol.settings import Settings, SymbolSettings
 

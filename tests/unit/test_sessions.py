@@ -8,7 +8,14 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from actors.controller.sessions import sessions_for
+from actors.controller.sessions import (
+    CALENDAR_START,
+    CN_A_HOURS,
+    NS,
+    US_EQUITY_HOURS,
+    ExchangeSessions,
+    sessions_for,
+)
 from protocol.settings import ControlSettings, Settings
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -176,3 +183,34 @@ def test_crypto_sessions_never_close() -> None:
     sunday_night = at_new_york("2024-01-07 23:59")
     assert sessions(sunday_night) is True
     assert sessions.last_close(sunday_night) == 0
+
+
+@pytest.mark.parametrize(
+    ("exchange", "hours", "zone"),
+    [("XSHG", CN_A_HOURS, "Asia/Shanghai"), ("XNYS", US_EQUITY_HOURS, "America/New_York")],
+)
+def test_exchange_sessions_answer_as_exchange_calendars_does(
+    exchange: str, hours: tuple[str, ...], zone: str
+) -> None:
+    """The arrays read from the calendar give its own answers, at random times and at
+    the edges of sessions and breaks (a minute either side)."""
+    import random
+
+    import exchange_calendars
+    import pandas as pd
+
+    sessions = ExchangeSessions(exchange, hours, zone)
+    calendar = exchange_calendars.get_calendar(exchange, start=CALENDAR_START)
+    rng = random.Random(7)
+    edges = [t for t in sessions.opens[-400:] + sessions.closes[-400:] if t]
+    edges += [t for t in sessions.break_starts[-400:] + sessions.break_ends[-400:] if t]
+    times = [t + d for t in rng.sample(edges, 200) for d in (-60 * NS, -1, 0, 1, 60 * NS)]
+    first, last = sessions.opens[0], sessions.closes[-1]
+    times += [rng.randrange(first, last) for _ in range(300)]
+    for ts in times:
+        stamp = pd.Timestamp(ts, unit="ns", tz="UTC")
+        floor, ceil = stamp.floor("min"), stamp.ceil("min")
+        assert sessions(ts) == calendar.is_open_on_minute(floor, ignore_breaks=False), stamp
+        assert sessions.last_close(ts) == int(calendar.previous_close(ceil).value), stamp
+        day = str(calendar.minute_to_session(floor, direction="next").date())
+        assert sessions.trading_day(ts) == day, stamp
