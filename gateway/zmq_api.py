@@ -78,9 +78,15 @@ class ClientEndpoint:
         self.router.setsockopt(zmq.MAXMSGSIZE, 16 * self.limits.max_message_bytes)
         self.router.bind(e.client_api)
         self._watch_connections()
-        self.pub = self.gateway.ctx.socket(zmq.PUB)
+        # an XPUB: it tells which topics someone subscribed to, and the others are not
+        # even encoded (a replay at full speed with no bot publishes nothing)
+        self.pub = self.gateway.ctx.socket(zmq.XPUB)
         self.pub.setsockopt(zmq.LINGER, 0)
+        self.pub.setsockopt(zmq.XPUB_VERBOSER, 1)  # every subscribe and unsubscribe, counted
+        self.pub.setsockopt(zmq.RCVHWM, 100_000)
         self.pub.bind(e.client_pub)
+        self.subscriptions: dict[bytes, int] = {}  # prefix -> subscribers
+        self.wanted: dict[str, bool] = {}  # topic -> someone takes it (cleared on changes)
         self.gateway.on_event(self.deliver_event)
         self.gateway.on_session_end(self.end_sessions)
         self.gateway.on_lost(self.events_lost)
@@ -90,10 +96,13 @@ class ClientEndpoint:
         self._read = essential_callback(self._read)  # type: ignore[method-assign]
         self._handle_burst = essential_callback(self._handle_burst)  # type: ignore[method-assign]
         self.loop.add_reader(self.router.FD, self._read)
+        self._read_subscriptions = essential_callback(self._read_subscriptions)  # type: ignore[method-assign]
+        self.loop.add_reader(self.pub.FD, self._read_subscriptions)
         self._read()
 
     async def stop(self) -> None:
         self.loop.remove_reader(self.router.FD)
+        self.loop.remove_reader(self.pub.FD)
         self.loop.remove_reader(self._monitor.FD)
         self._monitor.close(linger=0)
 
@@ -161,6 +170,8 @@ class ClientEndpoint:
         (ZeroMQ's descriptor signals edges), so look."""
         if not self._reading and self.router.getsockopt(zmq.EVENTS) & zmq.POLLIN:
             self._schedule_read()
+        if self.pub.getsockopt(zmq.EVENTS) & zmq.POLLIN:  # the same for subscriptions
+            self._read_subscriptions()
 
     def _connection(self, frame: zmq.Frame) -> Connection:
         fd = frame.get(zmq.SRCFD)
@@ -299,7 +310,37 @@ class ClientEndpoint:
             if session.events:
                 self._send(session.envelope, dict(EVENTS_LOST))
 
+    def _read_subscriptions(self) -> None:
+        """Subscriptions to the public PUB as they come and go: `\x01prefix` or
+        `\x00prefix` (a subscriber that disconnects takes its own back)."""
+        changed = False
+        for _ in range(10_000):
+            try:
+                frame = self.pub.recv(zmq.NOBLOCK)
+            except zmq.Again:
+                break
+            if not frame:
+                continue
+            prefix, count = frame[1:], self.subscriptions.get(frame[1:], 0)
+            count += 1 if frame[0] == 1 else -1
+            if count > 0:
+                self.subscriptions[prefix] = count
+            else:
+                self.subscriptions.pop(prefix, None)
+            changed = True
+        if changed:
+            self.wanted.clear()
+
+    def _subscribed(self, topic: str) -> bool:
+        wanted = self.wanted.get(topic)
+        if wanted is None:
+            raw = topic.encode()
+            wanted = self.wanted[topic] = any(raw.startswith(p) for p in self.subscriptions)
+        return wanted
+
     def republish(self, topic: str, messages: list[Reply]) -> None:
+        if not self._subscribed(topic):
+            return
         if topic not in (topics.CONTROL, topics.STEP) and not topic.startswith(
             topics.MARKET_PREFIX
         ):

@@ -71,6 +71,7 @@ class MarketFeed:
         self.flowing: dict[str, bool] = {}  # per profile: quotes flow (not stopped, in session)
         self.last_ts = clock.now_ns() if self.market_time else 0  # market time never goes back
         self.quotes: dict[str, Message] = {}
+        self.bar_quotes: dict[str, Message] = {}  # a replay's latest bar of each symbol
         self.seq = 0
         now = clock.now_ns()
         for symbol, last in prices.items():
@@ -154,28 +155,32 @@ class MarketFeed:
         symbol's latest trade on the trading day of that instant (the control state the
         caller gave last); returns the bars' messages (stamped `ts`)."""
         out = []
+        time_text = iso_time(ts)
         for bar in bars:
-            close = number(bar.close)
-            self.record(bar.symbol, close)
-            self.quotes[bar.symbol] = self._quote(bar.symbol, close, bar.volume, ts)
-            out.append(self._bar(bar, ts))
+            symbol, close = bar.symbol, number(bar.close)
+            self.record(symbol, close)
+            self.seq += 1
+            message = {
+                "type": "bar",
+                "symbol": symbol,
+                "open": number(bar.open),
+                "high": number(bar.high),
+                "low": number(bar.low),
+                "close": close,
+                "volume": wire_qty(bar.volume),
+                "prev_close": self._prev_close_text(symbol),
+                "ts": ts,
+                "time": time_text,
+                "seq": self.seq,
+            }
+            self.bar_quotes[symbol] = message  # its quote is made if someone asks
+            out.append(message)
         return out
 
-    def _bar(self, bar: ReplayBar, ts: int) -> Message:
-        self.seq += 1
-        return {
-            "type": "bar",
-            "symbol": bar.symbol,
-            "open": number(bar.open),
-            "high": number(bar.high),
-            "low": number(bar.low),
-            "close": number(bar.close),
-            "volume": wire_qty(bar.volume),
-            "prev_close": str(self.prev_close_today(bar.symbol)),
-            "ts": ts,
-            "time": iso_time(ts),
-            "seq": self.seq,
-        }
+    def _prev_close_text(self, symbol: str) -> str:
+        """prev_close_today, as the text it was recorded as."""
+        close = self.closes[symbol]
+        return close.last if close.day and close.day != self.day(symbol) else close.prev_close
 
     def tick(self) -> None:
         """The synthetic feed takes one step: a trade per symbol whose quotes flow."""
@@ -192,7 +197,20 @@ class MarketFeed:
 
     def request(self, msg: Message) -> None:
         """quote.get: the symbol's latest quote."""
-        quote = self.quotes.get(msg.get("symbol", ""))
+        symbol = msg.get("symbol", "")
+        bar = self.bar_quotes.pop(symbol, None) if isinstance(symbol, str) else None
+        if bar is not None:  # a replay's latest bar, as a quote
+            self.quotes[symbol] = {
+                "type": "quote",
+                "symbol": symbol,
+                "last": bar["close"],
+                "volume": bar["volume"],
+                "prev_close": bar["prev_close"],
+                "ts": bar["ts"],
+                "time": bar["time"],
+                "seq": bar["seq"],
+            }
+        quote = self.quotes.get(symbol)
         if quote is None:
             body = dict(
                 error_body(ErrorCode.REQUEST_UNKNOWN_SYMBOL, f"no symbol {msg.get('symbol')!r}")

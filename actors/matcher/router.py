@@ -310,6 +310,10 @@ class Router:
             return  # sent again after a restart: it filled once already
         self.bar_times[msg["symbol"]] = msg["ts"]
         book = self.book(msg["symbol"])
+        if not self.instant and not len(book):  # nothing to fill: only the latest price
+            book.trade = Trade(Decimal(msg["close"]), Decimal(msg["volume"]))
+            book.exhaust()
+            return
         bar = Bar(*(Decimal(msg[k]) for k in ("open", "high", "low", "close", "volume")))
         if self.epoch is None or not self.trades(book):
             book.trade = Trade(bar.close, bar.volume)
