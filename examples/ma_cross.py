@@ -6,8 +6,11 @@ market; when the fast one crosses below and it holds some, it sells them all at 
 Market orders placed after a bar's close fill at the next bar's open.
 
 - In a backtest (`python run.py backtest --bot "python examples/ma_cross.py"`) the bars are
-  the replay's: it joins the replay, handles each bar time's `replay.step` message, and
-  answers `replay.done` so that, in lock-step, the next bar waits for its orders.
+  the replay's. It joins the replay asking for the steps on its own connection, so each
+  bar time comes behind the private events of its fills: it knows what it holds and which
+  of its orders are open without asking. For each bar time it sends its orders and its
+  `replay.done` in one frame, and reads the refusals among the replies later; in
+  lock-step the next bar waits for that done.
 - On the live server (`python examples/ma_cross.py --token TOKEN`) there is no replay to
   join: it makes its own bars from the trades, one every `--bar-seconds`.
 
@@ -27,106 +30,177 @@ from typing import Any
 
 from protocol.client import MarketData, TradeClient, TradeError
 
-OPEN_STATUSES = {"new", "partially_filled", "pending_new"}
+ZERO = Decimal(0)
+DONE = frozenset({"order.filled", "order.canceled", "order.expired", "order.rejected"})
 
 
 class Crossing:
-    """Fast and slow simple moving averages of one symbol's closes, exact (Decimal)."""
+    """Fast and slow simple moving averages of one symbol's closes, exact (Decimal), kept
+    as running sums: a bar costs a few additions, not a pass over the window."""
 
     def __init__(self, fast: int, slow: int) -> None:
         self.fast, self.slow = fast, slow
-        self.closes: deque[Decimal] = deque(maxlen=slow + 1)
+        self.closes: deque[Decimal] = deque(maxlen=max(fast, slow) + 1)
+        self.sums: dict[int, Decimal] = {fast: ZERO, slow: ZERO}  # of the last n closes
+        self.before: tuple[Decimal, Decimal] | None = None  # the averages a bar ago
 
     def add(self, close: Decimal) -> str | None:
         """The close of a new bar; "up" or "down" when the averages cross on it."""
-        self.closes.append(close)
-        if len(self.closes) <= max(self.fast, self.slow):
+        closes = self.closes
+        for n in self.sums:
+            if len(closes) >= n:
+                self.sums[n] -= closes[-n]
+        closes.append(close)
+        for n in self.sums:
+            self.sums[n] += close
+        if len(closes) <= max(self.fast, self.slow) - 1:
             return None
-        now, before = list(self.closes)[1:], list(self.closes)[:-1]
-        fast_now, slow_now = _mean(now[-self.fast :]), _mean(now[-self.slow :])
-        fast_before, slow_before = _mean(before[-self.fast :]), _mean(before[-self.slow :])
-        if fast_now > slow_now and fast_before <= slow_before:
+        now = (self.sums[self.fast] / self.fast, self.sums[self.slow] / self.slow)
+        before, self.before = self.before, now
+        if before is None:
+            return None
+        if now[0] > now[1] and before[0] <= before[1]:
             return "up"
-        if fast_now < slow_now and fast_before >= slow_before:
+        if now[0] < now[1] and before[0] >= before[1]:
             return "down"
         return None
 
 
-def _mean(values: list[Decimal]) -> Decimal:
-    return sum(values, Decimal(0)) / len(values)
+class Strategy:
+    """The crossings of every symbol, and what to do on a bar time given what is held."""
 
-
-class Bot:
-    def __init__(self, client: TradeClient, fast: int, slow: int, qty: int) -> None:
-        self.client = client
-        self.qty = qty
-        self.fast, self.slow = fast, slow
+    def __init__(self, fast: int, slow: int, qty: int) -> None:
+        self.fast, self.slow, self.qty = fast, slow, qty
         self.crossings: dict[str, Crossing] = {}
-        self.pending: dict[str, int] = {}  # symbol -> id of its order not yet done
 
-    def on_bars(self, bars: list[dict[str, Any]]) -> None:
-        """The bars that closed at one time: trade on the crossings among them."""
-        signals = {}
+    def signals(self, bars: list[dict[str, Any]]) -> dict[str, str]:
+        out = {}
         for bar in bars:
-            crossing = self.crossings.setdefault(bar["symbol"], Crossing(self.fast, self.slow))
+            crossing = self.crossings.get(bar["symbol"])
+            if crossing is None:
+                crossing = self.crossings[bar["symbol"]] = Crossing(self.fast, self.slow)
             signal = crossing.add(Decimal(bar["close"]))
             if signal:
-                signals[bar["symbol"]] = signal
-        if not signals:
-            return
-        held = {p["symbol"]: Decimal(p["qty"]) for p in self.client.positions()}
-        for symbol, signal in signals.items():
-            if self.busy(symbol):
+                out[bar["symbol"]] = signal
+        return out
+
+    def order(self, signal: str, held: Decimal) -> tuple[str, Decimal] | None:
+        """(side, qty) for a signal, or None."""
+        if signal == "up" and not held:
+            return "buy", Decimal(self.qty)
+        if signal == "down" and held > 0:
+            return "sell", held
+        return None
+
+
+class ReplayTrader:
+    """A backtest: holdings and open orders from the private events, one frame per bar time."""
+
+    def __init__(self, client: TradeClient, strategy: Strategy) -> None:
+        self.client = client
+        self.strategy = strategy
+        self.held: dict[str, Decimal] = {}
+        self.busy: set[str] = set()  # symbols with an order not yet done
+        self.sent: dict[int, str] = {}  # rid of an order.new -> its symbol
+
+    def take_events(self) -> None:
+        events = self.client.events
+        while events:
+            event = events.popleft()
+            order = event.get("order")
+            if order is None:
                 continue
-            qty = held.get(symbol, Decimal(0))
-            if signal == "up" and not qty:
-                self.place(symbol, "buy", self.qty)
-            elif signal == "down" and qty > 0:
-                self.place(symbol, "sell", qty)
+            fill = event.get("fill")
+            if fill is not None:
+                sign = 1 if fill["side"] == "buy" else -1
+                self.held[fill["symbol"]] = self.held.get(fill["symbol"], ZERO) + sign * Decimal(
+                    fill["qty"]
+                )
+            if event["event"] in DONE:
+                self.busy.discard(order["symbol"])
 
-    def busy(self, symbol: str) -> bool:
-        order_id = self.pending.get(symbol)
-        if order_id is None:
-            return False
-        if self.client.get_order(order_id)["status"] in OPEN_STATUSES:
-            return True
-        del self.pending[symbol]
-        return False
+    def take_replies(self) -> None:
+        for rid, reply in self.client.take_replies().items():
+            symbol = self.sent.pop(rid, None)
+            if symbol is not None and reply.get("type") == "error":
+                print(f"{symbol} refused: {reply['code']}", flush=True)
+                self.busy.discard(symbol)
 
-    def place(self, symbol: str, side: str, qty: Decimal | int) -> None:
-        try:
-            order = self.client.place_order(
-                symbol, side, qty, order_type="market", time_in_force="day"
+    def on_step(self, step: dict[str, Any], fresh: bool) -> None:
+        """A bar time: its orders and its done, in one frame (a bar time seen before a
+        server restart is only answered)."""
+        self.take_events()
+        self.take_replies()
+        requests = []
+        symbols = []
+        for symbol, signal in (self.strategy.signals(step["bars"]) if fresh else {}).items():
+            wanted = (
+                None
+                if symbol in self.busy
+                else self.strategy.order(signal, self.held.get(symbol, ZERO))
             )
-        except TradeError as exc:
-            print(f"{symbol} {side} {qty} refused: {exc.code}", flush=True)
-            return
-        self.pending[symbol] = order["id"]
-        print(f"{symbol} {side} {qty}: order {order['id']}", flush=True)
+            if wanted is None:
+                continue
+            side, qty = wanted
+            fields = {"symbol": symbol, "side": side, "qty": format(qty, "f")}
+            requests.append(("order.new", {**fields, "order_type": "market"}))
+            symbols.append(symbol)
+            self.busy.add(symbol)
+            print(f"{symbol} {side} {qty}", flush=True)
+        requests.append(("replay.done", {"ts": step["ts"]}))
+        rids = self.client.send_batch(requests)
+        self.sent.update(zip(rids, symbols, strict=False))
 
 
-def run_replay(bot: Bot, client: TradeClient, market: MarketData) -> None:
-    """One `replay.step` at a time until the last; in lock-step each is answered. A step
-    seen already (announced again after a server restart) is only answered."""
+def run_replay(trader: ReplayTrader, client: TradeClient) -> None:
+    """One step at a time until the last; in lock-step each is answered."""
     last = 0
     while True:
-        item = market.next(timeout=60)
-        if item is None:
+        step = client.next_step(timeout=60)
+        if step is None:
             print("no bars for 60 s; stopping", file=sys.stderr)
             return
-        _topic, step = item
-        if step["ts"] > last:
-            bot.on_bars(step["bars"])
-            last = step["ts"]
-        try:
-            client.replay_done(step["ts"])  # this bar time's orders are all acknowledged
-        except (TimeoutError, TradeError) as exc:  # the server restarting: it asks again
-            print(f"replay.done {step['ts']} unanswered ({exc}); going on", file=sys.stderr)
+        trader.on_step(step, step["ts"] > last)
+        last = max(last, step["ts"])
         if step["index"] == step["count"]:
             return
 
 
-def run_live(bot: Bot, market: MarketData, seconds: float) -> None:
+class LiveTrader:
+    """The live server: bars of its own from the trades, and each order asked for."""
+
+    def __init__(self, client: TradeClient, strategy: Strategy) -> None:
+        self.client = client
+        self.strategy = strategy
+        self.pending: dict[str, int] = {}  # symbol -> id of its order not yet done
+
+    def on_bars(self, bars: list[dict[str, Any]]) -> None:
+        signals = self.strategy.signals(bars)
+        if not signals:
+            return
+        held = {p["symbol"]: Decimal(p["qty"]) for p in self.client.positions()}
+        for symbol, signal in signals.items():
+            order_id = self.pending.get(symbol)
+            if order_id is not None:
+                if self.client.get_order(order_id)["status"] in ("new", "partially_filled"):
+                    continue
+                del self.pending[symbol]
+            wanted = self.strategy.order(signal, held.get(symbol, ZERO))
+            if wanted is None:
+                continue
+            side, qty = wanted
+            try:
+                order = self.client.place_order(
+                    symbol, side, qty, order_type="market", time_in_force="day"
+                )
+            except TradeError as exc:
+                print(f"{symbol} {side} {qty} refused: {exc.code}", flush=True)
+                continue
+            self.pending[symbol] = order["id"]
+            print(f"{symbol} {side} {qty}: order {order['id']}", flush=True)
+
+
+def run_live(trader: LiveTrader, market: MarketData, seconds: float) -> None:
     """Bars of `seconds` from the live trades: each one's close is its last trade."""
     last: dict[str, dict[str, Any]] = {}
     bar_ends = time.monotonic() + seconds
@@ -135,7 +209,7 @@ def run_live(bot: Bot, market: MarketData, seconds: float) -> None:
         if item is not None and item[1].get("type") == "quote":
             last[item[1]["symbol"]] = {"symbol": item[1]["symbol"], "close": item[1]["last"]}
         if time.monotonic() >= bar_ends:
-            bot.on_bars(list(last.values()))
+            trader.on_bars(list(last.values()))
             last.clear()
             bar_ends += seconds
 
@@ -154,24 +228,21 @@ def main() -> None:
     if not args.token:
         parser.error("give --token or set TRADESERVER_TOKEN")
 
-    with TradeClient(args.endpoint, args.token, events=False) as client:
-        bot = Bot(client, args.fast, args.slow, args.qty)
-        # subscribe before joining: the first bar time goes out once we have joined
-        market = MarketData(args.pub, topics=("step",))
-        time.sleep(0.2)  # a SUB socket takes a moment to connect
+    strategy = Strategy(args.fast, args.slow, args.qty)
+    with TradeClient(args.endpoint, args.token) as client:
         try:
-            joined = client.join_replay()
+            joined = client.join_replay(steps=True)
         except TradeError as exc:
             if exc.code != "REQUEST_NOT_REPLAYING":
                 raise
-            market.close()
             symbols = [s["symbol"] for s in client.symbols()]
             print(f"live: bars of {args.bar_seconds:g}s on {', '.join(symbols)}", flush=True)
             quotes = MarketData(args.pub, topics=tuple(f"md.{s}" for s in symbols))
-            run_live(bot, quotes, args.bar_seconds)
+            run_live(LiveTrader(client, strategy), quotes, args.bar_seconds)
             return
         print(f"replay: {joined['bar_times']} bar times at speed {joined['speed']}", flush=True)
-        run_replay(bot, client, market)
+        trader = ReplayTrader(client, strategy)
+        run_replay(trader, client)
         account = client.account()
         print(f"done: cash {account['cash']} equity {account['equity']}", flush=True)
 

@@ -209,6 +209,7 @@ class Gateway:
         self._session_end_listeners: list[Callable[[int, str], None]] = []
         self._lost_listeners: list[Callable[[], None]] = []
         self._burst_listeners: list[Callable[[], None]] = []
+        self._step_listeners: list[Callable[[dict[str, Any]], None]] = []
         self._tasks: list[asyncio.Task[None]] = []
         # numbered frames (actors/runtime/streams.py): to the accountant, and in from each sender
         self.life = new_life()
@@ -229,6 +230,10 @@ class Gateway:
     def on_lost(self, callback: Callable[[], None]) -> None:
         """`callback()` when replies or events from the accountant were lost for good."""
         self._lost_listeners.append(callback)
+
+    def on_step(self, callback: Callable[[dict[str, Any]], None]) -> None:
+        """`callback(step)` for each bar time of a replay, settled."""
+        self._step_listeners.append(callback)
 
     def on_broadcast(self, callback: Callable[[str, list[Reply]], None]) -> None:
         """`callback(topic, messages)` for public control state and quotes."""
@@ -454,7 +459,9 @@ class Gateway:
 
     def _replay_step(self, step: dict[str, Any]) -> None:
         """Public as the controller's broadcasts are: the step on `step`, its bars on
-        `md.<symbol>` (each one's own topic)."""
+        `md.<symbol>` (each one's own topic); and to the bots that take steps privately."""
+        for take in self._step_listeners:
+            take(step)
         for listener in self._broadcast_listeners:
             listener(topics.STEP, [step])
             for bar in step["bars"]:

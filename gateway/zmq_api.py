@@ -28,7 +28,7 @@ from gateway.core import Gateway, Reply, essential_callback, to_command, unpacke
 from protocol import codec, topics
 from protocol.codec import PROTOCOL_VERSION, Limits
 from protocol.errors import ErrorCode, RejectError, error_body
-from protocol.messages import REQUESTS, Login, validation_message
+from protocol.messages import REQUESTS, JoinReplay, Login, validation_message
 from protocol.settings import Settings
 from protocol.tokens import hash_token
 
@@ -54,6 +54,7 @@ class ZmqSession:
     envelope: list[bytes]
     events: bool
     connection: Connection
+    steps: bool = False  # a replay's steps on this connection too (replay.join steps=true)
 
 
 class ClientEndpoint:
@@ -91,6 +92,7 @@ class ClientEndpoint:
         self.gateway.on_session_end(self.end_sessions)
         self.gateway.on_lost(self.events_lost)
         self.gateway.on_broadcast(self.republish)
+        self.gateway.on_step(self.deliver_step)
         self.gateway.on_burst(self._check_readable)
         self.loop = asyncio.get_running_loop()
         self._read = essential_callback(self._read)  # type: ignore[method-assign]
@@ -221,6 +223,15 @@ class ClientEndpoint:
             if session is None or session.connection != connection:
                 raise RejectError(ErrorCode.AUTH_LOGIN_REQUIRED, "send session.login first")
             command = to_command(request, kind)
+            if isinstance(request, JoinReplay) and request.steps and session.events:
+
+                def joined(reply: Reply, session: ZmqSession = session) -> None:
+                    if unpacked(reply).get("type") == "replay.joined":
+                        session.steps = True
+                    self._reply(envelope, reply, rid)
+
+                self.gateway.submit(command, session.auth, joined)
+                return
             self.gateway.submit(command, session.auth, lambda r: self._reply(envelope, r, rid))
 
     def _login(self, envelope: list[bytes], connection: Connection, request: Login) -> None:
@@ -292,6 +303,14 @@ class ClientEndpoint:
                 self._send_packed(session.envelope, payload)
             else:
                 self._send(session.envelope, dict(event))  # type: ignore[arg-type]
+
+    def deliver_step(self, step: dict[str, Any]) -> None:
+        """A replay's step to the connections that asked for it, behind their events."""
+        payload = None
+        for session in self.sessions.values():
+            if session.steps:
+                payload = payload or codec.encode({**step, "v": PROTOCOL_VERSION})
+                self._send_packed(session.envelope, payload)
 
     def end_sessions(self, user_id: int, reason: str) -> None:
         """Log the user's connections out (its token was rotated or revoked); those taking

@@ -6,7 +6,9 @@
         print(client.next_event(timeout=5))   # e.g. order.filled
 
 Requests wait for their reply; private events that arrive meanwhile are kept, in order,
-for `next_event()`. `send()` and `recv()` pipeline many requests without waiting.
+for `next_event()`, and a replay's steps (`join_replay(steps=True)`) for `next_step()`.
+`send()` and `recv()` pipeline many requests without waiting; `send_batch()` sends several
+in one frame, and `take_replies()` collects their replies as they come.
 """
 
 from __future__ import annotations
@@ -57,6 +59,7 @@ class TradeClient:
         self._socket.connect(endpoint)
         self._rids = itertools.count(1)
         self.events: deque[dict[str, Any]] = deque()
+        self.steps: deque[dict[str, Any]] = deque()  # a replay's, when joined with steps
         self._replies: dict[Any, dict[str, Any]] = {}
         self.user: dict[str, Any] | None = None
         if token is not None:
@@ -78,6 +81,44 @@ class TradeClient:
         rid = next(self._rids)
         self._socket.send(codec.encode({"v": PROTOCOL_VERSION, "type": type, "rid": rid, **fields}))
         return rid
+
+    def send_batch(self, requests: list[tuple[str, dict[str, Any]]]) -> list[int]:
+        """Send several requests in one frame, in order, without waiting; returns their
+        rids. Their replies come one frame each (take_replies)."""
+        rids = []
+        batch = []
+        for type, fields in requests:
+            rid = next(self._rids)
+            rids.append(rid)
+            batch.append({"v": PROTOCOL_VERSION, "type": type, "rid": rid, **fields})
+        self._socket.send(codec.encode(batch))
+        return rids
+
+    def take_replies(self) -> dict[Any, dict[str, Any]]:
+        """The replies received so far to requests nobody waited for, by rid (taken)."""
+        self._pump(0)
+        replies, self._replies = self._replies, {}
+        return replies
+
+    def _keep(self, message: dict[str, Any]) -> None:
+        """A message no caller waits for now: an event, a step, or another's reply."""
+        kind = message.get("type")
+        if kind == "event":
+            self.events.append(message)
+        elif kind == "replay.step":
+            self.steps.append(message)
+        elif message.get("rid") is not None:
+            self._replies[message["rid"]] = message
+
+    def _pump(self, timeout: float) -> bool:
+        """Keep what has arrived, waiting up to `timeout` for the first; False if none."""
+        message = self.recv(timeout)
+        if message is None:
+            return False
+        self._keep(message)
+        while self._socket.poll(0):
+            self._keep(codec.decode_internal(self._socket.recv()))
+        return True
 
     def send_raw(self, payload: bytes) -> None:
         """Send bytes as they are (for tests of what the server does with bad input)."""
@@ -112,12 +153,9 @@ class TradeClient:
             message = self.recv(max(left, 0)) if left > 0 else None
             if message is None:
                 raise TimeoutError(f"no reply to {type} within {self.timeout}s")
-            if message.get("type") == "event":
-                self.events.append(message)
-            elif message.get("rid") == rid:
+            if message.get("rid") == rid and message.get("type") not in ("event", "replay.step"):
                 return message
-            elif message.get("rid") is not None:
-                self._replies[message["rid"]] = message
+            self._keep(message)
 
     def login(self, token: str) -> dict[str, Any]:
         self.token = token
@@ -197,9 +235,11 @@ class TradeClient:
     def set_control(self, state: str) -> dict[str, Any]:
         return self.request("control.set", state=state)
 
-    def join_replay(self) -> dict[str, Any]:
-        """Lock-step replay: each bar time now waits for this user's `replay_done`."""
-        return self.request("replay.join")
+    def join_replay(self, steps: bool = False) -> dict[str, Any]:
+        """Lock-step replay: each bar time now waits for this user's `replay_done`. With
+        `steps` (a client taking events), each step also comes on this connection, behind
+        the events of what came before it: `next_step()`."""
+        return self.request("replay.join", **({"steps": True} if steps else {}))
 
     def replay_done(self, ts: int) -> dict[str, Any]:
         """Lock-step replay: done with the bar time `ts` (its orders acknowledged)."""
@@ -235,14 +275,19 @@ class TradeClient:
         deadline = time.monotonic() + timeout
         while not self.events:
             left = deadline - time.monotonic()
-            message = self.recv(left) if left > 0 else None
-            if message is None:
+            if left <= 0 or not self._pump(left):
                 return None
-            if message.get("type") == "event":
-                self.events.append(message)
-            elif message.get("rid") is not None:
-                self._replies[message["rid"]] = message
         return self.events.popleft()
+
+    def next_step(self, timeout: float = 10.0) -> dict[str, Any] | None:
+        """The oldest replay step not yet taken (joined with steps), waiting up to
+        `timeout` seconds; the events that came before it are in `events` by then."""
+        deadline = time.monotonic() + timeout
+        while not self.steps:
+            left = deadline - time.monotonic()
+            if left <= 0 or not self._pump(left):
+                return None
+        return self.steps.popleft()
 
     def wait_for(
         self, event: str, order_id: int | None = None, timeout: float = 10.0

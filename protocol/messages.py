@@ -230,6 +230,9 @@ class JoinReplay(Request):
     `replay.done` (docs/replay.md); replies `replay.joined`."""
 
     type: Literal["replay.join"] = "replay.join"
+    # each replay.step on this connection too (a DEALER taking events), behind the private
+    # events of what came before it: no SUB socket, and no query to learn the fills
+    steps: StrictBool = False
 
 
 class ReplayDoneFields(BaseModel):

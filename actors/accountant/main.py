@@ -19,7 +19,7 @@ from actors.accountant.accountant import Accountant
 from actors.accountant.core import Core
 from actors.accountant.journal import Journal, catch_up, open_journal
 from actors.accountant.ledger import make_engine
-from actors.accountant.projector import Progress, Project, Projector, Query
+from actors.accountant.projector import FLUSH_EVERY, Flush, Progress, Project, Projector, Query
 from actors.accountant.queries import latest_time, load_accounts
 from actors.market.rules import Market
 from actors.runtime import process
@@ -42,6 +42,7 @@ class Commit:
         self.journal = journal
         self.projector = projector
         self.bus = bus
+        self.unwritten = False  # rows the Projector has not been told to write yet
 
     def __call__(self) -> None:
         if not self.core.work:
@@ -50,10 +51,17 @@ class Commit:
         tell = self.projector.tell  # type: ignore[attr-defined]
         if work.rows:
             tell(Project(self.journal.append(work.rows), work.rows))
+            self.unwritten = True
         if work.outbound:
             self.bus.send_many(work.outbound)
         for query in work.queries:
             tell(Query(query))
+
+    def flush(self) -> None:
+        """The loop's timer: the Projector writes what it has (FLUSH_EVERY)."""
+        if self.unwritten:
+            self.unwritten = False
+            self.projector.tell(Flush())  # type: ignore[attr-defined]
 
 
 def main(settings: Settings) -> None:
@@ -102,7 +110,9 @@ def _serve(settings: Settings) -> None:
         # on its own time, so that the same replay writes the same ledger however fast it runs
         bus.every(settings.stats.snapshot_interval, lambda: core.take_snapshots("interval"))
     bus.every(JOURNAL_TRUNCATE_EVERY, lambda: journal.truncate(progress.seq))
-    bus.on_burst_end(Commit(core, journal, projector, bus))
+    commit = Commit(core, journal, projector, bus)
+    bus.on_burst_end(commit)
+    bus.every(FLUSH_EVERY, commit.flush)
     accountant.orders.send_book_snapshot()
     log.info(
         "accountant up: %d users, %d open orders, ledger %s",

@@ -3,8 +3,8 @@ queries that read them, in the accountant process but off its I/O loop.
 
 The loop tells it each committed entry's rows (`Project`) and, after them, the queries of
 the same burst (`Query`); it writes what is pending before it answers a query, so a query
-sees everything acknowledged before it. Rows that arrive while it writes wait in its
-inbox and go in the next transaction: the busier the accountant, the larger the batch.
+sees everything acknowledged before it. Otherwise it writes when the loop's timer says so
+(`Flush`, every FLUSH_EVERY) or when much is pending: one transaction for many bursts.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from protocol import topics
 log = logging.getLogger("accountant")
 
 MAX_PENDING_ROWS = 50_000  # written at once, even while more keep coming
+FLUSH_EVERY = 0.05  # s: how long rows may wait for their transaction when nobody asks
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,8 +45,8 @@ class Query:
     message: Message
 
 
-class _Flush:
-    """Sent to itself: write what is pending once the inbox has been read up to here."""
+class Flush:
+    """From the loop's timer: write what is pending."""
 
 
 class Progress:
@@ -65,7 +66,6 @@ class Projector(pykka.ThreadingActor):
         self._progress = progress
         self._projection = Projection(engine.dialect.paramstyle)
         self._seq = progress.seq  # the newest entry received
-        self._flush_asked = False
         self._conn: Any = None
         self._session: Session | None = None
 
@@ -89,11 +89,7 @@ class Projector(pykka.ThreadingActor):
             self._seq = message.seq
             if self._projection.count >= MAX_PENDING_ROWS:
                 self._write()
-            elif not self._flush_asked:
-                self._flush_asked = True
-                self.actor_ref.tell(_Flush())
-        elif isinstance(message, _Flush):
-            self._flush_asked = False
+        elif isinstance(message, Flush):
             self._write()
         elif isinstance(message, Query):
             self._write()

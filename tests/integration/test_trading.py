@@ -307,13 +307,19 @@ def test_run_state_changes_are_broadcast_and_logged_in_the_ledger(server: Server
         item = market.next(timeout=1)
         if item is not None:
             states.append(item[1]["state"])
+    # the ledger's tables are written behind the journal (docs/reliability.md): a moment
     engine = create_engine(f"sqlite:///{server.data_dir / 'tradeserver.db'}")
-    with engine.connect() as db:
-        kinds = db.execute(
-            select(OperationRow.kind)
-            .where(OperationRow.user_id.is_(None))
-            .order_by(OperationRow.id)
-        ).scalars()
-        logged = [k for k in kinds if k.startswith("control.")]
+    deadline = time.monotonic() + 5
+    while True:
+        with engine.connect() as db:
+            kinds = db.execute(
+                select(OperationRow.kind)
+                .where(OperationRow.user_id.is_(None))
+                .order_by(OperationRow.id)
+            ).scalars()
+            logged = [k for k in kinds if k.startswith("control.")]
+        if logged[-2:] == ["control.paused", "control.running"] or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
     engine.dispose()
     assert logged[-2:] == ["control.paused", "control.running"]
