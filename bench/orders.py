@@ -304,19 +304,25 @@ async def _http_orders(
 
 
 async def _raw_http_orders(
-    url: str, token: str, count: int, concurrency: int, budget: float = 0.0
+    url: str,
+    token: str,
+    count: int,
+    concurrency: int,
+    budget: float = 0.0,
+    path: str = "/v1/orders",
+    name: str = "",
 ) -> Run:
     """The same load from a minimal HTTP/1.1 keep-alive client (asyncio streams), one
     connection per worker: far less client CPU per request than httpx, so on a small,
     busy machine it measures the server rather than the client."""
-    run = Run(f"http (x{concurrency})", count, count)
+    run = Run(name or f"http (x{concurrency})", count, count)
     latencies: list[float] = []
     codes: Counter[str] = Counter()
     failures: list[str] = []
     host, _, port = url.removeprefix("http://").partition(":")
     body = json.dumps({"symbol": SYMBOL, "side": "buy", "qty": QTY, "price": PRICE}).encode()
     head = (
-        f"POST /v1/orders HTTP/1.1\r\nHost: {host}:{port}\r\nAuthorization: Bearer {token}\r\n"
+        f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nAuthorization: Bearer {token}\r\n"
         f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
     )
     request = head.encode() + body
@@ -376,11 +382,71 @@ def _response_head(head: bytes) -> tuple[int, int]:
 
 
 def http_orders(
-    url: str, token: str, count: int, concurrency: int, budget: float = 0.0, client: str = "raw"
+    url: str,
+    token: str,
+    count: int,
+    concurrency: int,
+    budget: float = 0.0,
+    client: str = "raw",
+    path: str = "/v1/orders",
+    name: str = "",
 ) -> Run:
     if client == "httpx":
         return asyncio.run(_http_orders(url, token, count, concurrency, budget))
-    return asyncio.run(_raw_http_orders(url, token, count, concurrency, budget))
+    return asyncio.run(_raw_http_orders(url, token, count, concurrency, budget, path, name))
+
+
+def paced(endpoint: str, token: str, rate: float, count: int, timeout: float = 20.0) -> Run:
+    """`count` orders at `rate` a second from one DEALER (events on), each timed from the
+    moment it was due to its order.accepted: latency at a load the server keeps up with."""
+    ctx = zmq.Context()
+    sock = ctx.socket(zmq.DEALER)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.connect(endpoint)
+    run = Run(f"zmq paced ({rate:,.0f}/s)", count, count)
+    try:
+        sock.send(codec.encode({"v": 1, "type": "session.login", "rid": 0, "token": token}))
+        if not sock.poll(int(timeout * 1000)):
+            raise TimeoutError("no reply to session.login")
+        sock.recv()
+        due = [0.0] * (count + 1)
+        latencies: list[float] = []
+        start = time.perf_counter()
+        sent = answered = 0
+        last = start
+        while answered < count:
+            now = time.perf_counter()
+            while sent < count and start + sent / rate <= now:
+                sent += 1
+                due[sent] = start + (sent - 1) / rate
+                sock.send(codec.encode({**ORDER, "rid": sent}))
+            wait = start + sent / rate - time.perf_counter() if sent < count else timeout
+            if not sock.poll(max(0, int(wait * 1000))):
+                if sent >= count:
+                    break
+                continue
+            while True:
+                try:
+                    msg = codec.decode_internal(sock.recv(zmq.NOBLOCK))
+                except zmq.Again:
+                    break
+                rid = msg.get("rid")
+                if msg.get("type") == "event" or not isinstance(rid, int) or not due[rid]:
+                    continue
+                last = time.perf_counter()
+                latencies.append((last - due[rid]) * 1000)
+                due[rid] = 0.0
+                answered += 1
+                if msg.get("type") == "error":
+                    run.errors += 1
+        run.seconds = last - start
+        run.acked = answered - run.errors
+        run.lost = count - answered
+        run.set_latencies(latencies)
+    finally:
+        sock.close(linger=0)
+        ctx.term()
+    return run
 
 
 def _t(start: float) -> str:

@@ -54,6 +54,29 @@ UserId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 Limit = Annotated[int, Query(ge=1, le=1000)]
 EVENT_HEARTBEAT_S = 15.0
 MAX_STREAM_SYMBOLS = 200  # symbols one market stream may name
+BENCH_ORDER = {  # the body the bench endpoint answers: an order view's fields
+    "client_order_id": None,
+    "symbol": "600000",
+    "side": "buy",
+    "type": "limit",
+    "time_in_force": "day",
+    "qty": "100",
+    "limit_price": "8.50",
+    "price": "8.50",
+    "stop_price": None,
+    "trail_price": None,
+    "trail_percent": None,
+    "price_bound": "8.50",
+    "triggered": False,
+    "replaces": None,
+    "replaced_by": None,
+    "filled_qty": "0",
+    "avg_fill_price": None,
+    "commission": "0.00",
+    "tax": "0.00",
+    "created_at": "2026-12-07T00:00:00.000000Z",
+    "updated_at": "2026-12-07T00:00:00.000000Z",
+}
 
 
 async def bearer_auth(request: Request) -> str:
@@ -513,6 +536,14 @@ def create_app(settings: Settings, gateway: Gateway, sessions: Sessions) -> Fast
     @app.get("/v1/health", tags=["health"], summary="Liveness of the gateway (no data)")
     async def health() -> JSONResponse:
         return JSONResponse({"status": "ok"})
+
+    if settings.server.bench_endpoint:
+        fixed_order = {"id": 0, "status": "new", **BENCH_ORDER}
+
+        @app.post("/v1/bench/order", include_in_schema=False)
+        async def bench_order(body: OrderFields) -> JSONResponse:
+            """The same stack as POST /v1/orders, and nothing behind it (bench/)."""
+            return JSONResponse(fixed_order)
 
     # WEB CONSOLE -----------------------------------------------------------------------
 

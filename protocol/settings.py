@@ -41,6 +41,9 @@ class ServerSettings(_Section):
     # The processes this run.py supervises: all four, or some of them on each of several
     # hosts, which then reach each other over tcp endpoints (docs/reliability.md, CURVE).
     processes: list[ProcessName] = Field(default=list(PROCESS_NAMES), min_length=1)
+    # bench/ only: POST /v1/bench/order decodes an order body and returns a fixed order,
+    # touching nothing: the bare endpoint HTTP order entry is measured against
+    bench_endpoint: bool = False
 
     @field_validator("processes")
     @classmethod

@@ -48,21 +48,30 @@ def read_header(frame: bytes) -> tuple[tuple[str, str], int, int]:
     return (sender, link), life, seq
 
 
+RETAIN_BYTES = 32 * 1024 * 1024  # per link: a burst of replies can be megabytes
+
+
 @dataclass
 class Outgoing(Generic[T]):
-    """One link's sequence and its last `retain` frames, for resends."""
+    """One link's sequence and its last `retain` frames (at most `retain_bytes` of them),
+    for resends."""
 
     link: str
     retain: int
     seq: int = 0
     kept: deque[tuple[int, T]] = field(default_factory=deque)
+    retain_bytes: int = RETAIN_BYTES
+    kept_bytes: int = 0
 
     def stamp(self, frame: T) -> int:
         """The next sequence number, with `frame` kept under it."""
         self.seq += 1
         self.kept.append((self.seq, frame))
-        while len(self.kept) > self.retain:
-            self.kept.popleft()
+        self.kept_bytes += _size(frame)
+        while len(self.kept) > self.retain or (
+            self.kept_bytes > self.retain_bytes and len(self.kept) > 1
+        ):
+            self.kept_bytes -= _size(self.kept.popleft()[1])
         return self.seq
 
     def since(self, first: int, last: int) -> list[tuple[int, T]]:
@@ -164,6 +173,13 @@ class Incoming(Generic[T]):
             out.append(self.held.pop(self.next))
             self.next += 1
         return out
+
+
+def _size(frame: Any) -> int:
+    """The bytes of a kept frame: a payload, or (topic, payload); 0 for anything else."""
+    if isinstance(frame, tuple):
+        frame = frame[-1]
+    return len(frame) if isinstance(frame, bytes | str) else 0
 
 
 def link_health(
