@@ -71,9 +71,12 @@ class RunFailed(Exception):
 # OUR SERVER ----------------------------------------------------------------------------
 
 
-def ours(data: Path, bot: str | None, timeout: float) -> dict[str, Any]:
-    """One `run.py backtest --json` in a temporary data folder: its summary, plus the fills
-    of its report.json and the wall time of the whole command (`process_seconds`)."""
+def ours(
+    data: Path, bot: str | None, timeout: float, extra: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """One `run.py backtest --json` in a temporary data folder (with `extra` options): its
+    summary, plus the fills of its report.json and the wall time of the whole command
+    (`process_seconds`)."""
     with tempfile.TemporaryDirectory(
         prefix="tradeserver-bench-backtest-", ignore_cleanup_errors=True
     ) as folder:
@@ -81,6 +84,7 @@ def ours(data: Path, bot: str | None, timeout: float) -> dict[str, Any]:
         cmd += ["--data", str(data)]
         if bot:
             cmd += ["--bot", bot]
+        cmd += list(extra)
         start = time.monotonic()
         proc = subprocess.Popen(
             cmd,

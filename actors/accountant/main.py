@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 
 from sqlalchemy import Engine
 
@@ -31,17 +32,24 @@ from protocol.settings import Settings
 log = logging.getLogger("accountant")
 
 JOURNAL_TRUNCATE_EVERY = 1.0  # s between drops of the entries the tables hold
+# rows the Projector may have waiting in its inbox before the loop takes no more input: it
+# shares the process (and the GIL) with the loop, which under a flood would outrun it
+MAX_BACKLOG_ROWS = 100_000
 
 
 class Commit:
     """At the end of each burst: journal its rows in one commit, then release its messages
     and hand its rows and queries to the Projector. An acknowledged order is durable."""
 
-    def __init__(self, core: Core, journal: Journal, projector: object, bus: Bus) -> None:
+    def __init__(
+        self, core: Core, journal: Journal, projector: object, bus: Bus, progress: Progress
+    ) -> None:
         self.core = core
         self.journal = journal
         self.projector = projector
         self.bus = bus
+        self.progress = progress
+        self.told = 0  # rows told to the Projector in all
         self.unwritten = False  # rows the Projector has not been told to write yet
 
     def __call__(self) -> None:
@@ -51,11 +59,21 @@ class Commit:
         tell = self.projector.tell  # type: ignore[attr-defined]
         if work.rows:
             tell(Project(self.journal.append(work.rows), work.rows))
+            self.told += len(work.rows)
             self.unwritten = True
         if work.outbound:
             self.bus.send_many(work.outbound)
         for query in work.queries:
             tell(Query(query))
+        if self.told - self.progress.rows > MAX_BACKLOG_ROWS:
+            self.catch_up()
+
+    def catch_up(self) -> None:
+        """Wait (the GIL free) until the Projector has taken in half its backlog: the
+        loop takes no more input meanwhile, so a flood is slowed to what both can do."""
+        self.flush()
+        while self.told - self.progress.rows > MAX_BACKLOG_ROWS // 2:
+            time.sleep(0.001)
 
     def flush(self) -> None:
         """The loop's timer: the Projector writes what it has (FLUSH_EVERY)."""
@@ -110,7 +128,7 @@ def _serve(settings: Settings) -> None:
         # on its own time, so that the same replay writes the same ledger however fast it runs
         bus.every(settings.stats.snapshot_interval, lambda: core.take_snapshots("interval"))
     bus.every(JOURNAL_TRUNCATE_EVERY, lambda: journal.truncate(progress.seq))
-    commit = Commit(core, journal, projector, bus)
+    commit = Commit(core, journal, projector, bus, progress)
     bus.on_burst_end(commit)
     bus.every(FLUSH_EVERY, commit.flush)
     accountant.orders.send_book_snapshot()

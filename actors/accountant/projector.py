@@ -50,11 +50,14 @@ class Flush:
 
 
 class Progress:
-    """The last journal entry the tables hold: set by the Projector, read by the loop
-    (which drops older entries from the journal). An int assignment needs no lock."""
+    """How far the Projector is: the last journal entry the tables hold (the loop drops
+    older entries from the journal), and how many rows it has taken in all (the loop
+    holds back while too many wait for it). Set by the Projector, read by the loop: an
+    int assignment needs no lock."""
 
     def __init__(self, seq: int) -> None:
         self.seq = seq
+        self.rows = 0
 
 
 class Projector(pykka.ThreadingActor):
@@ -87,6 +90,7 @@ class Projector(pykka.ThreadingActor):
         if isinstance(message, Project):
             self._projection.add(message.rows)
             self._seq = message.seq
+            self._progress.rows += len(message.rows)
             if self._projection.count >= MAX_PENDING_ROWS:
                 self._write()
         elif isinstance(message, Flush):

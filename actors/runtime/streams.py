@@ -48,7 +48,7 @@ def read_header(frame: bytes) -> tuple[tuple[str, str], int, int]:
     return (sender, link), life, seq
 
 
-RETAIN_BYTES = 32 * 1024 * 1024  # per link: a burst of replies can be megabytes
+RETAIN_BYTES = 16 * 1024 * 1024  # per link: a burst of replies can be megabytes
 
 
 @dataclass
