@@ -258,9 +258,14 @@ def check(server: Server, traders: list[Trader], restart: bool = True) -> dict[s
     counts: Counter[str] = Counter()
     for trader in traders:
         client = TradeClient(server.api, trader.token, timeout=30, events=False)
-        for order in client.orders(limit=1000):
-            with contextlib.suppress(TradeError):
-                client.cancel_order(order["id"])
+        for _ in range(1000):  # pages of open orders until none is left
+            page = client.orders(limit=1000)
+            if not page:
+                break
+            for order in page:
+                with contextlib.suppress(TradeError):
+                    client.cancel_order(order["id"])
+            time.sleep(0.2)
         time.sleep(0.5)
         orders = {o["id"]: o for o in all_pages(client, "orders.list", "orders")}
         by_coid = {o["client_order_id"]: o for o in orders.values() if o["client_order_id"]}
