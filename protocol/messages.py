@@ -513,6 +513,16 @@ class Triggered(TypedDict):
     ts: int
 
 
+class Trailed(TypedDict):
+    """`book.trailed`, matcher -> accountant: trailing stops whose stop a trade or bar
+    moved, sent before any trigger on the same trade; the ledger keeps each new stop."""
+
+    type: Literal["book.trailed"]
+    epoch: int
+    stops: list[tuple[int, str]]  # [order id, its stop now]
+    ts: int
+
+
 class Execution(TypedDict):
     """`exec`, matcher -> accountant: one fill decided by the matcher."""
 

@@ -52,6 +52,7 @@ class OrderDesk:
             "book.killed": self.on_book_killed,
             "book.expired": self.on_book_expired,
             "book.triggered": self.on_triggered,
+            "book.trailed": self.on_trailed,
             "book.replaced": self.on_book_replaced,
             "book.replace_rejected": self.on_replace_rejected,
             "book.sync": self.on_book_sync,
@@ -273,6 +274,20 @@ class OrderDesk:
         self.accounts.trigger(order, Decimal(msg["stop_price"]), Decimal(msg["price"]))
         self.store_order(order)
         self.event(order.user_id, "order.triggered", order, detail=f"stop {msg['stop_price']}")
+
+    def on_trailed(self, msg: Message) -> None:
+        """Trailing stops whose stop the market moved: the ledger keeps each stop, so a
+        restarted matcher trails on from it (no event: the order view shows it)."""
+        if msg["epoch"] != self.epoch:
+            return
+        work = self.core.work
+        for order_id, stop in msg["stops"]:
+            order = self.accounts.open_orders.get(order_id)
+            if order is not None and not order.triggered:
+                order.stop_price = Decimal(stop)
+                order.ts_updated = msg["ts"]
+                work.orders[order_id] = order
+                work.order_rows.pop(order_id, None)  # a row made earlier in the burst is old
 
     def on_book_canceled(self, msg: Message) -> None:
         if msg["epoch"] != self.epoch:

@@ -139,6 +139,8 @@ class Book:
     _stops: dict[int, Resting] = field(default_factory=dict)
     _orders: dict[int, Resting] = field(default_factory=dict)
     _room: dict[str, Decimal | None] = field(default_factory=lambda: {"buy": ZERO, "sell": ZERO})
+    # trailing stops whose stop moved since `take_trailed`: the ledger keeps their stop
+    _trailed: dict[int, Resting] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self._orders)
@@ -366,10 +368,21 @@ class Book:
         stop = self.model.profile.trailing_stop(
             order.side, order.extreme, order.trail_price, order.trail_percent
         )
-        if order.side == "sell":
-            order.stop_price = max(order.stop_price, stop)
-        else:
-            order.stop_price = min(order.stop_price, stop)
+        moved = stop > order.stop_price if order.side == "sell" else stop < order.stop_price
+        if moved:
+            order.stop_price = stop
+            self._trailed[order.order_id] = order
+
+    def take_trailed(self) -> list[tuple[int, Decimal]]:
+        """Each trailing stop whose stop moved since the last call, with its stop now.
+
+        A trailing stop's stop only ever tightens, so the stop alone is its state: a
+        matcher rebuilt with it trails on exactly as this one would."""
+        if not self._trailed:
+            return []
+        moved = [(o.order_id, o.stop_price) for o in self._trailed.values()]
+        self._trailed.clear()
+        return moved  # type: ignore[return-value]
 
     # BARS --------------------------------------------------------------------------------
 

@@ -325,10 +325,16 @@ class Router:
             self.emit(book, *book.see_bar(bar))
 
     def emit(self, book: Book, triggers: list[Trigger], matches: list[Match]) -> None:
-        if not matches and not triggers:
+        trailed = book.take_trailed()
+        if not matches and not triggers and not trailed:
             return
         now = self.clock.now_ns()
-        out: list[tuple[str, str | None, Message]] = [
+        out: list[tuple[str, str | None, Message]] = []
+        if trailed:  # before the triggers: a stop may move and trigger on one trade
+            stops = [[order_id, str(stop)] for order_id, stop in trailed]
+            trail = {"type": "book.trailed", "epoch": self.epoch, "stops": stops, "ts": now}
+            out.append((topics.ACCOUNTANT, None, trail))
+        out += [
             (
                 topics.ACCOUNTANT,
                 None,

@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal as D
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -238,6 +239,27 @@ def test_a_trailing_stop_follows_the_high_and_never_moves_back(trader: Trader) -
     trader.trade(sym, "10.30", 1000)
     filled = trader.wait(order["id"], status="filled", avg_fill_price="10.3000")
     assert filled["stop_price"] == "10.30"
+
+
+def test_a_trailing_stop_keeps_its_stop_over_a_matcher_crash(tmp_path: Path) -> None:
+    """Each move of the stop is in the ledger: the order shows it, and a matcher rebuilt
+    after a kill -9 trails on from it, not from the stop it was accepted with."""
+    symbols = [{"symbol": "TS1", "name": "Trailing", "prev_close": "10.00"}]
+    market = {"feed": "external", "symbols": symbols}
+    with Server(tmp_path, fill_mode="wait", market=market) as server:
+        trader = Trader(server)
+        trader.hold("TS1", 100)
+        order = trader.order(
+            symbol="TS1", side="sell", qty=100, type="trailing_stop", trail_price="0.20"
+        )
+        assert order["stop_price"] == "9.80"
+        trader.trade("TS1", "10.50", 1000)
+        trader.wait(order["id"], stop_price="10.30")
+        server.kill("matcher")
+        trader.trade("TS1", "10.35", 1000)  # the stop stays at 10.30, not 10.15
+        assert trader.get(order["id"])["status"] == "new"
+        trader.trade("TS1", "10.30", 1000)
+        trader.wait(order["id"], status="filled", avg_fill_price="10.3000", stop_price="10.30")
 
 
 def test_a_trailing_percent_stop_starts_from_the_last_price(trader: Trader) -> None:

@@ -416,12 +416,14 @@ def test_a_trailing_stop_sell_ratchets_up_behind_the_highest_last_and_never_down
         1, "sell", "9.02", order_type="trailing_stop", stop_price=D("9.50"), trail_price=D("0.50")
     )
     book.add(order)
-    stops = []
+    stops, moves = [], []
     for last in ("10.20", "10.10", "10.40", "9.95"):
         book.see(trade(last))
         assert book.trigger() == []
         stops.append(str(order.stop_price))
+        moves.append(book.take_trailed())  # what the ledger is told
     assert stops == ["9.70", "9.70", "9.90", "9.90"]
+    assert moves == [[(1, D("9.70"))], [], [(1, D("9.90"))], []]
     book.see(trade("9.90"))
     # triggered at 9.90, its bound tightens to 9.90 x 95% = 9.405, down to 9.40
     assert book.trigger() == [Trigger(1, D("9.90"), D("9.40"))]
