@@ -16,12 +16,13 @@ import time
 
 from sqlalchemy import Engine
 
-from actors.accountant.accountant import Accountant
+from actors.accountant.accountant import SETTLED_TIMER, Accountant
 from actors.accountant.core import Core
 from actors.accountant.journal import Journal, catch_up, open_journal
 from actors.accountant.ledger import make_engine
 from actors.accountant.projector import FLUSH_EVERY, Flush, Progress, Project, Projector, Query
 from actors.accountant.queries import latest_time, load_accounts
+from actors.accountant.rows import Row
 from actors.market.rules import Market
 from actors.runtime import process
 from actors.runtime.bus import Bus
@@ -35,11 +36,14 @@ JOURNAL_TRUNCATE_EVERY = 1.0  # s between drops of the entries the tables hold
 # rows the Projector may have waiting in its inbox before the loop takes no more input: it
 # shares the process (and the GIL) with the loop, which under a flood would outrun it
 MAX_BACKLOG_ROWS = 100_000
+HANDOVER_ROWS = 5_000  # committed rows handed to the Projector at once, at the latest
 
 
 class Commit:
-    """At the end of each burst: journal its rows in one commit, then release its messages
-    and hand its rows and queries to the Projector. An acknowledged order is durable."""
+    """At the end of each burst: journal its rows in one commit, then release its messages.
+    An acknowledged order is durable. The committed rows go to the Projector in one
+    message per FLUSH_EVERY (or HANDOVER_ROWS, or before a query), not one per burst:
+    telling the Projector's thread wakes it, and two threads then take turns at the GIL."""
 
     def __init__(
         self, core: Core, journal: Journal, projector: object, bus: Bus, progress: Progress
@@ -49,24 +53,31 @@ class Commit:
         self.projector = projector
         self.bus = bus
         self.progress = progress
-        self.told = 0  # rows told to the Projector in all
-        self.unwritten = False  # rows the Projector has not been told to write yet
+        self.told = 0  # rows committed in all (told to the Projector, or about to be)
+        self.rows: list[Row] = []  # committed, not yet told to the Projector
+        self.seq = 0  # the journal entry the last of them came from
 
     def __call__(self) -> None:
         if not self.core.work:
             return
         work = self.core.take_work()
-        tell = self.projector.tell  # type: ignore[attr-defined]
         if work.rows:
-            tell(Project(self.journal.append(work.rows), work.rows))
+            self.seq = self.journal.append(work.rows)
+            self.rows += work.rows
             self.told += len(work.rows)
-            self.unwritten = True
         if work.outbound:
             self.bus.send_many(work.outbound)
-        for query in work.queries:
-            tell(Query(query))
+        if work.queries or len(self.rows) >= HANDOVER_ROWS:
+            self.hand_over()
+        for query in work.queries:  # behind the rows they must see
+            self.projector.tell(Query(query))  # type: ignore[attr-defined]
         if self.told - self.progress.rows > MAX_BACKLOG_ROWS:
             self.catch_up()
+
+    def hand_over(self) -> None:
+        if self.rows:
+            self.projector.tell(Project(self.seq, self.rows))  # type: ignore[attr-defined]
+            self.rows = []
 
     def catch_up(self) -> None:
         """Wait (the GIL free) until the Projector has taken in half its backlog: the
@@ -76,9 +87,9 @@ class Commit:
             time.sleep(0.001)
 
     def flush(self) -> None:
-        """The loop's timer: the Projector writes what it has (FLUSH_EVERY)."""
-        if self.unwritten:
-            self.unwritten = False
+        """The loop's timer (FLUSH_EVERY): the Projector gets the rows and writes them."""
+        if self.rows:
+            self.hand_over()
             self.projector.tell(Flush())  # type: ignore[attr-defined]
 
 
@@ -131,6 +142,8 @@ def _serve(settings: Settings) -> None:
     commit = Commit(core, journal, projector, bus, progress)
     bus.on_burst_end(commit)
     bus.every(FLUSH_EVERY, commit.flush)
+    if settings.market.feed == "replay":
+        bus.every(SETTLED_TIMER, accountant.tell_settled)  # sent at the end of the turn
     accountant.orders.send_book_snapshot()
     log.info(
         "accountant up: %d users, %d open orders, ledger %s",
@@ -138,7 +151,7 @@ def _serve(settings: Settings) -> None:
         len(accounts.open_orders),
         engine.url.render_as_string(),
     )
-    process.run(bus, [projector])
+    process.run(bus, [projector], before_stop=commit.hand_over)
     journal.truncate(progress.seq)
     journal.close()
 

@@ -1,10 +1,11 @@
 """The Projector actor: writes the journal's rows into the query tables, and answers the
 queries that read them, in the accountant process but off its I/O loop.
 
-The loop tells it each committed entry's rows (`Project`) and, after them, the queries of
-the same burst (`Query`); it writes what is pending before it answers a query, so a query
-sees everything acknowledged before it. Otherwise it writes when the loop's timer says so
-(`Flush`, every FLUSH_EVERY) or when much is pending: one transaction for many bursts.
+The loop tells it the rows of the entries it committed (`Project`, a few bursts' at once)
+and, after them, the queries of a burst (`Query`); it writes what is pending before it
+answers a query, so a query sees everything acknowledged before it. Otherwise it writes
+when the loop's timer says so (`Flush`, every FLUSH_EVERY) or when much is pending: one
+transaction for many bursts.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ FLUSH_EVERY = 0.05  # s: how long rows may wait for their transaction when nobod
 
 @dataclass(frozen=True, slots=True)
 class Project:
-    """The rows of committed journal entry `seq`."""
+    """The rows of committed journal entries, in order, up to entry `seq`."""
 
     seq: int
     rows: list[Row]

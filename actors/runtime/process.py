@@ -11,7 +11,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -145,8 +145,13 @@ def bus_for(settings: Settings, process: str) -> Bus:
     return Bus(process, limits.internal_hwm, limits.internal_retain, curve.load(settings, process))
 
 
-def run(bus: Bus, actors: Sequence[pykka.ActorRef[Any]]) -> None:
-    """Run the I/O loop until SIGTERM or SIGINT, then stop the actors in order and exit.
+def run(
+    bus: Bus,
+    actors: Sequence[pykka.ActorRef[Any]],
+    before_stop: Callable[[], None] | None = None,
+) -> None:
+    """Run the I/O loop until SIGTERM or SIGINT, then (after `before_stop`, which may
+    still tell them something) stop the actors in order and exit.
 
     Actors stop before the sockets close, so what they flush still goes out.
     """
@@ -160,8 +165,13 @@ def run(bus: Bus, actors: Sequence[pykka.ActorRef[Any]]) -> None:
     bus.every(1.0, flush_logs)
     started = time.time_ns()
     bus.every(HEALTH_EVERY, lambda: bus.send(topics.GATEWAY, health_report(bus, actors, started)))
+    def stopping() -> None:
+        if before_stop is not None:
+            before_stop()
+        _stop_actors(actors)
+
     try:
-        bus.run(on_stop=lambda: _stop_actors(actors))
+        bus.run(on_stop=stopping)
     except Exception:
         logging.getLogger(bus.name).critical("I/O loop failed", exc_info=True)
         logging.shutdown()
