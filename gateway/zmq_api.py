@@ -42,6 +42,8 @@ EVENTS_LOST = {"type": "event", "event": "events.lost"}
 # by a few bursts, whatever the machine's speed.
 _BURST_FRAMES = 1000
 _BURST_SECONDS = 0.005
+# a batching connection's frame holds at most this many messages (protocol.md 2.7)
+MAX_BATCH = 1000
 
 
 Connection = tuple[int, int]  # (file descriptor, generation of that descriptor)
@@ -55,6 +57,7 @@ class ZmqSession:
     events: bool
     connection: Connection
     steps: bool = False  # a replay's steps on this connection too (replay.join steps=true)
+    batch: bool = False  # what it gets in one loop turn goes in one frame (login batch=true)
 
 
 class ClientEndpoint:
@@ -67,6 +70,8 @@ class ClientEndpoint:
         self.generations: dict[int, int] = {}  # open connections: descriptor -> generation
         self._accepted = 0
         self._reading = False  # a read of the ROUTER is scheduled or running
+        # batching connections: identity -> (envelope, packed messages) of this loop turn
+        self._batches: dict[bytes, tuple[list[bytes], list[bytes]]] = {}
 
     async def start(self) -> None:
         e = self.settings.endpoints
@@ -223,6 +228,8 @@ class ClientEndpoint:
             if session is None or session.connection != connection:
                 raise RejectError(ErrorCode.AUTH_LOGIN_REQUIRED, "send session.login first")
             command = to_command(request, kind)
+            if kind == "replay.done" and session.steps:
+                command["steps"] = True  # answered with its next step (matcher/router.py)
             if isinstance(request, JoinReplay) and request.steps and session.events:
 
                 def joined(reply: Reply, session: ZmqSession = session) -> None:
@@ -244,6 +251,7 @@ class ClientEndpoint:
                 # REQ peers put an empty delimiter before the payload; they cannot take events
                 events = request.events and envelope[-1] != b""
                 session = ZmqSession(reply["user_id"], auth, envelope, events, connection)
+                session.batch = request.batch and envelope[-1] != b""
                 self._bind(envelope, session)
             elif str(reply.get("code", "")).startswith("AUTH_"):
                 self._unbind(envelope[0])  # a refused login logs the connection out
@@ -273,12 +281,42 @@ class ClientEndpoint:
         return self._send_packed(envelope, codec.encode(body))
 
     def _send_packed(self, envelope: list[bytes], payload: bytes) -> bool:
+        session = self.sessions.get(envelope[0])
+        if (session is not None and session.batch) or envelope[0] in self._batches:
+            self._queue(envelope, payload)  # behind what is queued, also once logged out
+            return True
         try:
             self.router.send_multipart([*envelope, payload], zmq.NOBLOCK)
         except zmq.ZMQError:  # the peer is gone (ROUTER_MANDATORY) or not keeping up
             self._unbind(envelope[0])
             return False
         return True
+
+    def _queue(self, envelope: list[bytes], payload: bytes) -> None:
+        """A message for a batching connection: sent with the others of this loop turn,
+        in order, as one frame (an array of the packed maps, joined as they are)."""
+        if not self._batches:
+            self.loop.call_soon(self._send_batches)
+        entry = self._batches.get(envelope[0])
+        if entry is None:
+            entry = self._batches[envelope[0]] = (envelope, [])
+        entry[1].append(payload)
+        if len(entry[1]) >= MAX_BATCH:
+            del self._batches[envelope[0]]
+            self._send_batch(*entry)
+
+    def _send_batches(self) -> None:
+        batches, self._batches = self._batches, {}
+        for envelope, payloads in batches.values():
+            self._send_batch(envelope, payloads)
+
+    def _send_batch(self, envelope: list[bytes], payloads: list[bytes]) -> None:
+        n = len(payloads)
+        head = bytes((0x90 | n,)) if n < 16 else b"\xdc" + n.to_bytes(2, "big")
+        try:
+            self.router.send_multipart([*envelope, head + b"".join(payloads)], zmq.NOBLOCK)
+        except zmq.ZMQError:  # the peer is gone (ROUTER_MANDATORY) or not keeping up
+            self._unbind(envelope[0])
 
     def _reply(self, envelope: list[bytes], reply: Reply, rid: Any) -> None:
         """A reply with the client's request id: packed by the accountant (bytes, its `v`

@@ -48,11 +48,13 @@ class TradeClient:
         timeout: float = 10.0,
         events: bool = True,
         context: zmq.Context[Any] | None = None,
+        batch: bool = True,
     ) -> None:
         self.endpoint = endpoint
         self.token = token
         self.timeout = timeout
         self.want_events = events
+        self.batch = batch  # the server may put several messages in one frame (2.7)
         self._ctx = context or zmq.Context.instance()
         self._socket = self._ctx.socket(zmq.DEALER)
         self._socket.setsockopt(zmq.LINGER, 0)
@@ -60,6 +62,7 @@ class TradeClient:
         self._rids = itertools.count(1)
         self.events: deque[dict[str, Any]] = deque()
         self.steps: deque[dict[str, Any]] = deque()  # a replay's, when joined with steps
+        self._inbox: deque[dict[str, Any]] = deque()  # received, not yet handed out
         self._replies: dict[Any, dict[str, Any]] = {}
         self.user: dict[str, Any] | None = None
         if token is not None:
@@ -116,9 +119,12 @@ class TradeClient:
         if message is None:
             return False
         self._keep(message)
-        while self._socket.poll(0):
-            self._keep(codec.decode_internal(self._socket.recv()))
-        return True
+        while True:
+            while self._inbox:
+                self._keep(self._inbox.popleft())
+            if not self._socket.poll(0):
+                return True
+            self._read_frame()
 
     def send_raw(self, payload: bytes) -> None:
         """Send bytes as they are (for tests of what the server does with bad input)."""
@@ -126,10 +132,20 @@ class TradeClient:
 
     def recv(self, timeout: float | None = None) -> dict[str, Any] | None:
         """The next reply or event, or None after `timeout` seconds."""
-        wait = self.timeout if timeout is None else timeout
-        if not self._socket.poll(int(wait * 1000)):
-            return None
-        return codec.decode_internal(self._socket.recv())
+        deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
+        while not self._inbox:
+            if not self._socket.poll(max(0, int((deadline - time.monotonic()) * 1000))):
+                return None
+            self._read_frame()
+        return self._inbox.popleft()
+
+    def _read_frame(self) -> None:
+        """One frame's messages into the inbox: a map, or an array of them (a batch)."""
+        decoded = codec.decode_internal(self._socket.recv())
+        if isinstance(decoded, list):
+            self._inbox.extend(decoded)
+        else:
+            self._inbox.append(decoded)
 
     # REQUESTS --------------------------------------------------------------------------
 
@@ -159,7 +175,8 @@ class TradeClient:
 
     def login(self, token: str) -> dict[str, Any]:
         self.token = token
-        self.user = self.request("session.login", token=token, events=self.want_events)
+        fields = {"events": self.want_events, **({"batch": True} if self.batch else {})}
+        self.user = self.request("session.login", token=token, **fields)
         return self.user
 
     def ping(self) -> dict[str, Any]:

@@ -49,6 +49,7 @@ class Login(Request):
     type: Literal["session.login"]
     token: Annotated[StrictStr, Field(min_length=1, max_length=256)]
     events: StrictBool = True  # push this user's private events to this connection (DEALER only)
+    batch: StrictBool = False  # DEALER: what one loop turn has for it comes as one array frame
 
 
 class ConsoleLogin(BaseModel):

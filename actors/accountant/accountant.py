@@ -26,6 +26,9 @@ from protocol.values import number, wire_qty
 
 log = logging.getLogger("accountant")
 
+SETTLED_EVERY = 4  # bar times between two replay.settled (controller/replayer.py)
+SETTLED_TIMER = 0.02  # s: the settled bar times not reported yet are, at the latest
+
 
 class Accountant:
     """Routes each message to its handler; the handlers fill `core.work`."""
@@ -39,10 +42,12 @@ class Accountant:
         self.sessions: dict[str, bool] | None = None  # each market's session, open or not
         # a replay's control states come with its steps, in order with its fills
         self.replaying = core.settings.market.feed == "replay"
+        self.settled = self.told_settled = 0  # a replay's bar times settled, and reported
         self.handlers: dict[str, Callable[[Message], None]] = {
             **self.orders.handlers,
             **self.admin.handlers,
             "replay.step": self.on_step,
+            "replay.ok": self.relay,
         }
         self.user_handlers: dict[str, Callable[[Message, User], None]] = {
             **self.orders.user_handlers,
@@ -139,6 +144,10 @@ class Accountant:
 
     # PASSED ON -------------------------------------------------------------------------
 
+    def relay(self, msg: Message) -> None:
+        """The matcher's answer to a bot's replay.done, ahead of the step it let go."""
+        self.core.send(topics.GATEWAY, msg)
+
     def to_controller(self, msg: Message, user: User) -> None:
         self.core.send(topics.CONTROLLER, {**msg, "auth": None, "user_id": user.id})
 
@@ -190,9 +199,20 @@ class Accountant:
             for symbol, last in prices.items():
                 if core.market.rules(symbol).name in turned:
                     prev_closes[symbol] = last
-        core.send(topics.CONTROLLER, {"type": "replay.settled", "index": step["index"]})
+        self.settled = step["index"]
+        if self.settled - self.told_settled >= SETTLED_EVERY or self.settled == step["count"]:
+            self.tell_settled()
         public = {k: step[k] for k in ("ts", "time", "index", "count", "bars")}
         core.send(topics.GATEWAY, {"type": "replay.step", **public})
+
+    def tell_settled(self) -> None:
+        """The controller hears how far the replay is settled: every SETTLED_EVERY bar
+        times, at the last, and on the loop's timer (SETTLED_TIMER) for the rest; not at
+        each bar time, which would wake it for each. Called on the loop, so what it
+        reports is committed."""
+        if self.settled > self.told_settled:
+            self.told_settled = self.settled
+            self.core.send(topics.CONTROLLER, {"type": "replay.settled", "index": self.settled})
 
     def on_run_state(self, state: str) -> None:
         previous, self.run_state = self.run_state, state

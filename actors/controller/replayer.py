@@ -43,6 +43,10 @@ log = logging.getLogger("controller")
 
 NS = 1_000_000_000
 WINDOW = 256  # bar times on their way at once at speed max or xN
+# lock-step: bar times sent ahead, held in the matcher's gate until the bots answered the
+# one before; more than the accountant's SETTLED_EVERY, and few enough that a pause
+# holds the replay within a few bar times
+LOCKSTEP_WINDOW = 16
 SETTLE_TIMEOUT = 10.0  # s a bar time may go unsettled before it is sent again
 JOIN_WAIT = 30.0  # s a lock-step replay waits at most for `replay_bots` bots to join
 RESTART_GRACE = 30.0  # s more the bots may take to answer just after a restart
@@ -184,7 +188,8 @@ class Replayer:
             next_ts = self.groups[self.next][0] if self.next < len(self.groups) else None
             self.reply(msg, {"type": "replay.joined", **self.status(), "next_ts": next_ts})
         else:
-            self.reply(msg, {"type": "replay.ok", "ts": msg["ts"]})
+            if not msg.get("steps"):  # else the matcher answered it (matcher/router.py)
+                self.reply(msg, {"type": "replay.ok", "ts": msg["ts"]})
             if msg["ts"] > self.answered.get(user_id, 0):
                 self.answered[user_id] = msg["ts"]
             if self.pending and msg["ts"] >= self.at:
@@ -199,8 +204,8 @@ class Replayer:
         """Send the bar times that may go now."""
         if self.ended or not self.running or self.next >= len(self.groups):
             return
-        if self.lockstep:  # this bar time and the next (held in the matcher's gate)
-            while self.next < len(self.groups) and self.next - self.settled < 2:
+        if self.lockstep:  # a few ahead: the matcher's gate holds them for the bots
+            while self.next < len(self.groups) and self.next - self.settled < LOCKSTEP_WINDOW:
                 if self.bots_missing():
                     return
                 self.send(self.next)

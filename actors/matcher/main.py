@@ -11,7 +11,7 @@ import logging
 import os
 import sys
 
-from actors.matcher.router import Router
+from actors.matcher.router import DONES_EVERY, Router
 from actors.runtime import process
 from actors.runtime.clock import clock_for
 from protocol import topics
@@ -40,6 +40,7 @@ def main(settings: Settings) -> None:
         router.on_broadcast,
     )
     bus.every(1.0, router.tick)
+    bus.every(DONES_EVERY, router.tell_dones)
     router.request_sync()
     log.info("matcher up, pid %d, fill mode %s", os.getpid(), settings.trading.fill_mode)
     process.run(bus, [])

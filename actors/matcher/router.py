@@ -26,6 +26,9 @@ from protocol.orders import IMMEDIATE
 from protocol.settings import Settings
 
 log = logging.getLogger("matcher")
+# s between two reports to the controller of the replay.done answered here (a replay's
+# timeouts are seconds; a report per bar time would wake it a thousand times a second)
+DONES_EVERY = 0.02
 
 
 class Router:
@@ -66,6 +69,7 @@ class Router:
             "replay.release": self.on_release,
         }
         self.gate = StepGate()
+        self.dones: list[Message] = []  # replay.done answered here, for the controller
 
     def on_commands(self, messages: list[Message]) -> None:
         """A burst from the inbox: orders, cancels, replacements and snapshots."""
@@ -252,11 +256,24 @@ class Router:
             self.on_step(released)
 
     def on_done(self, msg: Message) -> None:
-        """A bot's replay.done: its orders are in the books; on to the controller, and the
-        next bar time may go if it waited for this bot."""
-        self.to_controller(msg)
+        """A bot's replay.done: its orders are in the books, and the next bar time may go
+        if it waited for this bot. The controller hears of it (it times bots out). A bot
+        that takes its steps on its connection is answered here, in the frame that brings
+        its next step, and the controller hears of it on the next `tell_dones`."""
+        if msg.get("steps"):
+            answer = {"type": "replay.ok", "ts": msg["ts"], "rid": msg["rid"], "gw": msg["gw"]}
+            self.bus.send(topics.ACCOUNTANT, answer)
+            self.dones.append(msg)
+        else:
+            self.to_controller(msg)
         for released in self.gate.done(msg["user_id"], msg["ts"]):
             self.on_step(released)
+
+    def tell_dones(self) -> None:
+        """The bots' answers the controller has not heard of yet (DONES_EVERY)."""
+        for msg in self.dones:
+            self.to_controller(msg)
+        self.dones = []
 
     def on_release(self, msg: Message) -> None:
         for released in self.gate.let_go(msg["users"], msg["ts"]):

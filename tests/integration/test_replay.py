@@ -14,7 +14,9 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import msgpack
 import pytest
+import zmq
 
 from protocol.values import iso_time
 from tests.harness import Server, write_config
@@ -175,3 +177,43 @@ def test_a_bad_replay_file_stops_the_server_before_it_starts(tmp_path: Path) -> 
     assert run.returncode == 2
     assert f"{bad}:2: high must be the highest price and low the lowest" in run.stderr
     assert not (tmp_path / "data" / "tradeserver.db").exists()  # nothing started
+
+
+def test_a_lock_step_bot_gets_its_answer_and_the_next_step_in_one_frame(tmp_path: Path) -> None:
+    """protocol.md 2.6, 3.19, 3.20: a DEALER logged in with `batch` that takes its steps
+    answers a bar time and gets replay.ok and then the next step in one array frame; a
+    REQ socket asking for `batch` still gets one map per reply."""
+    market = {"feed": "replay", "replay_speed": "lockstep", "replay_bots": 1}
+    with Server(tmp_path, fill_mode="wait", market=market, control=REPLAY) as server:
+        bot = zmq.Context.instance().socket(zmq.DEALER)
+        bot.connect(server.api)
+
+        def frame() -> Any:
+            assert bot.poll(15_000), "no frame within 15 s"
+            return msgpack.unpackb(bot.recv())
+
+        login = {"type": "session.login", "rid": 1, "token": server.demo_token, "batch": True}
+        bot.send(msgpack.packb(login))
+        ready = frame()
+        assert isinstance(ready, list) and ready[0]["type"] == "session.ready", ready
+        bot.send(msgpack.packb({"type": "replay.join", "rid": 2, "steps": True}))
+        seen: list[dict[str, Any]] = []
+        while not any(m["type"] == "replay.step" for m in seen):
+            got = frame()
+            assert isinstance(got, list), got
+            seen += got
+        first = seen[-1]
+        assert seen[0]["type"] == "replay.joined" and first["index"] == 1, seen
+        bot.send(msgpack.packb([{"type": "replay.done", "rid": 3, "ts": first["ts"]}]))
+        answered = frame()
+        kinds = [m["type"] for m in answered]
+        assert kinds == ["replay.ok", "replay.step"], answered
+        assert answered[0]["rid"] == 3 and answered[1]["index"] == 2
+        bot.close(linger=0)
+
+        req = zmq.Context.instance().socket(zmq.REQ)
+        req.connect(server.api)
+        req.send(msgpack.packb({**login, "rid": 4}))
+        assert req.poll(15_000)
+        assert msgpack.unpackb(req.recv())["type"] == "session.ready"
+        req.close(linger=0)
