@@ -6,8 +6,9 @@ same run, in one table (issue 13's targets).
     .venv/bin/python -m bench --json figures.json   # and every figure as JSON
 
 Parts:
-- orders: ZeroMQ order entry at window 1000 (events on, acked after commit) against the
-  bare 3-hop msgpack/ZeroMQ pipeline (one message per frame); the serial round trip
+- orders: ZeroMQ order entry at window 1000 (events on, acked after commit, one order per
+  frame) against the bare 3-hop msgpack/ZeroMQ pipeline (one message per frame), with
+  replies one per frame and again batched (login batch=true); the serial round trip
   against the bare pipeline's at window 1; p99 at 5,000 orders/s offered; HTTP at 32
   connections against a bare endpoint on the same server (POST /v1/bench/order).
 - backtest: the example bot in lock-step and the server at speed max without a bot, on a
@@ -127,6 +128,18 @@ def part_orders(args: argparse.Namespace) -> list[Figure]:
             )
         zrun.cpu_ms_per_order = cpu.per_order(zrun.acked)
         print(zrun.line(), "\n   CPU ms/order", zrun.cpu_ms_per_order, flush=True)
+        brun = ob.pipeline(
+            server.api,
+            "zmq (window 1000, batch)",
+            args.orders,
+            1000,
+            zmq_token,
+            True,
+            wait_fills=True,
+            budget=args.budget,
+            batch=True,
+        )
+        print(brun.line(), flush=True)
         serial = ob.pipeline(server.api, "zmq serial", 500, 1, zmq_token, True)
         print(serial.line(), flush=True)
         prun = ob.paced(server.api, zmq_token, 5000, 25_000)
@@ -145,6 +158,14 @@ def part_orders(args: argparse.Namespace) -> list[Figure]:
         Figure(
             "ZeroMQ orders/s, window 1000, events on",
             zrun.rate,
+            "orders/s",
+            base.rate,
+            "bare pipeline",
+            0.25,
+        ),
+        Figure(
+            "ZeroMQ orders/s, same, replies batched",
+            brun.rate,
             "orders/s",
             base.rate,
             "bare pipeline",

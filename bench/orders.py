@@ -134,10 +134,12 @@ def pipeline(
     timeout: float = 20.0,
     wait_fills: bool = False,
     budget: float = 0.0,
+    batch: bool = False,
 ) -> Run:
     """Send `count` orders over one DEALER with up to `window` outstanding; time each reply.
 
-    With `token`, logs in first (asking for private events when `events`). With
+    With `token`, logs in first (asking for private events when `events`, and for replies
+    and events in array frames when `batch`: protocol.md 2.6). With
     `wait_fills`, keeps reading after the last reply until one `order.filled` event per
     accepted order has arrived (or `timeout` passes without any message). With `budget`
     (seconds), stops sending new orders once it has passed, and waits for the rest.
@@ -152,10 +154,12 @@ def pipeline(
     try:
         if token is not None:
             login = {"v": 1, "type": "session.login", "rid": 0, "token": token, "events": events}
+            if batch:
+                login["batch"] = True
             sock.send(codec.encode(login))
             if not sock.poll(int(timeout * 1000)):
                 raise TimeoutError("no reply to session.login")
-            reply = codec.decode_internal(sock.recv())
+            reply = _messages(sock.recv())[0]
             if reply.get("type") != "session.ready":
                 raise RuntimeError(f"login failed: {reply}")
         _pump(sock, run, count, window, frame_batch, timeout, wait_fills, budget)
@@ -183,7 +187,7 @@ def _pump(
     next_rid = 1
     answered = 0
     outstanding = 0
-    encode, decode = codec.encode, codec.decode_internal
+    encode = codec.encode
     start = clock()
     stop_at = start + int(budget * 1e9) if budget > 0 else None
     last_reply = start
@@ -213,24 +217,24 @@ def _pump(
             except zmq.Again:
                 break
             now = clock()
-            msg = decode(frame)
-            kind = msg.get("type")
-            if kind == "event":
-                seen_events[str(msg.get("event"))] += 1
-                continue
-            rid = msg.get("rid")
-            if not isinstance(rid, int) or not 0 < rid <= count or sent_at[rid] == 0:
-                run.unexpected += 1
-                continue
-            latencies.append((now - sent_at[rid]) / 1e6)
-            sent_at[rid] = 0
-            answered += 1
-            outstanding -= 1
-            last_reply = now
-            if kind == "error":
-                codes[str(msg.get("code"))] += 1
-            elif kind != "order.accepted":
-                codes[f"unexpected reply {kind}"] += 1
+            for msg in _messages(frame):
+                kind = msg.get("type")
+                if kind == "event":
+                    seen_events[str(msg.get("event"))] += 1
+                    continue
+                rid = msg.get("rid")
+                if not isinstance(rid, int) or not 0 < rid <= count or sent_at[rid] == 0:
+                    run.unexpected += 1
+                    continue
+                latencies.append((now - sent_at[rid]) / 1e6)
+                sent_at[rid] = 0
+                answered += 1
+                outstanding -= 1
+                last_reply = now
+                if kind == "error":
+                    codes[str(msg.get("code"))] += 1
+                elif kind != "order.accepted":
+                    codes[f"unexpected reply {kind}"] += 1
     run.seconds = (last_reply - start) / 1e9
     run.errors = sum(codes.values())
     run.acked = answered - run.errors
@@ -242,13 +246,14 @@ def _pump(
         while seen_events["order.filled"] < run.acked and sock.poll(int(timeout * 1000)):
             while True:
                 try:
-                    msg = decode(sock.recv(zmq.NOBLOCK))
+                    frame = sock.recv(zmq.NOBLOCK)
                 except zmq.Again:
                     break
-                if msg.get("type") == "event":
-                    seen_events[str(msg.get("event"))] += 1
-                else:
-                    run.unexpected += 1
+                for msg in _messages(frame):
+                    if msg.get("type") == "event":
+                        seen_events[str(msg.get("event"))] += 1
+                    else:
+                        run.unexpected += 1
         run.settled_seconds = (clock() - start) / 1e9
     run.error_codes = dict(codes)
     run.events = dict(seen_events)
@@ -811,6 +816,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--window", type=int, default=1000, help="outstanding ZeroMQ requests (1000)")
     p.add_argument("--frame-batch", type=int, default=1, help="orders per client frame (1)")
     p.add_argument("--no-events", action="store_true", help="log in with events=false")
+    p.add_argument(
+        "--batch", action="store_true", help="log in with batch=true: replies in array frames"
+    )
     p.add_argument("--serial", type=int, default=300, help="orders at window 1 (300; 0 skips)")
     p.add_argument("--http-orders", type=int, default=5000, help="HTTP orders (5000; 0 skips)")
     p.add_argument("--http-concurrency", type=int, default=32, help="HTTP in flight (32)")
@@ -878,7 +886,7 @@ def main(argv: list[str] | None = None) -> int:
         ):
             zrun = pipeline(
                 server.api,
-                f"zmq (window {args.window})",
+                f"zmq (window {args.window}{', batch' if args.batch else ''})",
                 args.orders,
                 args.window,
                 zmq_token,
@@ -886,6 +894,7 @@ def main(argv: list[str] | None = None) -> int:
                 args.frame_batch,
                 wait_fills=events,
                 budget=args.budget,
+                batch=args.batch,
             )
         profiles["zmq"] = prof.summaries()
         zrun.cpu_ms_per_order = cpu.per_order(zrun.acked)
