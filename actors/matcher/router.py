@@ -259,15 +259,19 @@ class Router:
         """A bot's replay.done: its orders are in the books, and the next bar time may go
         if it waited for this bot. The controller hears of it (it times bots out). A bot
         that takes its steps on its connection is answered here, in the frame that brings
-        its next step, and the controller hears of it on the next `tell_dones`."""
-        if msg.get("steps"):
+        its next step, and the controller hears of it on the next `tell_dones` (at once
+        when no step was waiting for it, as at the end of the replay)."""
+        steps = msg.get("steps")
+        if steps:
             answer = {"type": "replay.ok", "ts": msg["ts"], "rid": msg["rid"], "gw": msg["gw"]}
             self.bus.send(topics.ACCOUNTANT, answer)
+        released = self.gate.done(msg["user_id"], msg["ts"])
+        if steps and released:
             self.dones.append(msg)
-        else:
+        else:  # at once when it lets nothing go: the end of the replay waits for it
             self.to_controller(msg)
-        for released in self.gate.done(msg["user_id"], msg["ts"]):
-            self.on_step(released)
+        for step in released:
+            self.on_step(step)
 
     def tell_dones(self) -> None:
         """The bots' answers the controller has not heard of yet (DONES_EVERY)."""

@@ -165,6 +165,7 @@ def run(
     bus.every(1.0, flush_logs)
     started = time.time_ns()
     bus.every(HEALTH_EVERY, lambda: bus.send(topics.GATEWAY, health_report(bus, actors, started)))
+
     def stopping() -> None:
         if before_stop is not None:
             before_stop()

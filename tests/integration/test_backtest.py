@@ -371,8 +371,11 @@ def test_a_lock_step_replay_survives_a_controller_restart(tmp_path: Path) -> Non
         server.kill("controller")
         out, _ = bot.communicate(timeout=180)
         assert bot.returncode == 0, out
-        state = admin.control()["replay"]
-        assert state["finished"] and state["timeouts"] == 0, (state, out[-3000:])
+        deadline = time.monotonic() + 10  # the bot's last answer may still be on its way
+        while not (state := admin.control()["replay"])["finished"]:
+            assert time.monotonic() < deadline, (state, out[-3000:])
+            time.sleep(0.05)
+        assert state["timeouts"] == 0, (state, out[-3000:])
         fills = server.client(token, events=False).fills(limit=1000)
         got = sorted(map(fill_key, fills))
         assert got == expected_fills()
