@@ -115,31 +115,24 @@ def part_orders(args: argparse.Namespace) -> list[Figure]:
         zmq_token = server.new_user("bench_zmq", ob.CASH)
         http_token = server.new_user("bench_http", ob.CASH)
         ob.pipeline(server.api, "warmup", 2000, 1000, zmq_token, True)
-        with ob.CpuMeter(server) as cpu:
-            zrun = ob.pipeline(
-                server.api,
-                "zmq (window 1000)",
-                args.orders,
-                1000,
-                zmq_token,
-                True,
-                wait_fills=True,
-                budget=args.budget,
-            )
-        zrun.cpu_ms_per_order = cpu.per_order(zrun.acked)
-        print(zrun.line(), "\n   CPU ms/order", zrun.cpu_ms_per_order, flush=True)
-        brun = ob.pipeline(
-            server.api,
-            "zmq (window 1000, batch)",
-            args.orders,
-            1000,
-            zmq_token,
-            True,
-            wait_fills=True,
-            budget=args.budget,
-            batch=True,
-        )
-        print(brun.line(), flush=True)
+        runs = []
+        for batch in (False, True):  # replies one per frame, then in array frames
+            with ob.CpuMeter(server) as cpu:
+                run = ob.pipeline(
+                    server.api,
+                    f"zmq (window 1000{', batch' if batch else ''})",
+                    args.orders,
+                    1000,
+                    zmq_token,
+                    True,
+                    wait_fills=True,
+                    budget=args.budget,
+                    batch=batch,
+                )
+            run.cpu_ms_per_order = cpu.per_order(run.acked)
+            print(run.line(), "\n   CPU ms/order", run.cpu_ms_per_order, flush=True)
+            runs.append(run)
+        zrun, brun = runs
         serial = ob.pipeline(server.api, "zmq serial", 500, 1, zmq_token, True)
         print(serial.line(), flush=True)
         prun = ob.paced(server.api, zmq_token, 5000, 25_000)

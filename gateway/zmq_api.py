@@ -42,7 +42,7 @@ EVENTS_LOST = {"type": "event", "event": "events.lost"}
 # by a few bursts, whatever the machine's speed.
 _BURST_FRAMES = 1000
 _BURST_SECONDS = 0.005
-# a batching connection's frame holds at most this many messages (protocol.md 2.7)
+# a batching connection's frame holds at most this many messages (protocol.md 2.6)
 MAX_BATCH = 1000
 
 
@@ -285,6 +285,9 @@ class ClientEndpoint:
         if (session is not None and session.batch) or envelope[0] in self._batches:
             self._queue(envelope, payload)  # behind what is queued, also once logged out
             return True
+        return self._send_frame(envelope, payload)
+
+    def _send_frame(self, envelope: list[bytes], payload: bytes) -> bool:
         try:
             self.router.send_multipart([*envelope, payload], zmq.NOBLOCK)
         except zmq.ZMQError:  # the peer is gone (ROUTER_MANDATORY) or not keeping up
@@ -313,10 +316,7 @@ class ClientEndpoint:
     def _send_batch(self, envelope: list[bytes], payloads: list[bytes]) -> None:
         n = len(payloads)
         head = bytes((0x90 | n,)) if n < 16 else b"\xdc" + n.to_bytes(2, "big")
-        try:
-            self.router.send_multipart([*envelope, head + b"".join(payloads)], zmq.NOBLOCK)
-        except zmq.ZMQError:  # the peer is gone (ROUTER_MANDATORY) or not keeping up
-            self._unbind(envelope[0])
+        self._send_frame(envelope, head + b"".join(payloads))
 
     def _reply(self, envelope: list[bytes], reply: Reply, rid: Any) -> None:
         """A reply with the client's request id: packed by the accountant (bytes, its `v`

@@ -54,7 +54,7 @@ class TradeClient:
         self.token = token
         self.timeout = timeout
         self.want_events = events
-        self.batch = batch  # the server may put several messages in one frame (2.7)
+        self.batch = batch  # the server may put several messages in one frame (2.6)
         self._ctx = context or zmq.Context.instance()
         self._socket = self._ctx.socket(zmq.DEALER)
         self._socket.setsockopt(zmq.LINGER, 0)
@@ -289,22 +289,21 @@ class TradeClient:
 
     def next_event(self, timeout: float = 10.0) -> dict[str, Any] | None:
         """The oldest private event not yet taken, waiting up to `timeout` seconds."""
-        deadline = time.monotonic() + timeout
-        while not self.events:
-            left = deadline - time.monotonic()
-            if left <= 0 or not self._pump(left):
-                return None
-        return self.events.popleft()
+        return self._next(self.events, timeout)
 
     def next_step(self, timeout: float = 10.0) -> dict[str, Any] | None:
         """The oldest replay step not yet taken (joined with steps), waiting up to
         `timeout` seconds; the events that came before it are in `events` by then."""
+        return self._next(self.steps, timeout)
+
+    def _next(self, kept: deque[dict[str, Any]], timeout: float) -> dict[str, Any] | None:
+        """The oldest of `kept` (events or steps), receiving until one is there."""
         deadline = time.monotonic() + timeout
-        while not self.steps:
+        while not kept:
             left = deadline - time.monotonic()
             if left <= 0 or not self._pump(left):
                 return None
-        return self.steps.popleft()
+        return kept.popleft()
 
     def wait_for(
         self, event: str, order_id: int | None = None, timeout: float = 10.0
