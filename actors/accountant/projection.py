@@ -2,47 +2,71 @@
 
 A keyed table's rows carry their row's whole state, so only the last per key is written
 (an order accepted and filled in one batch is written once); appended rows keep their
-order. Written through the database driver (executemany), with the statements built once
-per table: this is the accountant's heaviest write, and SQLAlchemy's per-row work showed
-as a third of its time.
+order. Written through the database driver, with the statements built once per table and
+row count: this is the accountant's heaviest write.
+
+Many rows go in one statement (`INSERT ... VALUES (...), (...), ...`), not one statement
+per row (`executemany`): the driver lets the GIL go around each statement it steps, and
+the Projector shares the process with the I/O loop, so a row at a time waited for the GIL
+once per row. The rows of 20,000 orders beside a busy thread: 92 s and 4.0 s of CPU with
+executemany, 2.8 s and 0.9 s in statements of up to 512 rows.
 """
 
 from __future__ import annotations
 
+from itertools import chain
 from typing import Any
 
 from actors.accountant.rows import KEYED, MODELS, Row, columns, keys
 
+MAX_ROWS_PER_STATEMENT = 512
+MAX_PARAMETERS = 30_000  # under SQLite's 32,766 and PostgreSQL's 65,535 bound parameters
 
-def _statements(paramstyle: str) -> list[str]:
-    mark = "?" if paramstyle == "qmark" else "%s"
-    out = []
-    for table, model in enumerate(MODELS):
+
+class _Insert:
+    """The INSERT (an upsert for a keyed table) of one table, for any number of rows: row
+    counts are powers of two, so a few statements per table serve every batch and stay
+    in the driver's statement cache."""
+
+    def __init__(self, table: int, mark: str) -> None:
+        model = MODELS[table]
         names = columns(table)
-        insert = (
-            f"INSERT INTO {model.__tablename__} ({', '.join(names)}) "
-            f"VALUES ({', '.join(mark for _ in names)})"
-        )
+        self.head = f"INSERT INTO {model.__tablename__} ({', '.join(names)}) VALUES "
+        self.values = "(" + ", ".join(mark for _ in names) + ")"
+        self.tail = ""
         if table in KEYED:
             key_names = [names[i] for i in keys(table)]
             others = [n for n in names if n not in key_names]
-            insert += f" ON CONFLICT ({', '.join(key_names)}) DO UPDATE SET " + ", ".join(
+            self.tail = f" ON CONFLICT ({', '.join(key_names)}) DO UPDATE SET " + ", ".join(
                 f"{n} = excluded.{n}" for n in others
             )
-        out.append(insert)
-    return out
+        largest = min(MAX_ROWS_PER_STATEMENT, max(1, MAX_PARAMETERS // len(names)))
+        self.largest = 1 << (largest.bit_length() - 1)
+        self._sql: dict[int, str] = {}
+
+    def sql(self, count: int) -> str:
+        text = self._sql.get(count)
+        if text is None:
+            text = self._sql[count] = self.head + ", ".join([self.values] * count) + self.tail
+        return text
+
+    def execute(self, cursor: Any, rows: list[tuple[Any, ...]]) -> None:
+        start, left = 0, len(rows)
+        while left:
+            count = min(self.largest, 1 << (left.bit_length() - 1))
+            part = rows[start : start + count]
+            cursor.execute(self.sql(count), list(chain.from_iterable(part)))
+            start += count
+            left -= count
 
 
 class Projection:
     """Pending rows of the query tables, newest state per key."""
 
     def __init__(self, paramstyle: str) -> None:
-        self._sql = _statements(paramstyle)
-        self._state_sql = (
-            "UPDATE ledger_state SET projected_seq = "
-            + ("?" if paramstyle == "qmark" else "%s")
-            + " WHERE id = 1"
-        )
+        mark = "?" if paramstyle == "qmark" else "%s"
+        self._inserts = [_Insert(table, mark) for table in range(len(MODELS))]
+        self._state_sql = f"UPDATE ledger_state SET projected_seq = {mark} WHERE id = 1"
         self._keys = {table: keys(table) for table in KEYED}
         self.keyed: list[dict[Any, tuple[Any, ...]]] = [{} for _ in MODELS]
         self.appended: list[list[tuple[Any, ...]]] = [[] for _ in MODELS]
@@ -64,10 +88,10 @@ class Projection:
         """Execute the pending writes and record `seq` as projected, on the caller's
         transaction (it commits); returns how many rows were written."""
         written = 0
-        for table, sql in enumerate(self._sql):
+        for table, insert in enumerate(self._inserts):
             rows = list(self.keyed[table].values()) if table in KEYED else self.appended[table]
             if rows:
-                cursor.executemany(sql, rows)
+                insert.execute(cursor, rows)
                 written += len(rows)
         cursor.execute(self._state_sql, (seq,))
         self.keyed = [{} for _ in MODELS]

@@ -72,6 +72,30 @@ def test_amounts_come_back_exactly_as_written(tmp_path: Path) -> None:
     engine.dispose()
 
 
+def test_a_large_batch_goes_in_many_row_statements_and_arrives_whole(tmp_path: Path) -> None:
+    """1,100 operations and 700 account states of 5 users: several statements of
+    different row counts per table (512 + 512 + 64 + 8 + 4), in order, last state per key."""
+    engine = make_engine(_ledger(tmp_path), "NORMAL")
+    rows = []
+    for user in range(1, 6):
+        rows += new_user_rows(user, f"u{user}", f"token{user}", D("1000.00"), False, 1)[1]
+    for n in range(1, 1101):
+        rows.append(operation_row(n, "order.accepted", user_id=1 + n % 5, seq=n, qty=D(n)))
+    for n in range(700):
+        rows.append(account_row(Account(1 + n % 5, D("1000.00"), D(1000 - n)), n))
+    write_offline(engine, rows)
+    with Session(engine) as session:
+        operations = session.scalars(
+            select(OperationRow)
+            .where(OperationRow.kind == "order.accepted")
+            .order_by(OperationRow.id)
+        ).all()
+        cash = {a.user_id: a.cash for a in session.scalars(select(AccountRow))}
+    assert [(o.seq, o.qty) for o in operations] == [(n, D(n)) for n in range(1, 1101)]
+    assert cash == {1 + n % 5: D(1000 - n) for n in range(695, 700)}
+    engine.dispose()
+
+
 def test_orders_from_before_order_types_become_gtc_limit_orders(tmp_path: Path) -> None:
     """A ledger written by the core release (revision 0001) upgrades in place."""
     from alembic import command
