@@ -360,7 +360,7 @@ def create_app(settings: Settings, gateway: Gateway, sessions: Sessions) -> Fast
     # LOCK-STEP REPLAY (HTTP bots) -------------------------------------------------------
 
     latest_step = LatestStep()
-    gateway.on_broadcast(latest_step.on_broadcast)
+    gateway.on_step(latest_step.keep)
 
     @app.post("/v1/replay/join", tags=["replay"], summary="Join a lock-step replay")
     async def join_replay(user: Auth) -> JSONResponse:
@@ -488,7 +488,7 @@ def create_app(settings: Settings, gateway: Gateway, sessions: Sessions) -> Fast
         )
 
     market_streams = MarketStreams()
-    gateway.on_broadcast(market_streams.on_broadcast)
+    gateway.on_broadcast(market_streams.on_broadcast, wants_steps=market_streams.reading)
     gateway.on_session_end(market_streams.end)
 
     @app.get(

@@ -206,10 +206,11 @@ class Gateway:
         self._flush_scheduled = False
         self._event_listeners: list[EventCallback] = []
         self._broadcast_listeners: list[Callable[[str, list[Reply]], None]] = []
+        self._step_watchers: list[Callable[[], bool]] = []
         self._session_end_listeners: list[Callable[[int, str], None]] = []
         self._lost_listeners: list[Callable[[], None]] = []
         self._burst_listeners: list[Callable[[], None]] = []
-        self._step_listeners: list[Callable[[dict[str, Any]], None]] = []
+        self._step_listeners: list[Callable[[int, bytes], None]] = []
         self._tasks: list[asyncio.Task[None]] = []
         # numbered frames (actors/runtime/streams.py): to the accountant, and in from each sender
         self.life = new_life()
@@ -231,13 +232,22 @@ class Gateway:
         """`callback()` when replies or events from the accountant were lost for good."""
         self._lost_listeners.append(callback)
 
-    def on_step(self, callback: Callable[[dict[str, Any]], None]) -> None:
-        """`callback(step)` for each bar time of a replay, settled."""
+    def on_step(self, callback: Callable[[int, bytes], None]) -> None:
+        """`callback(ts, packed)` for each bar time of a replay, settled: the step as the
+        client reads it, packed once by the accountant."""
         self._step_listeners.append(callback)
 
-    def on_broadcast(self, callback: Callable[[str, list[Reply]], None]) -> None:
-        """`callback(topic, messages)` for public control state and quotes."""
+    def on_broadcast(
+        self,
+        callback: Callable[[str, list[Reply]], None],
+        wants_steps: Callable[[], bool] | None = None,
+    ) -> None:
+        """`callback(topic, messages)` for public control state and quotes, and for a
+        replay's steps and their bars while `wants_steps()` says someone takes them:
+        unpacking a step's bars for nobody cost more than all the rest of a visit."""
         self._broadcast_listeners.append(callback)
+        if wants_steps is not None:
+            self._step_watchers.append(wants_steps)
 
     async def start(self) -> None:
         e = self.settings.endpoints
@@ -457,11 +467,17 @@ class Gateway:
                         body = message.get("body")
                         _safely(entry[1], body if body is not None else message)
 
-    def _replay_step(self, step: dict[str, Any]) -> None:
-        """Public as the controller's broadcasts are: the step on `step`, its bars on
-        `md.<symbol>` (each one's own topic); and to the bots that take steps privately."""
+    def _replay_step(self, message: dict[str, Any]) -> None:
+        """To the bots that take steps privately, as packed; public as the controller's
+        broadcasts are, the step on `step` and its bars on `md.<symbol>` (each one's own
+        topic), unpacked only when a subscriber or a market stream takes them."""
+        packed = message["body"]
         for take in self._step_listeners:
-            take(step)
+            take(message["ts"], packed)
+        if not any(wants() for wants in self._step_watchers):
+            return
+        step = codec.decode_internal(packed)
+        del step["v"]
         for listener in self._broadcast_listeners:
             listener(topics.STEP, [step])
             for bar in step["bars"]:

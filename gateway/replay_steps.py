@@ -7,29 +7,32 @@ import asyncio
 import contextlib
 from typing import Any
 
-from protocol import topics
+from protocol import codec
 
 
 class LatestStep:
-    """Kept by the gateway's event loop; `on_broadcast` is a Gateway broadcast listener."""
+    """Kept by the gateway's event loop; `keep` is a Gateway step listener. The step is
+    kept packed, as the accountant packed it, and unpacked for an HTTP bot that asks."""
 
     def __init__(self) -> None:
-        self.step: dict[str, Any] | None = None
+        self.ts = -1
+        self._packed = b""
         self._next = asyncio.Event()
 
-    def on_broadcast(self, topic: str, messages: list[dict[str, Any]]) -> None:
-        if topic == topics.STEP:
-            self.step = messages[-1]
-            self._next.set()  # wakes those waiting now; later ones wait on a new event
-            self._next = asyncio.Event()
+    def keep(self, ts: int, packed: bytes) -> None:
+        self.ts, self._packed = ts, packed
+        self._next.set()  # wakes those waiting now; later ones wait on a new event
+        self._next = asyncio.Event()
 
     async def after(self, ts: int, wait: float) -> dict[str, Any] | None:
         """The latest step with a time after `ts`, waiting up to `wait` seconds for one."""
         deadline = asyncio.get_running_loop().time() + wait
-        while self.step is None or self.step["ts"] <= ts:
+        while self.ts <= ts:
             left = deadline - asyncio.get_running_loop().time()
             if left <= 0:
                 return None
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._next.wait(), left)
-        return self.step
+        step: dict[str, Any] = codec.decode_internal(self._packed)
+        del step["v"]  # as documented for HTTP (protocol.md 4.10)
+        return step

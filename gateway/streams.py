@@ -116,6 +116,10 @@ class MarketStreams:
     def unsubscribe(self, queue: MarketQueue) -> None:
         self._readers = {r for r in self._readers if r.queue is not queue}
 
+    def reading(self) -> bool:
+        """Whether any market stream is open (a replay's bars are unpacked for it)."""
+        return bool(self._readers)
+
     def on_broadcast(self, topic: str, messages: list[dict[str, Any]]) -> None:
         """Gateway.on_broadcast listener: `ctl` when the state changed, `md.<symbol>`."""
         if topic == topics.CONTROL:

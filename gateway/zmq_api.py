@@ -96,7 +96,7 @@ class ClientEndpoint:
         self.gateway.on_event(self.deliver_event)
         self.gateway.on_session_end(self.end_sessions)
         self.gateway.on_lost(self.events_lost)
-        self.gateway.on_broadcast(self.republish)
+        self.gateway.on_broadcast(self.republish, wants_steps=lambda: bool(self.subscriptions))
         self.gateway.on_step(self.deliver_step)
         self.gateway.on_burst(self._check_readable)
         self.loop = asyncio.get_running_loop()
@@ -342,13 +342,11 @@ class ClientEndpoint:
             else:
                 self._send(session.envelope, dict(event))  # type: ignore[arg-type]
 
-    def deliver_step(self, step: dict[str, Any]) -> None:
+    def deliver_step(self, _ts: int, packed: bytes) -> None:
         """A replay's step to the connections that asked for it, behind their events."""
-        payload = None
         for session in self.sessions.values():
             if session.steps:
-                payload = payload or codec.encode({**step, "v": PROTOCOL_VERSION})
-                self._send_packed(session.envelope, payload)
+                self._send_packed(session.envelope, packed)
 
     def end_sessions(self, user_id: int, reason: str) -> None:
         """Log the user's connections out (its token was rotated or revoked); those taking

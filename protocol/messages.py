@@ -8,7 +8,7 @@ fields are documented here as TypedDicts; docs/protocol.md describes the same sh
 from __future__ import annotations
 
 from datetime import date
-from typing import Annotated, Literal, NotRequired, TypedDict
+from typing import Annotated, Any, Literal, NotRequired, TypedDict
 
 from pydantic import (
     BaseModel,
@@ -522,6 +522,33 @@ class Trailed(TypedDict):
     epoch: int
     stops: list[tuple[int, str]]  # [order id, its stop now]
     ts: int
+
+
+# A bar inside a replay step, between our processes: [symbol, open, high, low, close,
+# volume, prev_close], texts as in the client's bar (volume an integer when whole). An
+# array, not a map: each process that reads a step decodes no key names.
+StepBar = tuple[str, str, str, str, str, int | str, str]
+STEP_BAR_KEYS = ("symbol", "open", "high", "low", "close", "volume", "prev_close")
+
+
+class ReplayStep(TypedDict):
+    """`replay.step`, controller -> matcher -> accountant: one bar time of a replay
+    (actors/controller/replayer.py). `packed_bars` is the array of the client's bar maps,
+    packed once by the controller: the accountant puts the bytes into the step it packs
+    for the gateway, so no process after the controller unpacks or packs them again."""
+
+    type: Literal["replay.step"]
+    ts: int
+    time: str
+    index: int
+    count: int
+    bars: list[StepBar]
+    packed_bars: bytes
+    fill: dict[str, Any]  # the control state at the bars' last instant
+    close: dict[str, Any]  # the control state at the bar time
+    life: int  # the controller run that sent it (ns): the matcher drops older steps
+    wait_for: list[int]
+    after: int
 
 
 class Execution(TypedDict):

@@ -19,7 +19,8 @@ from actors.accountant.admin import AdminDesk
 from actors.accountant.core import Core, Message
 from actors.accountant.orders import OrderDesk
 from actors.accountant.views import position_view
-from protocol import topics
+from protocol import codec, topics
+from protocol.codec import PROTOCOL_VERSION
 from protocol.errors import ErrorCode, RejectError
 from protocol.messages import ADMIN_REQUESTS, CONTROLLER_REQUESTS, REPLAY_REQUESTS
 from protocol.values import number, wire_qty
@@ -42,6 +43,9 @@ class Accountant:
         self.sessions: dict[str, bool] | None = None  # each market's session, open or not
         # a replay's control states come with its steps, in order with its fills
         self.replaying = core.settings.market.feed == "replay"
+        # a replay of daily bars opens and closes a session at each bar time: the entries
+        # stay in the ledger, their log lines are asked for with DEBUG
+        self.session_log_level = logging.DEBUG if self.replaying else logging.INFO
         self.settled = self.told_settled = 0  # a replay's bar times settled, and reported
         self.handlers: dict[str, Callable[[Message], None]] = {
             **self.orders.handlers,
@@ -185,9 +189,9 @@ class Accountant:
         core.clock.advance(fill["ts"])
         self.on_control(fill)
         prices, prev_closes = core.last_prices, core.prev_closes
-        for bar in step["bars"]:
-            prices[bar["symbol"]] = Decimal(bar["close"])
-            prev_closes[bar["symbol"]] = Decimal(bar["prev_close"])
+        for symbol, _open, _high, _low, last, _volume, prev_close in step["bars"]:
+            prices[symbol] = Decimal(last)
+            prev_closes[symbol] = Decimal(prev_close)
         core.clock.advance(close["ts"])
         self.on_control(close)
         turned = {
@@ -202,8 +206,13 @@ class Accountant:
         self.settled = step["index"]
         if self.settled - self.told_settled >= SETTLED_EVERY or self.settled == step["count"]:
             self.tell_settled()
-        public = {k: step[k] for k in ("ts", "time", "index", "count", "bars")}
-        core.send(topics.GATEWAY, {"type": "replay.step", **public})
+        # packed as the bots read it, with the bars the controller packed: the gateway
+        # passes the bytes on
+        public = {k: step[k] for k in ("type", "ts", "time", "index", "count")}
+        packed = codec.with_fields(
+            codec.encode(public), {"v": PROTOCOL_VERSION}, {"bars": step["packed_bars"]}
+        )
+        core.send(topics.GATEWAY, {"type": "replay.step", "ts": step["ts"], "body": packed})
 
     def tell_settled(self) -> None:
         """The controller hears how far the replay is settled: every SETTLED_EVERY bar
@@ -231,7 +240,8 @@ class Accountant:
         closed = False
         for name, open_ in current.items():
             if previous.get(name) != open_:
-                self.core.system_entry("session.open" if open_ else "session.close", name)
+                kind = "session.open" if open_ else "session.close"
+                self.core.system_entry(kind, name, self.session_log_level)
                 closed = closed or not open_
         if closed:
             self.core.take_snapshots("session_close")

@@ -175,9 +175,9 @@ class Core:
 
     # LEDGER ROWS -----------------------------------------------------------------------
 
-    def system_entry(self, kind: str, detail: str) -> None:
+    def system_entry(self, kind: str, detail: str, log_level: int = logging.INFO) -> None:
         self.work.rows.append(operation_row(self.clock.now_ns(), kind, detail=detail))
-        log.info("%s %s", kind, detail)
+        log.log(log_level, "%s %s", kind, detail)
 
     def store_order(self, order: Order) -> None:
         """The order's row and its account's, as they are at the end of the burst."""

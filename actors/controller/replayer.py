@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import logging
 import time as wall
+from operator import itemgetter
 from typing import Any
 
 from actors.controller.bars import ReplayBar
@@ -34,12 +35,14 @@ from actors.controller.control import SessionControl
 from actors.controller.quotes import MarketFeed
 from actors.runtime.bus import Bus, Message
 from actors.runtime.statefile import StateFile
-from protocol import topics
+from protocol import codec, topics
 from protocol.errors import ErrorCode, error_body
+from protocol.messages import STEP_BAR_KEYS, ReplayStep
 from protocol.settings import Settings
 from protocol.values import iso_time
 
 log = logging.getLogger("controller")
+_step_bar = itemgetter(*STEP_BAR_KEYS)  # a bar message as a StepBar
 
 NS = 1_000_000_000
 WINDOW = 256  # bar times on their way at once at speed max or xN
@@ -233,13 +236,14 @@ class Replayer:
         wait_for = []
         if self.lockstep and n >= self.unwaited:
             wait_for = sorted(u for u in self.bots if self.answered.get(u, 0) < after)
-        step = {
+        step: ReplayStep = {
             "type": "replay.step",
             "ts": ts,
             "time": iso_time(ts),
             "index": n + 1,
             "count": len(self.groups),
-            "bars": messages,
+            "bars": list(map(_step_bar, messages)),
+            "packed_bars": codec.encode(messages),
             "fill": fill,
             "close": close,
             "life": self.life,

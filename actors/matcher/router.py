@@ -56,6 +56,7 @@ class Router:
         # without a control heartbeat for this long, the run state is unknown: fill nothing
         self.control_expiry = 3 * settings.control.heartbeat_interval + 1.0
         self.replaying = settings.market.feed == "replay"
+        self.session_log_level = logging.DEBUG if self.replaying else logging.INFO
         self.control_seen_at = 0.0
         self.handlers: dict[str, Callable[[Message], None]] = {
             "book.snapshot": self.on_snapshot,
@@ -135,7 +136,7 @@ class Router:
         if self.epoch is None:
             return
         for book in self.books.values():
-            day = self.day(book)
+            day = self.day(book) if len(book) else ""  # an empty book has none to expire
             for order in book.expire(day) if day else ():
                 self.answer("book.expired", order_id=order.order_id)
 
@@ -245,8 +246,9 @@ class Router:
         self.control_seen_at = time.monotonic()
         self.clock.advance(fill["ts"])
         self.on_control(fill)
+        ts = step["ts"]
         for bar in step["bars"]:
-            self.on_bar(bar)
+            self.on_bar(ts, *bar)
         self.clock.advance(close["ts"])
         self.on_control(close)
         self.bus.send(topics.ACCOUNTANT, step)
@@ -318,24 +320,35 @@ class Router:
         for name, market in markets.items():
             trading = bool(market["trading"])
             if trading != self.trading.get(name, False):
-                log.info("%s trading %s", name, "on" if trading else "off")
+                # twice a bar time in a replay of daily bars: a line to ask for there
+                log.log(self.session_log_level, "%s trading %s", name, "on" if trading else "off")
                 if trading:
                     resumed.add(name)
             self.trading[name] = trading
         self.fill_all_books(resumed)
 
-    def on_bar(self, msg: Message) -> None:
-        """A replayed bar (docs/fill-model.md section 16): fill on it while its market
-        trades; otherwise it only becomes the latest price."""
-        if msg["ts"] <= self.bar_times.get(msg["symbol"], 0):
+    def on_bar(
+        self,
+        ts: int,
+        symbol: str,
+        open_: str,
+        high: str,
+        low: str,
+        close: str,
+        volume: int | str,
+        _prev_close: str,
+    ) -> None:
+        """A replayed bar (a StepBar, protocol/messages.py; docs/fill-model.md section 16):
+        fill on it while its market trades; otherwise it only becomes the latest price."""
+        if ts <= self.bar_times.get(symbol, 0):
             return  # sent again after a restart: it filled once already
-        self.bar_times[msg["symbol"]] = msg["ts"]
-        book = self.book(msg["symbol"])
+        self.bar_times[symbol] = ts
+        book = self.book(symbol)
         if not self.instant and not len(book):  # nothing to fill: only the latest price
-            book.trade = Trade(Decimal(msg["close"]), Decimal(msg["volume"]))
+            book.trade = Trade(Decimal(close), Decimal(volume))
             book.exhaust()
             return
-        bar = Bar(*(Decimal(msg[k]) for k in ("open", "high", "low", "close", "volume")))
+        bar = Bar(*(Decimal(v) for v in (open_, high, low, close, volume)))
         if self.epoch is None or not self.trades(book):
             book.trade = Trade(bar.close, bar.volume)
             book.exhaust()

@@ -5,6 +5,7 @@ after the one they saw, at the prices the rules say."""
 from __future__ import annotations
 
 import csv
+import json
 import subprocess
 import sys
 import time
@@ -128,6 +129,31 @@ def test_pausing_holds_the_replay_where_it_is(paced: Server) -> None:
     assert http.get("/v1/control").json()["ts"] == held
     paced.set_control("running")
     wait(lambda: http.get("/v1/control").json()["ts"] > held)
+
+
+def test_a_market_stream_over_http_gets_the_replays_bars(paced: Server) -> None:
+    """The gateway unpacks a step's bars only when someone takes them: here an SSE stream
+    of one symbol, opened while nothing else reads them."""
+    http = paced.http(paced.demo_token)
+    paced.set_control("running")
+    bars = []
+    deadline = time.monotonic() + 30
+    with http.stream("GET", "/v1/market/events", params={"symbols": "600000"}) as response:
+        assert response.status_code == 200
+        name = ""
+        for line in response.iter_lines():
+            if line.startswith("event: "):
+                name = line.removeprefix("event: ")
+            elif line.startswith("data: ") and name == "bar":
+                bars.append(json.loads(line.removeprefix("data: ")))
+                if len(bars) == 2:
+                    break
+            assert time.monotonic() < deadline, f"{len(bars)} bars in 30 s"
+    for bar in bars:
+        assert bar["symbol"] == "600000" and bar["v"] == 1
+        sample = bar_after(bar["ts"] - 1)
+        assert bar["ts"] == sample["ts"]
+        assert {k: bar[k] for k in ("open", "close")} == {k: sample[k] for k in ("open", "close")}
 
 
 @pytest.fixture(scope="module")
