@@ -231,10 +231,16 @@ class ClientEndpoint:
             if kind == "replay.done" and session.steps:
                 command["steps"] = True  # answered with its next step (matcher/router.py)
             if isinstance(request, JoinReplay) and request.steps and session.events:
+                # Steps from now on, not from the answer: the controller answers straight
+                # to the gateway and sends the first step through the matcher and the
+                # accountant, and a link still connecting can hold the answer back
+                # behind that step (seen once in ~30 runs under load: the bot never had
+                # the first bar time). A refused join puts it back.
+                took_steps, session.steps = session.steps, True
 
                 def joined(reply: Reply, session: ZmqSession = session) -> None:
-                    if unpacked(reply).get("type") == "replay.joined":
-                        session.steps = True
+                    if unpacked(reply).get("type") != "replay.joined":
+                        session.steps = took_steps
                     self._reply(envelope, reply, rid)
 
                 self.gateway.submit(command, session.auth, joined)
