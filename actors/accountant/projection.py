@@ -8,7 +8,7 @@ row count: this is the accountant's heaviest write.
 Many rows go in one statement (`INSERT ... VALUES (...), (...), ...`), not one statement
 per row (`executemany`): the driver lets the GIL go around each statement it steps, and
 the Projector shares the process with the I/O loop, so a row at a time waited for the GIL
-once per row. The rows of 20,000 orders beside a busy thread: 92 s and 4.0 s of CPU with
+once per row. The rows of 14,000 orders beside a busy thread: 92 s and 4.0 s of CPU with
 executemany, 2.8 s and 0.9 s in statements of up to 512 rows.
 """
 
