@@ -69,6 +69,14 @@ def unpacked(reply: Reply) -> dict[str, Any]:
     return codec.decode_internal(reply) if isinstance(reply, bytes) else reply
 
 
+def public_step(packed: bytes) -> dict[str, Any]:
+    """A replay step the accountant packed for the bots, as it is published on `step`
+    and served over HTTP: without `v` (protocol.md 4.10)."""
+    step: dict[str, Any] = codec.decode_internal(packed)
+    del step["v"]
+    return step
+
+
 _NOT_FIELDS = frozenset({"v", "rid", "token", "type"})
 
 
@@ -476,8 +484,7 @@ class Gateway:
             take(message["ts"], packed)
         if not any(wants() for wants in self._step_watchers):
             return
-        step = codec.decode_internal(packed)
-        del step["v"]
+        step = public_step(packed)
         for listener in self._broadcast_listeners:
             listener(topics.STEP, [step])
             for bar in step["bars"]:

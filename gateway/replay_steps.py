@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 from typing import Any
 
-from protocol import codec
+from gateway.core import public_step
 
 
 class LatestStep:
@@ -33,6 +33,4 @@ class LatestStep:
                 return None
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._next.wait(), left)
-        step: dict[str, Any] = codec.decode_internal(self._packed)
-        del step["v"]  # as documented for HTTP (protocol.md 4.10)
-        return step
+        return public_step(self._packed)
