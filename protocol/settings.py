@@ -262,7 +262,8 @@ def session_windows(hours: tuple[str, ...]) -> list[tuple[int, int]]:
 
 def _seconds(text: str) -> int:
     parts = text.strip().split(":")
-    if len(parts) not in (2, 3) or not all(p.isdigit() and len(p) == 2 for p in parts):
+    two_digits = all(p.isascii() and p.isdigit() and len(p) == 2 for p in parts)
+    if len(parts) not in (2, 3) or not two_digits:
         raise ValueError(f"hours: {text!r} is not HH:MM or HH:MM:SS")
     h, m, s = (int(p) for p in (*parts, "00")[:3])
     if h > 23 or m > 59 or s > 59:

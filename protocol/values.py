@@ -15,7 +15,9 @@ from typing import Any
 
 from protocol.errors import ErrorCode, RejectError
 
-_DECIMAL_TEXT = re.compile(r"[+-]?\d{1,20}(\.\d{1,20})?")
+# ASCII digits only: Python's \d, int() and Decimal() take any script's digits ("١٠٠" == 100)
+_DECIMAL_TEXT = re.compile(r"[+-]?[0-9]{1,20}(\.[0-9]{1,20})?")
+_ASCII_SPACE = " \t\r\n"
 CENT = Decimal("0.01")
 MONEY_PLACES = Decimal("0.00000001")  # the finest cash unit of any profile (crypto)
 AVERAGE_PLACES = Decimal("0.0001")  # average prices and costs
@@ -40,7 +42,7 @@ def parse_decimal(value: Any, field: str, code: ErrorCode) -> Decimal:
         # repr is the shortest text that round-trips; exponents mean out of range here
         return parse_decimal(repr(value).replace("e", "E"), field, code)
     if isinstance(value, str):
-        text = value.strip()
+        text = value.strip(_ASCII_SPACE)
         if len(text) > 42 or not _DECIMAL_TEXT.fullmatch(text):
             raise RejectError(code, f"{field} must be a plain decimal number, got {value[:40]!r}")
         return Decimal(text)

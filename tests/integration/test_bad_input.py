@@ -461,6 +461,12 @@ QTY_CASES = {
     "NaN": Bad("NaN", float("nan"), E.REQUEST_INVALID_QTY),
     "Infinity": Bad("Infinity", float("inf"), E.REQUEST_INVALID_QTY),
     "-Infinity": Bad("-Infinity", float("-inf"), E.REQUEST_INVALID_QTY),
+    # digits of other scripts, which Python's int() and Decimal() read as 100
+    "arabic-indic-100": Bad('"\u0661\u0660\u0660"', "\u0661\u0660\u0660", E.REQUEST_INVALID_QTY),
+    "fullwidth-100": Bad('"\uff11\uff10\uff10"', "\uff11\uff10\uff10", E.REQUEST_INVALID_QTY),
+    "math-bold-100": Bad(
+        '"\U0001d7cf\U0001d7ce\U0001d7ce"', "\U0001d7cf\U0001d7ce\U0001d7ce", E.REQUEST_INVALID_QTY
+    ),
 }
 
 PRICE_CASES = {
@@ -1049,6 +1055,11 @@ def test_a_wrong_http_method_is_a_structured_405(trader: User, method: str, path
         pytest.param({"name": "", "cash": "5"}, E.REQUEST_INVALID, id="name-empty"),
         pytest.param({"name": "n8"}, E.REQUEST_INVALID, id="no-cash"),
         pytest.param({"name": "n9", "cash": None}, E.REQUEST_INVALID, id="cash-null"),
+        pytest.param(
+            {"name": "n10", "cash": "\u0661\u0660\u0660"},
+            E.REQUEST_INVALID_AMOUNT,
+            id="cash-arabic-100",
+        ),
     ],
 )
 def test_a_bad_user_creation_is_rejected(

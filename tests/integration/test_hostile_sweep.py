@@ -48,6 +48,11 @@ VALUES: list[tuple[str, Any]] = [
     ('"' + "x" * 60_000 + '"', "x" * 60_000),
     ("[" + ",".join(["1"] * 900) + "]", [1] * 900),
     ("[" * 40 + "]" * 40, None),
+    # digits of other scripts: Python's int() and Decimal() read each of these as 100
+    ('"\u0661\u0660\u0660"', "\u0661\u0660\u0660"),  # Arabic-Indic
+    ('"\uff11\uff10\uff10"', "\uff11\uff10\uff10"),  # fullwidth
+    ('"\U0001d7cf\U0001d7ce\U0001d7ce"', "\U0001d7cf\U0001d7ce\U0001d7ce"),  # math bold
+    ('"\u2003100"', "\u2003100"),  # an em space before ASCII digits
 ]
 BASE = {"symbol": "600000", "side": "buy", "qty": 100, "price": "1.00"}
 

@@ -67,6 +67,7 @@ def test_msgpack_timestamps_are_ext_types_and_refused() -> None:
         ("10.50", D("10.50")),
         (10.1, D("10.1")),
         (0.1 + 0.2, D("0.30000000000000004")),
+        (" 7.25\t", D("7.25")),  # ASCII spaces around are fine
     ],
 )
 def test_numbers_parse_exactly(value: object, expected: D) -> None:
@@ -87,6 +88,11 @@ def test_numbers_parse_exactly(value: object, expected: D) -> None:
         "abc",
         "1" * 5000,
         [1],
+        "\u0661\u0660\u0660",  # Arabic-Indic digits: Decimal() reads them as 100
+        "\uff11\uff10\uff10",  # fullwidth
+        "\U0001d7cf\U0001d7ce\U0001d7ce",  # mathematical bold
+        "1\u0660",  # one of them after an ASCII digit
+        "\u2003100",  # a Unicode space around ASCII digits
     ],
 )
 def test_non_numbers_and_out_of_range_numbers_are_refused(value: object) -> None:
