@@ -33,7 +33,7 @@ from actors.accountant.offline import ADMIN_TOKEN_FILE, DEMO_TOKEN_FILE, write_s
 from actors.controller.bars import replay_bars
 from actors.controller.feeds import volume_unit
 from actors.market.rules import Market
-from actors.runtime import curve
+from actors.runtime import curve, process
 from actors.runtime.supervisor import CHILDREN, no_server, supervised, wait_for_port
 from protocol import settings as settings_module
 from protocol.client import TradeError
@@ -326,6 +326,7 @@ def main(argv: list[str] | None = None) -> int:
         if (args.command or "serve") == "serve" and settings.security.curve:
             curve.create_missing(settings, settings.server.processes)
             curve.check(settings)  # each key the processes here need, before any starts
+        process.keep_private(settings.data_dir)
     except (ValidationError, ValueError, OSError) as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2

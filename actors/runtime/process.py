@@ -9,6 +9,7 @@ import json
 import logging
 import os
 import signal
+import stat
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -30,6 +31,25 @@ HEALTH_EVERY = 1.0  # seconds between two reports
 # How many times the supervisor has restarted this process's role; run.py sets it in the
 # child it forks (0 for a process started by hand).
 restarts = 0
+
+
+def keep_private(data_dir: Path) -> None:
+    """The ledger, its journal, the logs and the reports are this user's alone: from here
+    on this process and those it starts create files 0600 and folders 0700 (umask 077),
+    the data dir is 0700, and what an older version left readable by others in it (its
+    files, logs/ and backtests/) is tightened. Others' files and links are left alone."""
+    os.umask(0o077)
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    mine = [data_dir]
+    for folder in (data_dir, data_dir / "logs", data_dir / "backtests"):
+        with contextlib.suppress(OSError):
+            mine += folder.iterdir()
+    for path in mine:
+        with contextlib.suppress(OSError):
+            info = path.lstat()
+            loose = stat.S_IMODE(info.st_mode) & 0o077
+            if loose and info.st_uid == os.getuid() and not stat.S_ISLNK(info.st_mode):
+                path.chmod(stat.S_IMODE(info.st_mode) & 0o700)
 
 
 @contextlib.contextmanager
@@ -54,7 +74,9 @@ def settings_from_argv(argv: Sequence[str]) -> Settings:
     forks its children and calls their main() with the settings instead."""
     if len(argv) != 2:
         raise SystemExit(f"usage: python -m {argv[0]} SETTINGS_JSON")
-    return settings_module.load(argv[1])
+    settings = settings_module.load(argv[1])
+    keep_private(settings.data_dir)
+    return settings
 
 
 class LogFile:

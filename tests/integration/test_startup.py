@@ -46,6 +46,45 @@ def test_run_py_starts_from_flags_and_env_prints_a_working_curl_line_and_logs(
         assert "stopped cleanly" in (logs / f"{name}.log").read_text()
 
 
+def test_the_ledger_logs_and_data_dir_are_for_the_servers_user_only(tmp_path: Path) -> None:
+    """Issue 14, item 7: under the common umask 022 the ledger, its WAL, its journal and
+    the logs came out 0644 in a 0755 data dir, readable by every local account. A data
+    dir an older version left open is tightened too."""
+    data_dir = tmp_path / "data"
+    (data_dir / "logs").mkdir(parents=True)
+    data_dir.chmod(0o755)
+    old_log = data_dir / "logs" / "gateway.log.1"
+    old_log.write_text("from an older version\n")
+    old_log.chmod(0o644)
+    http_port = free_port()
+    env = {
+        **os.environ,
+        "TRADESERVER_ENDPOINTS__CLIENT_API": f"tcp://127.0.0.1:{free_port()}",
+        "TRADESERVER_ENDPOINTS__CLIENT_PUB": f"tcp://127.0.0.1:{free_port()}",
+        "TRADESERVER_MARKET__TICK_INTERVAL": "0.05",
+    }
+    command = [sys.executable, "run.py", "--data-dir", str(data_dir)]
+    command += ["--http-port", str(http_port), "--fill-mode", "instant"]
+    with subprocess.Popen(
+        command,
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: os.umask(0o022),  # the common default, which left files 0644
+    ) as proc:
+        _check_banner_and_fill(proc, data_dir, http_port)
+        written = {p.name for p in data_dir.iterdir()}
+        assert {"tradeserver.db", "tradeserver.db-wal", "tradeserver.db.journal.db"} <= written
+        opened = [p for p in data_dir.rglob("*") if not p.is_symlink()]
+    assert proc.returncode == 0
+    assert len(opened) > 15
+    for path in [data_dir, *opened, *data_dir.rglob("*")]:
+        mode = path.lstat().st_mode & 0o777
+        assert mode & 0o077 == 0, f"{path} is {mode:o}"
+    assert data_dir.stat().st_mode & 0o777 == 0o700
+
+
 def _check_banner_and_fill(
     proc: subprocess.Popen[str], data_dir: Path, http_port: int
 ) -> dict[str, Any]:
