@@ -26,7 +26,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from actors.runtime import process
-from gateway import backtests, console
+from gateway import backtests, console, web
 from gateway.core import Gateway, to_command
 from gateway.replay_steps import LatestStep
 from gateway.streams import (
@@ -187,8 +187,11 @@ def create_app(settings: Settings, gateway: Gateway, sessions: Sessions) -> Fast
         title="TradeServer",
         version="1",
         description="Paper trading over HTTP. See docs/protocol.md for every field.",
+        docs_url=None,  # web.add_docs: served from here, not from a CDN
+        redoc_url=None,
     )
     app.add_middleware(BodyLimit, max_bytes=settings.limits.max_message_bytes)
+    app.add_middleware(web.SecurityHeaders)  # outermost: on every answer, refusals too
     app.state.console_sessions = console_sessions = console.ConsoleSessions()
 
     @app.exception_handler(RequestValidationError)
@@ -575,9 +578,10 @@ def create_app(settings: Settings, gateway: Gateway, sessions: Sessions) -> Fast
 
     @app.get("/", include_in_schema=False)
     async def console_page() -> Response:
-        return FileResponse(console.STATIC_DIR / "index.html", headers=console.PAGE_HEADERS)
+        return FileResponse(console.STATIC_DIR / "index.html")
 
     app.mount("/console", StaticFiles(directory=console.STATIC_DIR), name="console")
+    web.add_docs(app)
 
     return app
 

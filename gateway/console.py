@@ -22,16 +22,6 @@ CSRF_HEADER = "x-tradeserver-console"
 IDLE_LIMIT_S = 12 * 3600.0  # a session unused this long is closed
 MAX_SESSIONS = 10_000  # the oldest are closed beyond this
 STATIC_DIR = Path(__file__).parent / "console"
-# The page loads nothing from elsewhere and runs no inline script.
-PAGE_HEADERS = {
-    "Content-Security-Policy": (
-        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-        "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
-    ),
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-    "Cache-Control": "no-store",
-}
 
 
 class ConsoleSessions:

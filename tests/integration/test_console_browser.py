@@ -484,3 +484,13 @@ def test_the_operator_reads_a_backtest_report(server: Server, page: Page) -> Non
     assert link.get_attribute("href") == f"/v1/backtests/{run_id}/report.html"
     html = page.evaluate("async (href) => (await fetch(href)).text()", link.get_attribute("href"))
     assert "sample-run" in html
+
+
+def test_the_api_docs_render_offline_under_their_policy(server: Server, page: Page) -> None:
+    """/docs draws every route from files this server serves (no CDN: the page's context
+    refuses any other origin) and breaks none of its CSP (the page fixture checks)."""
+    page.route(re.compile(r"^https?://(?!127\.0\.0\.1)"), lambda route: route.abort())
+    page.goto(server.url + "/docs")
+    expect(page.locator(".opblock").first).to_be_visible()
+    assert page.locator(".opblock").count() > 20
+    expect(page.locator(".swagger-ui")).to_contain_text("/v1/orders")

@@ -119,3 +119,54 @@ def test_the_console_page_is_served_with_a_strict_content_security_policy(
     charts = httpx.get(f"{server.url}/console/vendor/lightweight-charts.standalone.production.js")
     assert charts.status_code == 200 and "Lightweight Charts" in charts.text[:300]
     assert "/console/vendor/lightweight-charts" in page.text and "https://" not in policy
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/",
+        "/console/index.html",  # the same page under its file name: no way around the policy
+        "/console/app.js",
+        "/console/style.css",
+        "/console/vendor/lightweight-charts.standalone.production.js",
+        "/console/no-such-file.js",  # a refusal is a page of this origin too
+    ],
+)
+def test_every_console_path_has_the_consoles_security_headers(server: Server, path: str) -> None:
+    """Issue 14, item 6: /console/index.html served the whole console without the CSP,
+    frame-ancestors and nosniff that / sent."""
+    answer = httpx.get(f"{server.url}{path}", timeout=15)
+    policy = answer.headers.get("content-security-policy", "")
+    assert "script-src 'self'" in policy and "frame-ancestors 'none'" in policy, path
+    assert "unsafe-inline" not in policy
+    assert answer.headers.get("x-content-type-options") == "nosniff"
+
+
+def test_the_api_docs_load_only_from_this_server_under_a_policy(server: Server) -> None:
+    """/docs had no CSP and loaded Swagger UI from a public CDN: offline it was blank, and
+    a script from another origin ran on the API's origin."""
+    page = httpx.get(f"{server.url}/docs", timeout=15)
+    assert page.status_code == 200 and 'id="swagger-ui"' in page.text
+    policy = page.headers["content-security-policy"]
+    assert "script-src 'self'" in policy and "frame-ancestors 'none'" in policy
+    assert "https://" not in page.text and "http://" not in page.text
+    sources = [part.split('"')[0] for part in page.text.split(' src="')[1:]]
+    sources += [part.split('"')[0] for part in page.text.split(' href="')[1:]]
+    assert len(sources) >= 3
+    for source in sources:
+        asset = httpx.get(f"{server.url}{source}", timeout=15)
+        assert asset.status_code == 200 and len(asset.content) > 100, source
+        assert asset.headers.get("x-content-type-options") == "nosniff"
+    init = httpx.get(f"{server.url}/docs/init.js", timeout=15).text
+    assert '"/openapi.json"' in init
+    assert httpx.get(f"{server.url}/redoc", timeout=15).status_code == 404  # it used a CDN
+
+
+def test_api_answers_cannot_be_framed_or_sniffed(server: Server) -> None:
+    for answer in (
+        httpx.get(f"{server.url}/v1/health", timeout=15),
+        httpx.get(f"{server.url}/v1/account", timeout=15),  # a refusal: 401
+        httpx.get(f"{server.url}/openapi.json", timeout=15),
+    ):
+        assert answer.headers.get("x-content-type-options") == "nosniff"
+        assert "frame-ancestors 'none'" in answer.headers.get("content-security-policy", "")
