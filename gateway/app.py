@@ -107,6 +107,14 @@ def _console_user(request: Request, session_id: str) -> str:
 Auth = Annotated[str, Depends(bearer_auth)]
 
 
+def console_session_of(request: Request) -> str | None:
+    """The console session a request acts in: its cookie's, when it has no Authorization
+    header (bearer_auth takes the cookie only then)."""
+    if request.headers.get("authorization") is None:
+        return request.cookies.get(console.COOKIE) or None
+    return None
+
+
 def error_response(code: ErrorCode, message: str) -> JSONResponse:
     return _error_json(error_body(code, message))
 
@@ -477,11 +485,12 @@ def create_app(settings: Settings, gateway: Gateway, sessions: Sessions) -> Fast
     # PUSH STREAM -----------------------------------------------------------------------
 
     @app.get("/v1/events", tags=["events"], summary="Server-sent events: your own private events")
-    async def events(user: Auth) -> Response:
+    async def events(user: Auth, request: Request) -> Response:
+        mark = sessions.ends.mark()
         reply = await gateway.request({"type": "session.login"}, user)
         if reply.get("type") != "session.ready":
             return reply_response(reply, None)
-        queue = sessions.subscribe(reply["user_id"])
+        queue = sessions.subscribe(reply["user_id"], mark, console_session_of(request))
         return StreamingResponse(
             _queue_stream(
                 queue, lambda: sessions.unsubscribe(reply["user_id"], queue), _event_frame
@@ -493,6 +502,7 @@ def create_app(settings: Settings, gateway: Gateway, sessions: Sessions) -> Fast
     market_streams = MarketStreams()
     gateway.on_broadcast(market_streams.on_broadcast, wants_steps=market_streams.reading)
     gateway.on_session_end(market_streams.end)
+    console_sessions.on_close += [sessions.end_console, market_streams.end_console]
 
     @app.get(
         "/v1/market/events",
@@ -501,6 +511,7 @@ def create_app(settings: Settings, gateway: Gateway, sessions: Sessions) -> Fast
     )
     async def market_events(
         user: Auth,
+        request: Request,
         symbols: Annotated[
             str | None,
             Query(
@@ -515,6 +526,7 @@ def create_app(settings: Settings, gateway: Gateway, sessions: Sessions) -> Fast
                 ErrorCode.REQUEST_INVALID,
                 f"query.symbols: 1 to {MAX_STREAM_SYMBOLS} symbols, comma-separated",
             )
+        mark = market_streams.ends.mark()
         reply = await gateway.request({"type": "session.login"}, user)
         if reply.get("type") != "session.ready":
             return reply_response(reply, None)
@@ -529,7 +541,9 @@ def create_app(settings: Settings, gateway: Gateway, sessions: Sessions) -> Fast
                 listed = ", ".join(repr(name[:32]) for name in unknown[:5])
                 return error_response(ErrorCode.REQUEST_UNKNOWN_SYMBOL, f"no symbol {listed}")
             wanted = frozenset(names)
-        queue = market_streams.subscribe(reply["user_id"], wanted)
+        queue = market_streams.subscribe(
+            reply["user_id"], wanted, mark, console_session_of(request)
+        )
         return StreamingResponse(
             _queue_stream(queue, lambda: market_streams.unsubscribe(queue), bytes),
             media_type="text/event-stream",
@@ -556,9 +570,14 @@ def create_app(settings: Settings, gateway: Gateway, sessions: Sessions) -> Fast
         reply = await gateway.request({"type": "session.login"}, token_hash)
         response = reply_response(reply, None)
         if reply.get("type") == "session.ready":
+            session_id = console_sessions.open(token_hash)
+            if session_id is None:
+                return error_response(
+                    ErrorCode.SYSTEM_BUSY, "too many console sessions are open; try again later"
+                )
             response.set_cookie(
                 console.COOKIE,
-                console_sessions.open(token_hash),
+                session_id,
                 httponly=True,
                 samesite="strict",
                 secure=request.url.scheme == "https",

@@ -36,25 +36,66 @@ class StreamEnd:
 
 
 EventQueue = asyncio.Queue[dict[str, Any] | StreamEnd]
+ENDED_WHILE_OPENING = "token.changed"  # rotated or revoked while the stream opened
+SIGNED_OUT = "session.closed"  # the console session that opened the stream
+
+
+class SessionEnds:
+    """Which users' sessions ended since a moment: a stream is opened after an `await`
+    (its login), and the end of its token can be handled in that gap, before the stream
+    is there to be ended. Each stream notes `mark()` before it asks, and is ended at once
+    if its user's sessions ended after that mark."""
+
+    def __init__(self) -> None:
+        self._count = 0
+        self._last: dict[int, int] = {}  # user id -> the number of the user's last end
+
+    def mark(self) -> int:
+        return self._count
+
+    def ended(self, user_id: int) -> None:
+        self._count += 1
+        self._last[user_id] = self._count
+
+    def since(self, user_id: int, mark: int) -> bool:
+        return self._last.get(user_id, 0) > mark
 
 
 class Sessions:
-    """Event queues of open HTTP event streams, by user id."""
+    """Event queues of open HTTP event streams, by user id; those opened with a console
+    session's cookie also by that session, which ends them when it closes."""
 
     def __init__(self) -> None:
         self._queues: dict[int, set[EventQueue]] = {}
+        self._console: dict[EventQueue, tuple[str, int]] = {}  # -> (session id, user id)
+        self.ends = SessionEnds()
 
-    def subscribe(self, user_id: int) -> EventQueue:
+    def subscribe(self, user_id: int, mark: int, console: str | None = None) -> EventQueue:
+        """A stream for the user, who signed in after `mark` (SessionEnds); `console`: the
+        console session whose cookie opened it."""
         queue: EventQueue = asyncio.Queue(MAX_QUEUED_EVENTS + 1)
+        if self.ends.since(user_id, mark):
+            queue.put_nowait(StreamEnd("session.ended", ENDED_WHILE_OPENING))
+            return queue
         self._queues.setdefault(user_id, set()).add(queue)
+        if console is not None:
+            self._console[queue] = (console, user_id)
         return queue
 
     def unsubscribe(self, user_id: int, queue: EventQueue) -> None:
+        self._console.pop(queue, None)
         queues = self._queues.get(user_id)
         if queues is not None:
             queues.discard(queue)
             if not queues:
                 del self._queues[user_id]
+
+    def end_console(self, session_id: str) -> None:
+        """The console session closed (signed out, or closed for another): its streams end."""
+        for queue, (opened_by, user_id) in list(self._console.items()):
+            if opened_by == session_id:
+                queue.put_nowait(StreamEnd("session.ended", SIGNED_OUT))
+                self.unsubscribe(user_id, queue)
 
     def deliver(self, user_id: int, event: dict[str, Any] | bytes) -> None:
         """An event for the user's streams; packed (bytes) as the accountant sends it, or a
@@ -79,7 +120,9 @@ class Sessions:
 
     def end(self, user_id: int, reason: str) -> None:
         """End every stream of the user (its token was rotated or revoked)."""
+        self.ends.ended(user_id)
         for queue in self._queues.pop(user_id, set()):
+            self._console.pop(queue, None)
             queue.put_nowait(StreamEnd("session.ended", reason))
 
 
@@ -91,6 +134,7 @@ class _MarketReader:
     user_id: int
     symbols: frozenset[str] | None  # None: every symbol
     queue: MarketQueue
+    console: str | None  # the console session whose cookie opened it
 
 
 class MarketStreams:
@@ -105,10 +149,21 @@ class MarketStreams:
         self._readers: set[_MarketReader] = set()
         self._control: dict[str, Any] | None = None  # the latest, without its clock fields
         self._control_frame: bytes | None = None
+        self.ends = SessionEnds()
 
-    def subscribe(self, user_id: int, symbols: frozenset[str] | None) -> MarketQueue:
+    def subscribe(
+        self,
+        user_id: int,
+        symbols: frozenset[str] | None,
+        mark: int,
+        console: str | None = None,
+    ) -> MarketQueue:
+        """As Sessions.subscribe, for `symbols` (None: all)."""
         queue: MarketQueue = asyncio.Queue(MAX_QUEUED_MARKET + 1)
-        self._readers.add(_MarketReader(user_id, symbols, queue))
+        if self.ends.since(user_id, mark):
+            queue.put_nowait(StreamEnd("session.ended", ENDED_WHILE_OPENING))
+            return queue
+        self._readers.add(_MarketReader(user_id, symbols, queue, console))
         if self._control_frame is not None:
             queue.put_nowait(self._control_frame)
         return queue
@@ -150,8 +205,14 @@ class MarketStreams:
 
     def end(self, user_id: int, reason: str) -> None:
         """End every market stream of the user (its token was rotated or revoked)."""
+        self.ends.ended(user_id)
         for reader in [r for r in self._readers if r.user_id == user_id]:
             reader.queue.put_nowait(StreamEnd("session.ended", reason))
+            self._readers.discard(reader)
+
+    def end_console(self, session_id: str) -> None:
+        for reader in [r for r in self._readers if r.console == session_id]:
+            reader.queue.put_nowait(StreamEnd("session.ended", SIGNED_OUT))
             self._readers.discard(reader)
 
     def __len__(self) -> int:

@@ -93,6 +93,34 @@ def test_sign_out_ends_the_session_on_the_server(
     assert copied.get("/v1/account").json()["error"]["code"] == "AUTH_SESSION_ENDED"
 
 
+def test_sign_out_ends_the_streams_its_cookie_opened(
+    server: Server, clients: list[httpx.Client]
+) -> None:
+    """Issue 14, item 5: after DELETE /v1/session, the event stream the cookie opened kept
+    getting the user's events. Now it ends; a stream of the same user opened with the
+    token goes on."""
+    token = server.new_user(fresh_name("streams"))
+    browser = signed_in(server, clients, token)
+    bearer = server.http(token)
+    with (
+        browser.stream("GET", "/v1/events") as mine,
+        browser.stream("GET", "/v1/market/events?symbols=600000") as quotes,
+        bearer.stream("GET", "/v1/events") as bot,
+    ):
+        lines, market_lines, bot_lines = mine.iter_lines(), quotes.iter_lines(), bot.iter_lines()
+        assert next(lines) == ": connected" and next(bot_lines) == ": connected"
+        assert browser.delete("/v1/session").status_code == 200
+        rest = [line for line in lines if line]  # the stream ends after its last event
+        assert rest == ["event: session.ended", 'data: {"reason":"session.closed"}']
+        assert "event: session.ended" in [line for line in market_lines if line]
+        placed = bearer.post("/v1/orders", json=ORDER)
+        assert placed.status_code == 200, placed.text
+        # its next event is the order's (a quiet stream would time the read out)
+        assert next(line for line in bot_lines if line.startswith("event")) == (
+            "event: order.accepted"
+        )
+
+
 def test_a_rotated_token_ends_its_console_sessions(
     server: Server, clients: list[httpx.Client]
 ) -> None:

@@ -3,6 +3,8 @@ are rotated and revoked; each token has a rate limit; concurrent orders never ov
 
 from __future__ import annotations
 
+import json
+import socket
 import threading
 import time
 from collections import Counter
@@ -264,6 +266,60 @@ def test_a_revoked_token_ends_sessions_and_signs_nobody_in_until_rotated(
     assert again.status_code == 200
     assert server.http(again.json()["token"]).get("/v1/account").status_code == 200
     assert server.http(token).get("/v1/account").status_code == 401
+
+
+def raw_request(server: Server, method: str, path: str, token: str) -> socket.socket:
+    """A request sent on a socket of its own, not read yet: many go out back to back."""
+    sock = socket.create_connection(("127.0.0.1", int(server.url.rsplit(":", 1)[1])))
+    sock.settimeout(10)
+    head = f"{method} {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n"
+    sock.sendall(f"{head}Content-Length: 0\r\n\r\n".encode())
+    return sock
+
+
+def read_until(sock: socket.socket, wanted: bytes, limit_s: float = 10.0) -> bytes:
+    """What the socket got until `wanted`, the end of the answer or `limit_s`."""
+    got = b""
+    deadline = time.monotonic() + limit_s
+    while wanted not in got and time.monotonic() < deadline:
+        try:
+            chunk = sock.recv(65536)
+        except TimeoutError:
+            break
+        if not chunk:
+            break
+        got += chunk
+    return got
+
+
+@pytest.mark.parametrize("change", ["rotate", "revoke"])
+def test_event_streams_opened_as_the_token_changes_all_end(server: Server, change: str) -> None:
+    """Issue 14, item 1: 20 streams with the old token, the rotation (or revocation), 20
+    more, back to back: of the streams that opened (200), some never got session.ended,
+    and the new token's events arrived on them. Every one must end."""
+    token = server.new_user(fresh_name(change))
+    user_id = server.client(token, events=False).user["user_id"]
+    method = "POST" if change == "rotate" else "DELETE"
+    change_path = f"/v1/admin/users/{user_id}/token"
+    streams = [raw_request(server, "GET", "/v1/events", token) for _ in range(20)]
+    changed = raw_request(server, method, change_path, server.admin_token)
+    streams += [raw_request(server, "GET", "/v1/events", token) for _ in range(20)]
+    answer = read_until(changed, b"}")
+    changed.close()
+    assert answer.startswith(b"HTTP/1.1 200"), answer[:200]
+    opened = 0
+    for sock in streams:
+        got = read_until(sock, b"event: session.ended")
+        sock.close()
+        status = got[:12]
+        assert status in (b"HTTP/1.1 200", b"HTTP/1.1 401"), got[:200]
+        if status == b"HTTP/1.1 200":
+            opened += 1
+            assert b"event: session.ended" in got, got[:400]
+    assert opened >= 1  # the first ones open before the change
+    if change == "rotate":
+        new_token = json.loads(answer.split(b"\r\n\r\n", 1)[1])["token"]
+        assert server.http(new_token).get("/v1/account").status_code == 200
 
 
 def test_token_requests_for_no_such_user_or_the_admin_are_refused(server: Server) -> None:

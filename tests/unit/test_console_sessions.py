@@ -25,11 +25,37 @@ def test_closed_and_unknown_sessions_resolve_to_nothing() -> None:
     assert sessions.resolve("") is None
 
 
-def test_beyond_capacity_the_least_recently_used_session_ends() -> None:
-    sessions = ConsoleSessions(capacity=3)
-    first, second, third = (sessions.open(f"h{i}", now=i) for i in range(3))
-    assert sessions.resolve(first, now=3) == "h0"  # now the most recently used
-    fourth = sessions.open("h3", now=4)
-    assert len(sessions) == 3
-    assert sessions.resolve(second, now=5) is None
-    assert [sessions.resolve(s, now=5) for s in (first, third, fourth)] == ["h0", "h2", "h3"]
+def test_a_users_sessions_beyond_the_cap_close_their_own_least_recently_used() -> None:
+    sessions = ConsoleSessions(per_user=3)
+    other = sessions.open("admin", now=0)
+    first, second, third = (sessions.open("h", now=i) for i in range(1, 4))
+    assert sessions.resolve(first, now=4) == "h"  # now the user's most recently used
+    fourth = sessions.open("h", now=5)
+    assert len(sessions) == 4
+    assert sessions.resolve(second, now=6) is None
+    assert [sessions.resolve(s, now=6) for s in (first, third, fourth)] == ["h", "h", "h"]
+    assert sessions.resolve(other, now=6) == "admin"
+
+
+def test_a_full_table_never_closes_another_users_live_session() -> None:
+    """Issue 14, item 3: 10,400 sign-ins by one trader pushed the admin's session out."""
+    sessions = ConsoleSessions(capacity=50, per_user=20, idle_limit=100)
+    admin = sessions.open("admin", now=0)
+    for i in range(10_400):
+        assert sessions.open("trader", now=1 + i / 1000) is not None
+    assert sessions.resolve(admin, now=20) == "admin"
+    crowd = [sessions.open(f"user-{i}", now=20) for i in range(40)]
+    assert crowd.count(None) == 40 - (50 - 21)  # 29 more fit; then sign-ins are refused
+    assert sessions.resolve(admin, now=21) == "admin" and len(sessions) == 50
+    # idle sessions make room: at 120.5 all are idle (unused for over 100 s) but the
+    # admin's, used at 21
+    assert sessions.open("late", now=120.5) is not None
+    assert len(sessions) == 2 and sessions.resolve(admin, now=120.6) == "admin"
+
+
+def test_closing_every_session_of_a_user_leaves_no_trace() -> None:
+    sessions = ConsoleSessions(per_user=2)
+    ids = [sessions.open("h", now=i) for i in range(5)]
+    for sid in ids:
+        sessions.close(sid)
+    assert len(sessions) == 0 and not sessions._of_user
