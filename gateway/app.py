@@ -14,6 +14,7 @@ import io
 import itertools
 import json
 import math
+import time
 from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any, Literal
 
@@ -27,7 +28,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from actors.runtime import process
 from gateway import backtests, console, web
-from gateway.core import Gateway, to_command
+from gateway.core import UNVERIFIED, Gateway, rate_limited, to_command
 from gateway.replay_steps import LatestStep
 from gateway.streams import (
     MarketStreams,
@@ -89,7 +90,26 @@ async def bearer_auth(request: Request) -> str:
     scheme, _, token = (header or "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise RejectError(ErrorCode.AUTH_MISSING_TOKEN, "send Authorization: Bearer <token>")
-    return hash_token(token.strip())
+    token_hash = hash_token(token.strip())
+    guard_token(request, token_hash)
+    return token_hash
+
+
+class Limited(Exception):
+    """A refusal with a `retry_after`, raised where no reply can be returned."""
+
+    def __init__(self, body: dict[str, Any]) -> None:
+        super().__init__(body["message"])
+        self.body = body
+
+
+def guard_token(request: Request, token_hash: str) -> None:
+    """A token not accepted yet counts against its sender's address (TokenGuard)."""
+    gateway: Gateway = request.app.state.gateway
+    source = request.client.host if request.client else "unknown"
+    wait = gateway.tokens.wait(token_hash, source, time.monotonic())
+    if wait:
+        raise Limited(rate_limited(wait, UNVERIFIED))
 
 
 def _console_user(request: Request, session_id: str) -> str:
@@ -201,6 +221,7 @@ def create_app(settings: Settings, gateway: Gateway, sessions: Sessions) -> Fast
     app.add_middleware(BodyLimit, max_bytes=settings.limits.max_message_bytes)
     app.add_middleware(web.SecurityHeaders)  # outermost: on every answer, refusals too
     app.state.console_sessions = console_sessions = console.ConsoleSessions()
+    app.state.gateway = gateway
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -220,6 +241,10 @@ def create_app(settings: Settings, gateway: Gateway, sessions: Sessions) -> Fast
             405: ErrorCode.REQUEST_METHOD_NOT_ALLOWED,
         }.get(exc.status_code, ErrorCode.REQUEST_INVALID)
         return error_response(code, f"{request.method} {request.url.path}: {exc.detail}")
+
+    @app.exception_handler(Limited)
+    async def _limited(_request: Request, exc: Limited) -> JSONResponse:
+        return _error_json(exc.body)
 
     @app.exception_handler(RejectError)
     async def _rejected(_request: Request, exc: RejectError) -> JSONResponse:
@@ -567,6 +592,7 @@ def create_app(settings: Settings, gateway: Gateway, sessions: Sessions) -> Fast
     @app.post("/v1/session", tags=["session"], summary="Sign in to the web console")
     async def open_session(body: ConsoleLogin, request: Request) -> JSONResponse:
         token_hash = hash_token(body.token.strip())
+        guard_token(request, token_hash)
         reply = await gateway.request({"type": "session.login"}, token_hash)
         response = reply_response(reply, None)
         if reply.get("type") == "session.ready":

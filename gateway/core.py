@@ -22,6 +22,7 @@ import logging
 import os
 import secrets
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
@@ -182,16 +183,57 @@ class RateLimit:
             del self._buckets[next(iter(self._buckets))]
 
 
-def rate_limited(wait: float) -> dict[str, Any]:
+def rate_limited(wait: float, who: str = "with this token") -> dict[str, Any]:
     """The REQUEST_RATE_LIMITED reply, with `retry_after` in seconds."""
     body: dict[str, Any] = dict(
         error_body(
             ErrorCode.REQUEST_RATE_LIMITED,
-            f"too many requests with this token; nothing was done, retry in {wait:.3f}s",
+            f"too many requests {who}; nothing was done, retry in {wait:.3f}s",
         )
     )
     body["retry_after"] = round(wait, 3)
     return body
+
+
+UNVERIFIED = "with tokens not accepted yet from this address"
+MAX_VERIFIED = 100_000  # token hashes remembered as accepted, the least recent dropped
+
+
+class TokenGuard:
+    """Requests whose token the accountant has not accepted yet are limited per client
+    address before they reach it: a made-up token costs its sender, not every user (a
+    per-token limit gives each made-up token a fresh allowance). A token is remembered
+    as accepted once an answer to it is anything but a refusal of the token; every
+    session end (a rotation or revocation) forgets them all."""
+
+    def __init__(self, rate: float, burst: int) -> None:
+        self.limit = RateLimit(rate, burst)
+        self._accepted: OrderedDict[str, None] = OrderedDict()
+
+    def wait(self, auth: str, source: str, now: float) -> float:
+        """0 when the request may go on (and it is counted if its token is not known)."""
+        if auth in self._accepted:
+            return 0.0
+        return self.limit.wait(source, now)
+
+    def watch(self, auth: str, callback: ReplyCallback) -> ReplyCallback:
+        """`callback`, noting the token as accepted by the answer, when it is not known."""
+        if auth in self._accepted or self.limit.rate <= 0:
+            return callback
+
+        def noted(reply: Reply) -> None:
+            body = unpacked(reply)
+            code = str(body.get("code", "")) if body.get("type") == "error" else ""
+            if not code or code.startswith("REQUEST_") or code == "AUTH_NOT_ADMIN":
+                self._accepted[auth] = None
+                if len(self._accepted) > MAX_VERIFIED:
+                    self._accepted.popitem(last=False)
+            callback(reply)
+
+        return noted
+
+    def forget(self, *_ended: object) -> None:
+        self._accepted.clear()
 
 
 class Gateway:
@@ -209,13 +251,15 @@ class Gateway:
         self._admitted: dict[int, float] = {}  # those load shedding counts: rid -> deadline
         self.admission = Admission(self.timeout)
         self.rate_limit = RateLimit(settings.limits.rate_per_user, settings.limits.rate_burst)
+        limits = settings.limits
+        self.tokens = TokenGuard(limits.unverified_rate, limits.unverified_burst)
         self._last_reply_at = 0.0
         self._outbox: list[dict[str, Any]] = []
         self._flush_scheduled = False
         self._event_listeners: list[EventCallback] = []
         self._broadcast_listeners: list[Callable[[str, list[Reply]], None]] = []
         self._step_watchers: list[Callable[[], bool]] = []
-        self._session_end_listeners: list[Callable[[int, str], None]] = []
+        self._session_end_listeners: list[Callable[[int, str], None]] = [self.tokens.forget]
         self._lost_listeners: list[Callable[[], None]] = []
         self._burst_listeners: list[Callable[[], None]] = []
         self._step_listeners: list[Callable[[int, bytes], None]] = []
@@ -305,7 +349,13 @@ class Gateway:
 
     # REQUESTS --------------------------------------------------------------------------
 
-    def submit(self, command: dict[str, Any], auth: str, callback: ReplyCallback) -> None:
+    def submit(
+        self,
+        command: dict[str, Any],
+        auth: str,
+        callback: ReplyCallback,
+        source: str | None = None,
+    ) -> None:
         """Send a command to the accountant; `callback(reply)` runs once, with the reply or
         a SYSTEM_TIMEOUT error after `limits.request_timeout` seconds.
 
@@ -316,12 +366,20 @@ class Gateway:
         were in fact placed. It protects the accountant: requests the controller answers
         (control, quotes, a replay's join and done) are neither counted nor refused, and
         one the controller never answered (it restarted) does not hold the rest back.
+        A request from `source` (a client's address) with a token not accepted yet counts
+        against that source's allowance (TokenGuard).
         """
         now = time.monotonic()
+        if source is not None:
+            wait = self.tokens.wait(auth, source, now)
+            if wait:
+                callback(rate_limited(wait, UNVERIFIED))
+                return
         wait = self.rate_limit.wait(auth, now)
         if wait:
             callback(rate_limited(wait))
             return
+        callback = self.tokens.watch(auth, callback)
         counted = command.get("type") not in ANSWERED_ELSEWHERE
         if counted:
             admitted = self._admitted
@@ -350,14 +408,16 @@ class Gateway:
             self._flush_scheduled = True
             asyncio.get_running_loop().call_soon(self._scheduled_flush)
 
-    async def request(self, command: dict[str, Any], auth: str) -> dict[str, Any]:
+    async def request(
+        self, command: dict[str, Any], auth: str, source: str | None = None
+    ) -> dict[str, Any]:
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
 
         def done(reply: Reply) -> None:
             if not future.done():
                 future.set_result(unpacked(reply))
 
-        self.submit(command, auth, done)
+        self.submit(command, auth, done, source)
         return await future
 
     def _scheduled_flush(self) -> None:

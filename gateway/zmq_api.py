@@ -72,6 +72,7 @@ class ClientEndpoint:
         self._reading = False  # a read of the ROUTER is scheduled or running
         # batching connections: identity -> (envelope, packed messages) of this loop turn
         self._batches: dict[bytes, tuple[list[bytes], list[bytes]]] = {}
+        self._last_frame: zmq.Frame | None = None
 
     async def start(self) -> None:
         e = self.settings.endpoints
@@ -188,6 +189,7 @@ class ClientEndpoint:
         if len(frames) < 2:
             return  # a bare identity: nothing to answer
         envelope, payload = [f.bytes for f in frames[:-1]], frames[-1].bytes
+        self._last_frame = frames[-1]  # its sender's address, should it log in
         try:
             messages = codec.decode_untrusted(payload, self.limits)
         except RejectError as rej:
@@ -263,7 +265,16 @@ class ClientEndpoint:
                 self._unbind(envelope[0])  # a refused login logs the connection out
             self._send(envelope, {**reply, "rid": request.rid})
 
-        self.gateway.submit({"type": "session.login"}, auth, ready)
+        self.gateway.submit({"type": "session.login"}, auth, ready, self._source(connection))
+
+    def _source(self, connection: Connection) -> str:
+        """Who sends the frame being handled, for TokenGuard: its TCP address (every
+        connection from there shares one allowance), or its process over ipc."""
+        try:
+            peer = self._last_frame.get("Peer-Address") if self._last_frame else ""
+            return str(peer) or f"fd {connection}"
+        except (zmq.ZMQError, AttributeError):
+            return f"fd {connection}"
 
     def _bind(self, envelope: list[bytes], session: ZmqSession) -> None:
         identity = envelope[0]

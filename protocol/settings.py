@@ -287,6 +287,11 @@ class LimitSettings(_Section):
     # may send at once after a quiet spell; beyond, REQUEST_RATE_LIMITED (HTTP 429).
     rate_per_user: float = Field(default=1000.0, ge=0)
     rate_burst: int = Field(default=2000, ge=1)
+    # Requests with a token the gateway has not seen accepted (a login with a made-up or
+    # wrong token, or a user's first) per client address (per connection over ipc), on
+    # average and at once; beyond, REQUEST_RATE_LIMITED before the accountant is asked.
+    unverified_rate: float = Field(default=50.0, ge=0)
+    unverified_burst: int = Field(default=200, ge=1)
     # Internal links (actors/runtime/streams.py): messages a socket queues before a PUB drops or a
     # PUSH waits, and frames each link keeps to resend what a receiver missed.
     internal_hwm: int = Field(default=1_000_000, ge=1)

@@ -4,6 +4,7 @@ are rotated and revoked; each token has a rate limit; concurrent orders never ov
 from __future__ import annotations
 
 import json
+import secrets
 import socket
 import threading
 import time
@@ -333,6 +334,57 @@ def test_token_requests_for_no_such_user_or_the_admin_are_refused(server: Server
 
 
 # RATE LIMIT --------------------------------------------------------------------------
+
+UNVERIFIED_RATE, UNVERIFIED_BURST = 5, 20  # per address, for tokens not accepted yet
+
+
+@pytest.fixture(scope="module")
+def guarded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """A server whose allowance for unknown tokens a test can reach quickly."""
+    limits = {"unverified_rate": UNVERIFIED_RATE, "unverified_burst": UNVERIFIED_BURST}
+    with Server(tmp_path_factory.mktemp("guarded"), limits=limits) as srv:
+        yield srv
+        srv.assert_no_crash()
+
+
+def test_logins_with_made_up_tokens_are_limited_per_address_not_per_token(
+    guarded: Server,
+) -> None:
+    """Issue 14, item 4: 140,500 session.login with random tokens on one connection each
+    got a fresh allowance (the limit was per token) and all reached the accountant; a
+    signed-in user's requests waited seconds behind them. Now an address has one
+    allowance for tokens not accepted yet; users already signed in do not feel it."""
+    user = guarded.client(guarded.new_user(fresh_name("calm")), events=False)
+    attacker = guarded.client(events=False)
+    sent = 600
+    started = time.monotonic()
+    rids = [attacker.send("session.login", token=secrets.token_urlsafe(32)) for _ in range(sent)]
+    answers = [attacker.recv(timeout=15) for _ in rids]
+    elapsed = time.monotonic() - started
+    codes = Counter(a["code"] for a in answers if a)
+    assert sum(codes.values()) == sent and set(codes) <= {
+        "AUTH_INVALID_TOKEN",
+        "REQUEST_RATE_LIMITED",
+    }, codes
+    # the accountant saw the allowance, and what refilled meanwhile; the rest stopped here
+    assert codes["AUTH_INVALID_TOKEN"] <= UNVERIFIED_BURST + UNVERIFIED_RATE * elapsed + 1
+    assert codes["REQUEST_RATE_LIMITED"] >= sent - UNVERIFIED_BURST - UNVERIFIED_RATE * elapsed
+    limited = next(a for a in answers if a and a["code"] == "REQUEST_RATE_LIMITED")
+    assert 0 < limited["retry_after"] <= 1 / UNVERIFIED_RATE + 0.001
+    assert all(user.account()["user_id"] for _ in range(20))  # signed in: unaffected
+
+    http = httpx.Client(base_url=guarded.url, timeout=15)
+    statuses = Counter(
+        http.get("/v1/account", headers=guarded.auth(secrets.token_urlsafe(32))).status_code
+        for _ in range(UNVERIFIED_BURST + 10)
+    )
+    assert statuses[429] >= 5 and set(statuses) <= {401, 429}, statuses
+    refused = http.get("/v1/account", headers=guarded.auth(secrets.token_urlsafe(32)))
+    assert refused.status_code == 429 and int(refused.headers["retry-after"]) >= 1
+    assert refused.json()["error"]["code"] == "REQUEST_RATE_LIMITED"
+    # a token already accepted is not counted: the calm user's works over HTTP too
+    assert guarded.http(user.token).get("/v1/account").status_code == 200
+    http.close()
 
 
 def test_a_token_over_its_rate_is_refused_and_others_are_not(server: Server) -> None:
