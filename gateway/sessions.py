@@ -13,6 +13,7 @@ import uvloop
 
 from actors.runtime import process
 from gateway.app import create_app
+from gateway.connections import ConnectionLimits, descriptor_budget, guarded_protocol
 from gateway.core import Gateway
 from gateway.streams import Sessions
 from gateway.zmq_api import ClientEndpoint
@@ -37,11 +38,18 @@ def main(settings: Settings) -> None:
     gateway.on_lost(sessions.events_lost)
     endpoint = ClientEndpoint(settings, gateway)
     app = create_app(settings, gateway, sessions)
+    limits = settings.limits
+    connections = ConnectionLimits(
+        max_connections=descriptor_budget(limits.http_max_connections),
+        max_per_address=limits.http_max_per_address,
+        header_timeout=limits.http_header_timeout,
+    )
     server = uvicorn.Server(
         uvicorn.Config(
             app,
             host=settings.endpoints.http_host,
             port=settings.endpoints.http_port,
+            http=guarded_protocol(connections),
             log_config=None,
             access_log=False,
             timeout_graceful_shutdown=2,

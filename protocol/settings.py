@@ -38,6 +38,10 @@ class ServerSettings(_Section):
     data_dir: str = "runtime"
     database_url: str = ""  # default: sqlite:///<data_dir>/tradeserver.db
     log_level: str = "INFO"
+    # each process's log becomes <name>.log.1 past this size; older ones .2 ... up to
+    # log_backups, the oldest dropped
+    log_max_bytes: int = Field(default=50_000_000, ge=10_000)
+    log_backups: int = Field(default=5, ge=1, le=100)
     # The processes this run.py supervises: all four, or some of them on each of several
     # hosts, which then reach each other over tcp endpoints (docs/reliability.md, CURVE).
     processes: list[ProcessName] = Field(default=list(PROCESS_NAMES), min_length=1)
@@ -292,6 +296,11 @@ class LimitSettings(_Section):
     # average and at once; beyond, REQUEST_RATE_LIMITED before the accountant is asked.
     unverified_rate: float = Field(default=50.0, ge=0)
     unverified_burst: int = Field(default=200, ge=1)
+    # HTTP connections (gateway/connections.py): at once, from one client address, and the
+    # seconds a connection has to send a request's headers; beyond, it is closed
+    http_max_connections: int = Field(default=4096, ge=16)
+    http_max_per_address: int = Field(default=1024, ge=1)
+    http_header_timeout: float = Field(default=10.0, gt=0)
     # Internal links (actors/runtime/streams.py): messages a socket queues before a PUB drops or a
     # PUSH waits, and frames each link keeps to resend what a receiver missed.
     internal_hwm: int = Field(default=1_000_000, ge=1)

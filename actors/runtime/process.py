@@ -10,7 +10,6 @@ import logging
 import os
 import signal
 import stat
-import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -20,6 +19,7 @@ import pykka
 
 from actors.runtime import curve
 from actors.runtime.bus import Bus
+from actors.runtime.logfile import LogFile, LogHandler
 from protocol import settings as settings_module
 from protocol import topics
 from protocol.settings import Settings
@@ -79,59 +79,13 @@ def settings_from_argv(argv: Sequence[str]) -> Settings:
     return settings
 
 
-class LogFile:
-    """One process's log file. Lines are buffered and written every second (by run()'s
-    timer), at once for warnings, and at exit: an order's status lines cost a
-    few microseconds, not the fifty of a flushed logging.FileHandler line."""
-
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._file = open(path, "a", buffering=1 << 16, encoding="utf-8")  # noqa: SIM115
-        self._lock = threading.Lock()
-        self._second = -1
-        self._stamp = ""
-
-    def line(self, level: str, name: str, text: str) -> None:
-        now = time.time()
-        second = int(now)
-        if second != self._second:
-            self._second = second
-            self._stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(second))
-        line = f"{self._stamp},{int((now - second) * 1000):03d} {level} {name} {text}\n"
-        with self._lock:
-            self._file.write(line)
-
-    def flush(self) -> None:
-        with self._lock:
-            self._file.flush()
-
-
-class _Handler(logging.Handler):
-    """Routes the logging module into the LogFile."""
-
-    def __init__(self, log_file: LogFile) -> None:
-        super().__init__()
-        self.log_file = log_file
-        self._formatter = logging.Formatter()
-
-    def emit(self, record: logging.LogRecord) -> None:
-        text = record.getMessage()
-        if record.exc_info:
-            text += "\n" + self._formatter.formatException(record.exc_info)
-        self.log_file.line(record.levelname, record.name, text)
-        if record.levelno >= logging.WARNING:
-            self.log_file.flush()
-
-    def flush(self) -> None:
-        self.log_file.flush()
-
-
 _log_file: LogFile | None = None
+_log_handler: LogHandler | None = None
 
 
 def flush_logs() -> None:
-    if _log_file is not None:
-        _log_file.flush()
+    if _log_handler is not None:
+        _log_handler.flush()
 
 
 def activity(name: str, text: str) -> None:
@@ -142,10 +96,12 @@ def activity(name: str, text: str) -> None:
 
 def setup_logging(settings: Settings, process: str) -> None:
     """One log file per process under <data_dir>/logs, one line per event."""
-    global _log_file
-    _log_file = LogFile(settings.log_path(process))
+    global _log_file, _log_handler
+    server = settings.server
+    _log_file = LogFile(settings.log_path(process), server.log_max_bytes, server.log_backups)
+    _log_handler = LogHandler(_log_file)
     root = logging.getLogger()
-    root.handlers[:] = [_Handler(_log_file)]
+    root.handlers[:] = [_log_handler]
     root.setLevel(settings.server.log_level)
     logging.getLogger(process).info("starting with settings %s", redacted(settings))
 
