@@ -128,10 +128,15 @@ class Supervisor:
         importlib.import_module(child.module)  # the first start imports; forks share it
         logs = self.settings.data_dir / "logs"
         logs.mkdir(parents=True, exist_ok=True)
-        stderr = str(logs / f"{child.name}.stderr")
+        stderr = logs / f"{child.name}.stderr"
+        # what a process writes outside its log (a crash's traceback): kept with a start's
+        # worth of history, the older part as .stderr.1
+        with contextlib.suppress(FileNotFoundError):
+            if stderr.stat().st_size > self.settings.server.log_max_bytes:
+                os.replace(stderr, stderr.with_name(stderr.name + ".1"))
         child.proc = FORK.Process(
             target=_child_main,
-            args=(child.name, child.module, str(self.settings_path), stderr, child.restarts),
+            args=(child.name, child.module, str(self.settings_path), str(stderr), child.restarts),
             name=child.name,
         )
         child.proc.start()
