@@ -191,7 +191,7 @@ def rate_limited(wait: float, who: str = "with this token") -> dict[str, Any]:
             f"too many requests {who}; nothing was done, retry in {wait:.3f}s",
         )
     )
-    body["retry_after"] = round(wait, 3)
+    body["retry_after"] = max(0.001, round(wait, 3))  # never 0 for a refusal
     return body
 
 
@@ -203,12 +203,13 @@ class TokenGuard:
     """Requests whose token the accountant has not accepted yet are limited per client
     address before they reach it: a made-up token costs its sender, not every user (a
     per-token limit gives each made-up token a fresh allowance). A token is remembered
-    as accepted once an answer to it is anything but a refusal of the token; every
-    session end (a rotation or revocation) forgets them all."""
+    as accepted once an answer to it is anything but a refusal of the token; a user's
+    session end (a rotation or revocation) forgets that user's tokens, and those whose
+    user the answers did not name."""
 
     def __init__(self, rate: float, burst: int) -> None:
         self.limit = RateLimit(rate, burst)
-        self._accepted: OrderedDict[str, None] = OrderedDict()
+        self._accepted: OrderedDict[str, int | None] = OrderedDict()  # -> its user, if named
 
     def wait(self, auth: str, source: str, now: float) -> float:
         """0 when the request may go on (and it is counted if its token is not known)."""
@@ -225,15 +226,18 @@ class TokenGuard:
             body = unpacked(reply)
             code = str(body.get("code", "")) if body.get("type") == "error" else ""
             if not code or code.startswith("REQUEST_") or code == "AUTH_NOT_ADMIN":
-                self._accepted[auth] = None
+                user_id = body.get("user_id")  # a login's answer names it
+                self._accepted[auth] = user_id if isinstance(user_id, int) else None
                 if len(self._accepted) > MAX_VERIFIED:
                     self._accepted.popitem(last=False)
             callback(reply)
 
         return noted
 
-    def forget(self, *_ended: object) -> None:
-        self._accepted.clear()
+    def forget(self, user_id: int, _reason: str = "") -> None:
+        """A Gateway.on_session_end listener: the user's token changed."""
+        for auth in [a for a, user in self._accepted.items() if user in (user_id, None)]:
+            del self._accepted[auth]
 
 
 class Gateway:

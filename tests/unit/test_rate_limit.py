@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway.core import RateLimit
+from gateway.core import RateLimit, TokenGuard
 
 
 def test_a_burst_passes_then_the_rate_holds() -> None:
@@ -55,3 +55,23 @@ def test_never_more_than_the_burst_plus_the_rate_times_the_time(
         now += gap
         passed += limit.wait("a", now) == 0.0
         assert passed <= burst + rate * now + 1e-6
+
+
+def test_tokens_not_accepted_yet_share_their_senders_allowance() -> None:
+    """gateway/core.py TokenGuard (issue 14, item 4): made-up tokens from one address
+    share one allowance; a token once accepted is not counted; a user's session end
+    forgets that user's tokens only."""
+    guard = TokenGuard(rate=1, burst=3)
+    made_up = [guard.wait(f"guess-{n}", "10.0.0.9", now=0.0) for n in range(5)]
+    assert made_up[:3] == [0.0, 0.0, 0.0] and all(w > 0 for w in made_up[3:])
+    assert guard.wait("guess-x", "10.0.0.8", now=0.0) == 0.0  # another address: its own
+    answers: list[object] = []
+    for auth, user_id in (("alice", 5), ("bob", 6)):
+        guard.watch(auth, answers.append)({"type": "session.ready", "user_id": user_id})
+    guard.watch("wrong", answers.append)({"type": "error", "code": "AUTH_INVALID_TOKEN"})
+    assert len(answers) == 3  # every answer still reaches its caller
+    assert guard.wait("alice", "10.0.0.9", now=0.0) == 0.0  # accepted: not counted
+    assert guard.wait("wrong", "10.0.0.9", now=0.0) > 0  # refused: still counted
+    guard.forget(5)
+    assert guard.wait("bob", "10.0.0.9", now=0.0) == 0.0
+    assert guard.wait("alice", "10.0.0.9", now=0.0) > 0  # counted again, until accepted
