@@ -47,29 +47,33 @@ API_HEADERS = {
 }
 
 
-def headers_for(path: str) -> dict[str, str]:
+def _raw(policy: dict[str, str]) -> list[tuple[bytes, bytes]]:
+    return [(name.lower().encode(), value.encode()) for name, value in policy.items()]
+
+
+_CONSOLE_RAW, _DOCS_RAW, _API_RAW = map(_raw, (CONSOLE_HEADERS, DOCS_HEADERS, API_HEADERS))
+
+
+def raw_headers_for(path: str) -> list[tuple[bytes, bytes]]:
+    """The policy of what answers at `path`, as ASGI header pairs."""
     if path == "/" or path == "/console" or path.startswith("/console/"):
-        return CONSOLE_HEADERS
+        return _CONSOLE_RAW
     if path == "/docs" or path.startswith("/docs/"):
-        return DOCS_HEADERS
-    return API_HEADERS
+        return _DOCS_RAW
+    return _API_RAW
 
 
 class SecurityHeaders:
-    """Adds headers_for(path) to every HTTP answer that does not set them itself."""
+    """Adds raw_headers_for(path) to every HTTP answer that does not set them itself."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
-        self._encoded = {
-            id(policy): [(k.lower().encode(), v.encode()) for k, v in policy.items()]
-            for policy in (CONSOLE_HEADERS, DOCS_HEADERS, API_HEADERS)
-        }
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        extra = self._encoded[id(headers_for(scope["path"]))]
+        extra = raw_headers_for(scope["path"])
 
         async def with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
