@@ -28,7 +28,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from actors.runtime import process
 from gateway import backtests, console, web
-from gateway.core import UNVERIFIED, Gateway, rate_limited, to_command
+from gateway.core import Gateway, to_command
 from gateway.replay_steps import LatestStep
 from gateway.streams import (
     MarketStreams,
@@ -80,14 +80,21 @@ BENCH_ORDER = {  # the body the bench endpoint answers: an order view's fields
 }
 
 
+def console_session_of(request: Request) -> str | None:
+    """The console session a request acts in: its cookie's, when it has no Authorization
+    header (bearer_auth takes the cookie only then)."""
+    if request.headers.get("authorization") is None:
+        return request.cookies.get(console.COOKIE) or None
+    return None
+
+
 async def bearer_auth(request: Request) -> str:
     """The sha256 of the bearer token, or of the token behind the web console's session
     cookie (gateway/console.py); the accountant decides whose it is."""
-    header = request.headers.get("authorization")
-    session_id = request.cookies.get(console.COOKIE)
-    if header is None and session_id:
+    session_id = console_session_of(request)
+    if session_id:
         return _console_user(request, session_id)
-    scheme, _, token = (header or "").partition(" ")
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise RejectError(ErrorCode.AUTH_MISSING_TOKEN, "send Authorization: Bearer <token>")
     token_hash = hash_token(token.strip())
@@ -107,9 +114,9 @@ def guard_token(request: Request, token_hash: str) -> None:
     """A token not accepted yet counts against its sender's address (TokenGuard)."""
     gateway: Gateway = request.app.state.gateway
     source = request.client.host if request.client else "unknown"
-    wait = gateway.tokens.wait(token_hash, source, time.monotonic())
-    if wait:
-        raise Limited(rate_limited(wait, UNVERIFIED))
+    refused = gateway.tokens.refusal(token_hash, source, time.monotonic())
+    if refused is not None:
+        raise Limited(refused)
 
 
 def _console_user(request: Request, session_id: str) -> str:
@@ -125,14 +132,6 @@ def _console_user(request: Request, session_id: str) -> str:
 
 
 Auth = Annotated[str, Depends(bearer_auth)]
-
-
-def console_session_of(request: Request) -> str | None:
-    """The console session a request acts in: its cookie's, when it has no Authorization
-    header (bearer_auth takes the cookie only then)."""
-    if request.headers.get("authorization") is None:
-        return request.cookies.get(console.COOKIE) or None
-    return None
 
 
 def error_response(code: ErrorCode, message: str) -> JSONResponse:

@@ -217,6 +217,11 @@ class TokenGuard:
             return 0.0
         return self.limit.wait(source, now)
 
+    def refusal(self, auth: str, source: str, now: float) -> dict[str, Any] | None:
+        """The REQUEST_RATE_LIMITED reply when `source` is past its allowance, else None."""
+        wait = self.wait(auth, source, now)
+        return rate_limited(wait, UNVERIFIED) if wait else None
+
     def watch(self, auth: str, callback: ReplyCallback) -> ReplyCallback:
         """`callback`, noting the token as accepted by the answer, when it is not known."""
         if auth in self._accepted or self.limit.rate <= 0:
@@ -374,11 +379,10 @@ class Gateway:
         against that source's allowance (TokenGuard).
         """
         now = time.monotonic()
-        if source is not None:
-            wait = self.tokens.wait(auth, source, now)
-            if wait:
-                callback(rate_limited(wait, UNVERIFIED))
-                return
+        refused = None if source is None else self.tokens.refusal(auth, source, now)
+        if refused is not None:
+            callback(refused)
+            return
         wait = self.rate_limit.wait(auth, now)
         if wait:
             callback(rate_limited(wait))
@@ -412,16 +416,14 @@ class Gateway:
             self._flush_scheduled = True
             asyncio.get_running_loop().call_soon(self._scheduled_flush)
 
-    async def request(
-        self, command: dict[str, Any], auth: str, source: str | None = None
-    ) -> dict[str, Any]:
+    async def request(self, command: dict[str, Any], auth: str) -> dict[str, Any]:
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
 
         def done(reply: Reply) -> None:
             if not future.done():
                 future.set_result(unpacked(reply))
 
-        self.submit(command, auth, done, source)
+        self.submit(command, auth, done)
         return await future
 
     def _scheduled_flush(self) -> None:
