@@ -48,18 +48,16 @@ class ConsoleSessions:
 
     def open(self, token_hash: str, now: float | None = None) -> str | None:
         now = time.monotonic() if now is None else now
-        mine = self._of_user.setdefault(token_hash, OrderedDict())
+        mine = self._of_user.get(token_hash, {})
         while len(mine) >= self.per_user:
             self.close(next(iter(mine)))
         if len(self._sessions) >= self.capacity:
             self._close_idle(now)
             if len(self._sessions) >= self.capacity:
-                if not mine:
-                    del self._of_user[token_hash]
                 return None
         session_id = secrets.token_urlsafe(32)
         self._sessions[session_id] = (token_hash, now)
-        self._of_user.setdefault(token_hash, mine)[session_id] = None
+        self._of_user.setdefault(token_hash, OrderedDict())[session_id] = None
         return session_id
 
     def resolve(self, session_id: str, now: float | None = None) -> str | None:

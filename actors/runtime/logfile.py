@@ -78,9 +78,9 @@ class LogHandler(logging.Handler):
         self._seen: dict[tuple[str, int, str], int] = {}
 
     def emit(self, record: logging.LogRecord) -> None:
-        text = record.getMessage()
         if not self._first_times(record):
-            return
+            return  # counted, not formatted: a flood costs a count per line
+        text = record.getMessage()
         if record.exc_info:
             text += "\n" + self._formatter.formatException(record.exc_info)
         self.log_file.line(record.levelname, record.name, text)
@@ -111,7 +111,10 @@ class LogHandler(logging.Handler):
 
     def flush(self) -> None:
         """Write the counts of a window that has ended (a flood that stopped), then the file."""
-        with self.lock or threading.Lock():
+        self.acquire()  # emit() holds it too: both change the counts
+        try:
             if self._seen and time.monotonic() - self._window > REPEAT_WINDOW_S:
                 self._report_dropped()
+        finally:
+            self.release()
         self.log_file.flush()
