@@ -57,8 +57,13 @@ class SessionEnds:
         self._count += 1
         self._last[user_id] = self._count
 
-    def since(self, user_id: int, mark: int) -> bool:
-        return self._last.get(user_id, 0) > mark
+    def ended_since(self, user_id: int, mark: int, queue: asyncio.Queue[Any]) -> bool:
+        """Whether the user's sessions ended after `mark`; if so `queue`, the new stream's,
+        gets its last item."""
+        if self._last.get(user_id, 0) <= mark:
+            return False
+        queue.put_nowait(StreamEnd("session.ended", ENDED_WHILE_OPENING))
+        return True
 
 
 class Sessions:
@@ -74,8 +79,7 @@ class Sessions:
         """A stream for the user, who signed in after `mark` (SessionEnds); `console`: the
         console session whose cookie opened it."""
         queue: EventQueue = asyncio.Queue(MAX_QUEUED_EVENTS + 1)
-        if self.ends.since(user_id, mark):
-            queue.put_nowait(StreamEnd("session.ended", ENDED_WHILE_OPENING))
+        if self.ends.ended_since(user_id, mark, queue):
             return queue
         self._queues.setdefault(user_id, set()).add(queue)
         if console is not None:
@@ -160,8 +164,7 @@ class MarketStreams:
     ) -> MarketQueue:
         """As Sessions.subscribe, for `symbols` (None: all)."""
         queue: MarketQueue = asyncio.Queue(MAX_QUEUED_MARKET + 1)
-        if self.ends.since(user_id, mark):
-            queue.put_nowait(StreamEnd("session.ended", ENDED_WHILE_OPENING))
+        if self.ends.ended_since(user_id, mark, queue):
             return queue
         self._readers.add(_MarketReader(user_id, symbols, queue, console))
         if self._control_frame is not None:
