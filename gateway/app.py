@@ -14,7 +14,6 @@ import io
 import itertools
 import json
 import math
-import time
 from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any, Literal
 
@@ -27,8 +26,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from actors.runtime import process
-from gateway import backtests, console, web
+from gateway import alpaca, backtests, console, web
 from gateway.core import Gateway, to_command
+from gateway.guard import Limited, guard_token
 from gateway.replay_steps import LatestStep
 from gateway.streams import (
     MarketStreams,
@@ -100,23 +100,6 @@ async def bearer_auth(request: Request) -> str:
     token_hash = hash_token(token.strip())
     guard_token(request, token_hash)
     return token_hash
-
-
-class Limited(Exception):
-    """A refusal with a `retry_after`, raised where no reply can be returned."""
-
-    def __init__(self, body: dict[str, Any]) -> None:
-        super().__init__(body["message"])
-        self.body = body
-
-
-def guard_token(request: Request, token_hash: str) -> None:
-    """A token not accepted yet counts against its sender's address (TokenGuard)."""
-    gateway: Gateway = request.app.state.gateway
-    source = request.client.host if request.client else "unknown"
-    refused = gateway.tokens.refusal(token_hash, source, time.monotonic())
-    if refused is not None:
-        raise Limited(refused)
 
 
 def _console_user(request: Request, session_id: str) -> str:
@@ -222,13 +205,24 @@ def create_app(settings: Settings, gateway: Gateway, sessions: Sessions) -> Fast
     app.state.console_sessions = console_sessions = console.ConsoleSessions()
     app.state.gateway = gateway
 
+    alpaca_api = alpaca.TradingApi(gateway, settings.market.profile)
+    app.include_router(alpaca.router(alpaca_api))
+
+    def refusal(request: Request, body: dict[str, Any]) -> JSONResponse:
+        """An `error` in the shape of the API asked: Alpaca's under /v2, else ours."""
+        if alpaca.serves(request.url.path):
+            return alpaca.error_json(body, settings.limits.rate_burst)
+        return _error_json(body)
+
     @app.exception_handler(RequestValidationError)
-    async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         first = exc.errors()[0]
         if first.get("type") == "json_invalid":
-            return error_response(ErrorCode.REQUEST_MALFORMED, "body is not valid JSON")
+            body = error_body(ErrorCode.REQUEST_MALFORMED, "body is not valid JSON")
+            return refusal(request, body)
         where = ".".join(str(p) for p in first.get("loc", ()) if p != "body") or "body"
-        return error_response(ErrorCode.REQUEST_INVALID, f"{where}: {first.get('msg')}")
+        message = f"{where}: {first.get('msg')}"
+        return refusal(request, error_body(ErrorCode.REQUEST_INVALID, message))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -239,15 +233,20 @@ def create_app(settings: Settings, gateway: Gateway, sessions: Sessions) -> Fast
             404: ErrorCode.REQUEST_NOT_FOUND,
             405: ErrorCode.REQUEST_METHOD_NOT_ALLOWED,
         }.get(exc.status_code, ErrorCode.REQUEST_INVALID)
-        return error_response(code, f"{request.method} {request.url.path}: {exc.detail}")
+        message = f"{request.method} {request.url.path}: {exc.detail}"
+        return refusal(request, error_body(code, message))
 
     @app.exception_handler(Limited)
-    async def _limited(_request: Request, exc: Limited) -> JSONResponse:
-        return _error_json(exc.body)
+    async def _limited(request: Request, exc: Limited) -> JSONResponse:
+        return refusal(request, exc.body)
 
     @app.exception_handler(RejectError)
-    async def _rejected(_request: Request, exc: RejectError) -> JSONResponse:
-        return error_response(exc.code, exc.message)
+    async def _rejected(request: Request, exc: RejectError) -> JSONResponse:
+        return refusal(request, error_body(exc.code, exc.message))
+
+    @app.exception_handler(alpaca.Refused)
+    async def _refused(request: Request, exc: alpaca.Refused) -> JSONResponse:
+        return refusal(request, exc.reply)
 
     async def ask(command: dict[str, Any], user: str, key: str | None) -> JSONResponse:
         return reply_response(await gateway.request(command, user), key)

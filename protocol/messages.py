@@ -19,6 +19,7 @@ from pydantic import (
     StrictInt,
     StrictStr,
     ValidationError,
+    model_validator,
 )
 
 from protocol.codec import PROTOCOL_VERSION
@@ -138,10 +139,17 @@ class CancelOrder(Request):
 
 
 class GetOrder(Request):
-    """`order.get`: replies `order`."""
+    """`order.get`: one order by its id or by its client order id; replies `order`."""
 
     type: Literal["order.get"] = "order.get"
-    order_id: Id
+    order_id: Id | None = None
+    client_order_id: ClientOrderId | None = None
+
+    @model_validator(mode="after")
+    def _one_key(self) -> GetOrder:
+        if (self.order_id is None) == (self.client_order_id is None):
+            raise ValueError("give order_id or client_order_id, one of them")
+        return self
 
 
 class ListOrders(Request):

@@ -125,6 +125,19 @@ DEFAULT_SYMBOLS = (
     SymbolSettings(symbol="000001", name="Ping An Bank", prev_close=Decimal("11.20")),
     SymbolSettings(symbol="000725", name="BOE Technology", prev_close=Decimal("4.10")),
     SymbolSettings(symbol="600519", name="Kweichow Moutai", prev_close=Decimal("1500.00")),
+    # US names, so that a bot written for Alpaca's API runs on the defaults (docs/alpaca.md)
+    SymbolSettings(
+        symbol="AAPL", name="Apple Inc.", prev_close=Decimal("230.00"), profile="us_equity"
+    ),
+    SymbolSettings(
+        symbol="MSFT", name="Microsoft Corp.", prev_close=Decimal("420.00"), profile="us_equity"
+    ),
+    SymbolSettings(
+        symbol="SPY",
+        name="SPDR S&P 500 ETF Trust",
+        prev_close=Decimal("600.00"),
+        profile="us_equity",
+    ),
 )
 
 

@@ -61,7 +61,7 @@ class Accountant:
             "positions.list": self.on_list_positions,
             "symbols.list": self.on_list_symbols,
             "stats.get": self.on_get_stats,
-            "order.get": core.query,
+            "order.get": self.on_get_order,
             "orders.list": core.query,
             "fills.list": core.query,
             "history.list": core.query,
@@ -107,6 +107,19 @@ class Accountant:
             "is_admin": user.is_admin,
         }
         self.core.reply(msg, ready)
+
+    def on_get_order(self, msg: Message, user: User) -> None:
+        """By id, or by client order id: each of a user's is kept with its order's id."""
+        coid = msg.get("client_order_id")
+        if coid is None:
+            self.core.query(msg, user)
+            return
+        order_id = self.accounts.client_ids.get((user.id, coid))
+        if order_id is None:
+            message = f"no order with client_order_id {coid!r}"
+            self.core.reply_error(msg, ErrorCode.REQUEST_UNKNOWN_ORDER, message)
+            return
+        self.core.query({**msg, "order_id": order_id}, user)
 
     def on_get_account(self, msg: Message, user: User) -> None:
         self.core.reply(msg, {"type": "account", "account": self.core.current_account(user)})
