@@ -17,7 +17,7 @@ import math
 from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any, Literal
 
-from fastapi import Depends, FastAPI, Path, Query, Request
+from fastapi import Depends, FastAPI, Path, Query, Request, WebSocket
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
@@ -27,6 +27,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from actors.runtime import process
 from gateway import alpaca, backtests, console, web
+from gateway.alpaca import stream as alpaca_stream
 from gateway.core import Gateway, to_command
 from gateway.guard import Limited, guard_token
 from gateway.replay_steps import LatestStep
@@ -207,6 +208,19 @@ def create_app(settings: Settings, gateway: Gateway, sessions: Sessions) -> Fast
 
     alpaca_api = alpaca.TradingApi(gateway, settings.market.profile)
     app.include_router(alpaca.router(alpaca_api))
+    alpaca_feed = alpaca_stream.MarketFeed()
+    gateway.on_broadcast(alpaca_feed.on_broadcast, wants_steps=lambda: bool(alpaca_feed.clients))
+
+    @app.websocket("/stream")
+    async def alpaca_trade_updates(ws: WebSocket) -> None:
+        await alpaca_stream.trade_updates(ws, gateway, sessions)
+
+    @app.websocket("/v2/{feed}")
+    async def alpaca_market_data(ws: WebSocket, feed: str) -> None:
+        if feed not in alpaca_stream.FEEDS:
+            await ws.close(code=1008, reason=f"no feed {feed[:20]!r}")
+            return
+        await alpaca_stream.market_data(ws, gateway, alpaca_feed)
 
     def refusal(request: Request, body: dict[str, Any]) -> JSONResponse:
         """An `error` in the shape of the API asked: Alpaca's under /v2, else ours."""

@@ -32,7 +32,7 @@ from protocol import codec, topics
 from protocol.codec import PROTOCOL_VERSION
 from protocol.errors import ErrorCode, error_body
 from protocol.settings import Settings
-from protocol.values import money
+from protocol.values import money, number
 
 log = logging.getLogger("accountant")
 Message = dict[str, Any]
@@ -155,6 +155,8 @@ class Core:
         }
         values = {"order": view}
         if fill is not None:
+            held = self.accounts.position(user_id, order.symbol).qty
+            body["position_qty"] = number(held)  # after this fill (Alpaca's position_qty)
             made = fill_row(fill)
             self.work.rows.append(made)
             values["fill"] = codec.encode(fill_view_of_row(made[1]))

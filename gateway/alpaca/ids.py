@@ -13,6 +13,7 @@ _ID_BITS = 62  # ids up to 2**62 - 1: the low 64 bits also hold the RFC 4122 var
 _VARIANT = 0b10 << _ID_BITS
 _ORDER_HIGH = 0x74726164_6F72_8000  # "trad" "or", version 8
 _ACCOUNT_HIGH = 0x74726164_6163_8000  # "trad" "ac", version 8
+_FILL_HIGH = 0x74726164_6669_8000  # "trad" "fi", version 8
 _ASSETS = uuid.UUID("3b0a4f5e-6f2c-5d7a-9c1e-7472616465a5")  # namespace of asset ids
 
 
@@ -42,6 +43,10 @@ def order_id_of(text: str) -> int | None:
 
 def account_uuid(user_id: int) -> str:
     return _make(_ACCOUNT_HIGH, user_id)
+
+
+def execution_uuid(fill_id: int) -> str:
+    return _make(_FILL_HIGH, fill_id)
 
 
 def asset_uuid(symbol: str) -> str:

@@ -1,0 +1,142 @@
+"""Alpaca's websockets through alpaca-py's own stream clients, against the real server:
+trade updates (/stream) and market data (/v2/iex), plus the error frames on raw sockets."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import msgpack
+import pytest
+from alpaca.data.live.stock import StockDataStream
+from alpaca.data.models import Trade
+from alpaca.trading.client import TradingClient
+from alpaca.trading.models import TradeUpdate
+from alpaca.trading.requests import LimitOrderRequest
+from alpaca.trading.stream import TradingStream
+from websockets.sync.client import connect
+
+from protocol.tokens import hash_token, key_id
+from tests.conftest import fresh_name
+from tests.harness import Server
+
+
+@pytest.fixture(scope="module")
+def user(server: Server) -> tuple[str, str]:
+    token = server.new_user(fresh_name("stream"), cash="100000")
+    return key_id(hash_token(token)), token
+
+
+def ws_url(server: Server, path: str) -> str:
+    return server.url.replace("http://", "ws://") + path
+
+
+@contextlib.contextmanager
+def running(
+    stream: Any, subscribe: Callable[[Callable[[Any], Any]], None]
+) -> Iterator[queue.Queue[Any]]:
+    """The SDK's stream in a thread of its own, its messages in a queue."""
+    received: queue.Queue[Any] = queue.Queue()
+
+    async def handler(item: Any) -> None:
+        received.put(item)
+
+    subscribe(handler)
+    thread = threading.Thread(target=stream.run, daemon=True)
+    thread.start()
+    try:
+        yield received
+    finally:
+        stream.stop()
+        thread.join(timeout=10)
+
+
+def take(
+    received: queue.Queue[Any], until: Callable[[Any], bool], timeout: float = 15
+) -> list[Any]:
+    items: list[Any] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            item = received.get(timeout=0.2)
+        except queue.Empty:
+            continue
+        items.append(item)
+        if until(item):
+            return items
+    raise AssertionError(f"not received in {timeout}s; got {items!r}")
+
+
+def test_trade_updates_tell_new_then_fill_with_the_position(
+    server: Server, user: tuple[str, str]
+) -> None:
+    key, secret = user
+    stream = TradingStream(key, secret, paper=True, url_override=ws_url(server, "/stream"))
+    trading = TradingClient(key, secret, paper=True, url_override=server.url)
+    with running(stream, stream.subscribe_trade_updates) as received:
+        time.sleep(0.5)  # the SDK connects, authenticates and listens in its own thread
+        order = trading.submit_order(
+            LimitOrderRequest(
+                symbol="AAPL", qty=3, side="buy", time_in_force="day", limit_price=231
+            )
+        )
+        updates = take(received, lambda u: u.event == "fill")
+        assert all(isinstance(u, TradeUpdate) for u in updates)
+        assert [u.event for u in updates] == ["new", "fill"]
+        fill = updates[-1]
+        assert fill.order.id == order.id and fill.order.status == "filled"
+        assert fill.price == 231.0 and fill.qty == 3.0 and fill.position_qty == 3.0
+        assert fill.execution_id is not None
+
+
+def test_market_data_streams_trades_of_the_subscribed_symbols(
+    server: Server, user: tuple[str, str]
+) -> None:
+    key, secret = user
+    stream = StockDataStream(key, secret, url_override=ws_url(server, "/v2/iex"))
+    with running(stream, lambda handler: stream.subscribe_trades(handler, "AAPL")) as received:
+        trades = take(received, lambda t: True) + take(received, lambda t: True)
+        assert all(isinstance(t, Trade) and t.symbol == "AAPL" and t.price > 0 for t in trades)
+        assert trades[1].timestamp >= trades[0].timestamp
+
+
+def test_the_streams_refuse_bad_keys_with_alpacas_frames(
+    server: Server, user: tuple[str, str]
+) -> None:
+    key, secret = user
+    with connect(ws_url(server, "/stream")) as ws:
+        ws.send(
+            json.dumps(
+                {"action": "authenticate", "data": {"key_id": "PKNOPE", "secret_key": secret}}
+            )
+        )
+        answer = json.loads(ws.recv(timeout=10))
+        assert answer == {
+            "stream": "authorization",
+            "data": {"status": "unauthorized", "action": "authenticate"},
+        }
+    with connect(
+        ws_url(server, "/v2/iex"), additional_headers={"Content-Type": "application/msgpack"}
+    ) as ws:
+        assert msgpack.unpackb(ws.recv(timeout=10)) == [{"T": "success", "msg": "connected"}]
+        ws.send(msgpack.packb({"action": "auth", "key": key, "secret": secret + "x"}))
+        assert msgpack.unpackb(ws.recv(timeout=10)) == [
+            {"T": "error", "code": 402, "msg": "auth failed"}
+        ]
+    with connect(ws_url(server, "/v2/iex")) as ws:  # JSON without the msgpack header
+        assert json.loads(ws.recv(timeout=10)) == [{"T": "success", "msg": "connected"}]
+        ws.send(json.dumps({"action": "auth", "key": key, "secret": secret}))
+        assert json.loads(ws.recv(timeout=10)) == [{"T": "success", "msg": "authenticated"}]
+        ws.send(json.dumps({"action": "subscribe", "trades": "AAPL"}))
+        assert json.loads(ws.recv(timeout=10)) == [
+            {"T": "error", "code": 400, "msg": "invalid syntax"}
+        ]
+        ws.send(json.dumps({"action": "subscribe", "bars": ["SPY"], "quotes": ["*"]}))
+        subscription = json.loads(ws.recv(timeout=10))[0]
+        assert subscription["T"] == "subscription" and subscription["bars"] == ["SPY"]
+        assert subscription["quotes"] == ["*"] and subscription["trades"] == []
