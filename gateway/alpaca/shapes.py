@@ -79,7 +79,8 @@ def order(view: JSON, symbol_profile: str = "us_equity", notional: str | None = 
 
 
 def _ratio(part: Decimal, whole: Decimal) -> str:
-    return number((part / whole).quantize(Decimal("0.0000000001"))) if whole else "0"
+    """part / whole to 10 places, without trailing zeros ("0.1", not "0.1000000000")."""
+    return number((part / whole).quantize(Decimal("1E-10")).normalize()) if whole else "0"
 
 
 def position(view: JSON, symbol: JSON) -> JSON:
