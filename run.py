@@ -38,6 +38,7 @@ from actors.runtime.supervisor import CHILDREN, no_server, supervised, wait_for_
 from protocol import settings as settings_module
 from protocol.client import TradeError
 from protocol.settings import Settings, build_settings
+from protocol.tokens import hash_token, key_id
 from protocol.values import wire_qty
 
 # SETTINGS AND FILES --------------------------------------------------------------------
@@ -73,6 +74,7 @@ def banner(settings: Settings) -> str:
         qty = json.dumps(wire_qty(volume_unit(rules, symbol.prev_close)))  # an order that fits
         lines += [
             f"  Demo user    {settings.demo.name}, token {token}",
+            f"               Alpaca API key id {key_id(hash_token(token))}, secret key: the token",
             "  Place an order:",
             f"    curl -s -X POST {url}/v1/orders -H 'Authorization: Bearer {token}' "
             "-H 'Content-Type: application/json' "
@@ -115,17 +117,16 @@ def _admin_client(settings: Settings) -> Any:
 
 
 def user_create(settings: Settings, name: str, cash: str) -> dict[str, Any]:
+    """The new user's id, name, token, cash, and the Alpaca key id that goes with the
+    token (docs/alpaca.md)."""
     with no_server(settings) as free:
         if not free:
             with _admin_client(settings) as client:
                 reply = client.create_user(name, cash)
-            return {
-                "user_id": reply["user_id"],
-                "name": reply["name"],
-                "token": reply["token"],
-                "cash": reply["cash"],
-            }
-        return offline.create_user(settings, name, cash)
+            created = {k: reply[k] for k in ("user_id", "name", "token", "cash")}
+        else:
+            created = offline.create_user(settings, name, cash)
+    return {**created, "key_id": key_id(hash_token(created["token"]))}
 
 
 def user_list(settings: Settings) -> list[dict[str, Any]]:
@@ -153,6 +154,8 @@ def user_token(settings: Settings, name: str, action: str) -> dict[str, Any]:
                 else:
                     result = client.revoke_token(user_id)
     result = {k: result[k] for k in ("user_id", "name", "token") if k in result}
+    if "token" in result:
+        result["key_id"] = key_id(hash_token(result["token"]))
     files = {"admin": ADMIN_TOKEN_FILE, settings.demo.name: DEMO_TOKEN_FILE}
     token_file = settings.data_dir / files[name] if name in files else None
     if token_file is not None and token_file.exists():
@@ -348,6 +351,7 @@ def _dispatch(args: argparse.Namespace, command: str, settings: Settings) -> int
         else:
             print(f"user {created['name']} id {created['user_id']} cash {created['cash']}")
             print(f"token {created['token']}")
+            print(f"alpaca key id {created['key_id']} (the secret key is the token)")
         return 0
     if command == "user" and args.user_command == "list":
         users = user_list(settings)
@@ -365,6 +369,7 @@ def _dispatch(args: argparse.Namespace, command: str, settings: Settings) -> int
         elif "token" in changed:
             print(f"user {changed['name']} id {changed['user_id']}: the old token no longer works")
             print(f"token {changed['token']}")
+            print(f"alpaca key id {changed['key_id']} (the secret key is the token)")
         else:
             print(f"user {changed['name']} id {changed['user_id']}: token revoked")
         return 0

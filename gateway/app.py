@@ -49,7 +49,7 @@ from protocol.messages import (
     UserFields,
 )
 from protocol.settings import Settings
-from protocol.tokens import hash_token
+from protocol.tokens import hash_token, key_id
 
 OrderId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 UserId = Annotated[int, Path(ge=1, le=2**63 - 1)]
@@ -142,6 +142,13 @@ def reply_response(reply: dict[str, Any], key: str | None) -> JSONResponse:
         return _error_json(reply)
     body = reply[key] if key is not None else {k: v for k, v in reply.items() if k not in _META}
     return JSONResponse(body)
+
+
+def with_key_id(reply: dict[str, Any], token_hash: str) -> dict[str, Any]:
+    """session.ready with the Alpaca key id of the token it was asked with (docs/alpaca.md)."""
+    if reply.get("type") != "session.ready":
+        return reply
+    return {**reply, "key_id": key_id(token_hash)}
 
 
 class BodyLimit:
@@ -605,7 +612,9 @@ def create_app(settings: Settings, gateway: Gateway, sessions: Sessions) -> Fast
     async def open_session(body: ConsoleLogin, request: Request) -> JSONResponse:
         token_hash = hash_token(body.token.strip())
         guard_token(request, token_hash)
-        reply = await gateway.request({"type": "session.login"}, token_hash)
+        reply = with_key_id(
+            await gateway.request({"type": "session.login"}, token_hash), token_hash
+        )
         response = reply_response(reply, None)
         if reply.get("type") == "session.ready":
             session_id = console_sessions.open(token_hash)
@@ -624,7 +633,8 @@ def create_app(settings: Settings, gateway: Gateway, sessions: Sessions) -> Fast
 
     @app.get("/v1/session", tags=["session"], summary="Who this token or session is")
     async def current_session(user: Auth) -> JSONResponse:
-        return await ask({"type": "session.login"}, user, None)
+        reply = await gateway.request({"type": "session.login"}, user)
+        return reply_response(with_key_id(reply, user), None)
 
     @app.delete("/v1/session", tags=["session"], summary="Sign out of the web console")
     async def close_session(request: Request) -> JSONResponse:

@@ -933,6 +933,7 @@ async function showTrader(session) {
   state.session = session;
   $("#sign-in").hidden = true;
   $("#user-name").textContent = session.name + (session.is_admin ? " (admin)" : "");
+  $("#key-id").textContent = session.key_id ? `key ${session.key_id}` : "";
   $("#who").hidden = false;
   $("#views").hidden = !session.is_admin;
   showView(session.is_admin ? "operator" : "trader");

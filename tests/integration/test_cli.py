@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
+
 from tests.conftest import fresh_name
 from tests.harness import ROOT, Server
 
@@ -29,6 +31,8 @@ def test_user_create_against_a_running_server_gives_a_working_token(server: Serv
     assert created["name"] == name and created["cash"] == "50000.00"
     account = server.client(created["token"]).account()
     assert (account["name"], account["cash"]) == (name, "50000.00")
+    alpaca_keys = {"APCA-API-KEY-ID": created["key_id"], "APCA-API-SECRET-KEY": created["token"]}
+    assert httpx.get(server.url + "/v2/account", headers=alpaca_keys).status_code == 200
     listed = json.loads(run_cli(server.config, "user", "list", "--json").stdout)
     assert name in [u["name"] for u in listed]
 

@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
+from protocol.tokens import hash_token, key_id
 from tests.conftest import fresh_name
 from tests.harness import Server
 
@@ -53,7 +54,8 @@ def test_a_token_becomes_an_httponly_strict_cookie_that_acts_as_its_user(
     cookie = reply.headers["set-cookie"]
     assert cookie.startswith("ts_session=") and token not in cookie
     assert "HttpOnly" in cookie and "SameSite=strict" in cookie and "Path=/" in cookie
-    assert browser.get("/v1/session").json()["name"] == name
+    who = browser.get("/v1/session").json()
+    assert who["name"] == name and who["key_id"] == key_id(hash_token(token))
     assert browser.get("/v1/account").json()["name"] == name
     placed = browser.post("/v1/orders", json=ORDER, headers=CONSOLE)
     assert placed.status_code == 200, placed.text
