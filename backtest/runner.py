@@ -38,6 +38,7 @@ from backtest.report import (
     round_trips,
 )
 from protocol.settings import Settings, resolve
+from protocol.tokens import hash_token, key_id
 from protocol.values import iso_time, money
 
 ROOT = Path(__file__).resolve().parents[1]  # protocol.client for Python bots
@@ -171,16 +172,25 @@ def bot_environment(settings: Settings, bot: Bot, run_id: str) -> dict[str, str]
     """What a bot is told (docs/backtest.md): where to connect, and as whom."""
     e = settings.endpoints
     python = str(Path(sys.executable).parent)  # `python` is the interpreter running us
+    http = f"http://{e.http_host}:{e.http_port}"
+    ws = f"ws://{e.http_host}:{e.http_port}"
     return {
         **os.environ,
         "PATH": python + os.pathsep + os.environ.get("PATH", ""),
         "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
         "TRADESERVER_API": e.client_api,
         "TRADESERVER_PUB": e.client_pub,
-        "TRADESERVER_HTTP": f"http://{e.http_host}:{e.http_port}",
+        "TRADESERVER_HTTP": http,
         "TRADESERVER_TOKEN": bot.token,
         "TRADESERVER_RUN_ID": run_id,
         "TRADESERVER_SPEED": settings.market.replay_speed,
+        # the same, as a bot written for Alpaca's API reads them (docs/alpaca.md)
+        "APCA_API_KEY_ID": key_id(hash_token(bot.token)),
+        "APCA_API_SECRET_KEY": bot.token,
+        "APCA_API_BASE_URL": http,
+        "APCA_API_DATA_URL": http,
+        "APCA_API_TRADING_STREAM_URL": ws + "/stream",
+        "APCA_API_DATA_STREAM_URL": ws + "/v2/iex",
     }
 
 

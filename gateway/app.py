@@ -28,6 +28,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from actors.runtime import process
 from gateway import alpaca, backtests, console, web
 from gateway.alpaca import stream as alpaca_stream
+from gateway.alpaca.lockstep import LockStepBots
 from gateway.core import Gateway, to_command
 from gateway.guard import Limited, guard_token
 from gateway.replay_steps import LatestStep
@@ -213,9 +214,10 @@ def create_app(settings: Settings, gateway: Gateway, sessions: Sessions) -> Fast
     app.state.console_sessions = console_sessions = console.ConsoleSessions()
     app.state.gateway = gateway
 
-    alpaca_api = alpaca.TradingApi(gateway, settings.market.profile)
+    app.state.alpaca_bots = alpaca_bots = LockStepBots(gateway, settings.market.replay_alpaca_idle)
+    alpaca_api = alpaca.TradingApi(gateway, settings.market.profile, alpaca_bots)
     app.include_router(alpaca.router(alpaca_api))
-    alpaca_feed = alpaca_stream.MarketFeed()
+    alpaca_feed = alpaca_stream.MarketFeed(alpaca_bots)
     gateway.on_broadcast(alpaca_feed.on_broadcast, wants_steps=lambda: bool(alpaca_feed.clients))
 
     @app.websocket("/stream")

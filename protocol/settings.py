@@ -158,6 +158,9 @@ class MarketSettings(_Section):
     replay_bots: int = Field(default=0, ge=0, le=1000)  # lockstep: wait for this many to join
     replay_step_timeout: float = Field(default=10.0, gt=0)  # lockstep: s a bar time waits
     replay_on_timeout: Literal["continue", "stop"] = "continue"  # when a bot does not answer
+    # lockstep: an Alpaca bot is done with a bar time when it asks GET /v2/clock after the
+    # bars, or after this many seconds without a request of its own (docs/alpaca.md)
+    replay_alpaca_idle: float = Field(default=0.2, gt=0, le=60)
 
     @field_validator("replay_speed")
     @classmethod

@@ -7,15 +7,29 @@ accountant then resolves the token's hash to its user, as for /v1.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 from fastapi import Request
 
+from gateway.alpaca.lockstep import LockStepBots
 from gateway.guard import guard_token
 from protocol.errors import ErrorCode, RejectError
 from protocol.tokens import hash_token, key_id
 
 
-async def alpaca_auth(request: Request) -> str:
-    """The sha256 of the token behind the request's Alpaca credentials."""
+async def alpaca_auth(request: Request) -> AsyncIterator[str]:
+    """The sha256 of the token behind the request's Alpaca credentials, for the length of
+    the request: a lock-step bot is busy until its request is answered (lockstep.py)."""
+    token_hash = _token_hash(request)
+    bots: LockStepBots = request.app.state.alpaca_bots
+    bots.begin(token_hash)
+    try:
+        yield token_hash
+    finally:
+        bots.end(token_hash)
+
+
+def _token_hash(request: Request) -> str:
     secret = request.headers.get("apca-api-secret-key", "").strip()
     if secret:
         token_hash = hash_token(secret)

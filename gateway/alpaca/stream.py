@@ -28,6 +28,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from gateway.alpaca import shapes
 from gateway.alpaca.ids import execution_uuid
+from gateway.alpaca.lockstep import LockStepBots
 from gateway.core import Gateway
 from gateway.streams import Sessions, StreamEnd
 from protocol import topics
@@ -245,12 +246,15 @@ def market_messages(message: JSON, channels: set[str], packed: bool) -> list[JSO
 
 
 class MarketClient:
-    """One market-data connection: its subscriptions and its queue of frames to send."""
+    """One market-data connection: its subscriptions and its queue of frames to send (an
+    int: a lock-step bar time whose bars are all sent; None: too slow, close)."""
 
-    def __init__(self, packed: bool) -> None:
+    def __init__(self, packed: bool, auth: str) -> None:
         self.packed = packed
+        self.auth = auth
+        self.lockstep = False  # its bars come with each bar time of a lock-step replay
         self.subscribed: dict[str, set[str]] = {channel: set() for channel in CHANNELS}
-        self.queue: asyncio.Queue[bytes | str | None] = asyncio.Queue(MAX_QUEUED + 1)
+        self.queue: asyncio.Queue[bytes | str | int | None] = asyncio.Queue(MAX_QUEUED + 1)
 
     def channels_for(self, symbol: str) -> set[str]:
         return {c for c, names in self.subscribed.items() if symbol in names or "*" in names}
@@ -265,35 +269,56 @@ class MarketClient:
 
 
 class MarketFeed:
-    """The open market-data connections, fed from the gateway's public broadcasts."""
+    """The open market-data connections, fed from the gateway's public broadcasts: quotes
+    and a replay's bars on `md.<symbol>`; for lock-step bots, each bar time's bars from its
+    `step`, followed by a marker that starts its wait for the bot (lockstep.py)."""
 
-    def __init__(self) -> None:
+    def __init__(self, bots: LockStepBots) -> None:
         self.clients: set[MarketClient] = set()
+        self.bots = bots
 
     def on_broadcast(self, topic: str, messages: list[Any]) -> None:
-        if not self.clients or not topic.startswith(topics.MARKET_PREFIX):
+        if not self.clients:
+            return
+        if topic == topics.STEP:
+            for step in messages:
+                self._step(step)
+            return
+        if not topic.startswith(topics.MARKET_PREFIX):
             return
         symbol = topic[len(topics.MARKET_PREFIX) :]
         for client in list(self.clients):
             channels = client.channels_for(symbol)
-            if not channels:
+            if client.lockstep or not channels:
                 continue
             out = [
                 m for message in messages for m in market_messages(message, channels, client.packed)
             ]
-            if not out:
-                continue
-            if client.queue.qsize() >= MAX_QUEUED:
-                self.clients.discard(client)
-                client.queue.put_nowait(None)  # the writer sends 407 and closes
-                continue
-            client.queue.put_nowait(client.encode(out))
+            if out:
+                self._put(client, client.encode(out))
+
+    def _step(self, step: JSON) -> None:
+        for client in [c for c in self.clients if c.lockstep]:
+            out = [
+                m
+                for bar in step["bars"]
+                for m in market_messages(bar, client.channels_for(bar["symbol"]), client.packed)
+            ]
+            if out:
+                self._put(client, client.encode(out))
+            self._put(client, step["ts"])
+
+    def _put(self, client: MarketClient, item: bytes | str | int) -> None:
+        if client.queue.qsize() >= MAX_QUEUED:
+            self.clients.discard(client)
+            client.queue.put_nowait(None)  # the writer sends 407 and closes
+        elif client in self.clients:
+            client.queue.put_nowait(item)
 
 
 async def market_data(ws: WebSocket, gateway: Gateway, feed: MarketFeed) -> None:
     """A /v2/{feed} websocket: connected, auth, subscribe; then trades, quotes and bars."""
     packed = "msgpack" in ws.headers.get("content-type", "")
-    client = MarketClient(packed)
     await ws.accept()
     send = _sender(ws, packed)
     await send([{"T": "success", "msg": "connected"}])
@@ -310,11 +335,13 @@ async def market_data(ws: WebSocket, gateway: Gateway, feed: MarketFeed) -> None
         await send([{"T": "error", "code": 401, "msg": "not authenticated"}])
         await _close(ws)
         return
-    if await _login(gateway, first.get("key"), first.get("secret"), source) is None:
+    ready = await _login(gateway, first.get("key"), first.get("secret"), source)
+    if ready is None:
         await send([{"T": "error", "code": 402, "msg": "auth failed"}])
         await _close(ws)
         return
     await send([{"T": "success", "msg": "authenticated"}])
+    client = MarketClient(packed, ready["auth"])
     feed.clients.add(client)
 
     async def read() -> None:
@@ -333,6 +360,8 @@ async def market_data(ws: WebSocket, gateway: Gateway, feed: MarketFeed) -> None
                     client.subscribed[channel] |= names
                 else:
                     client.subscribed[channel] -= names
+            if client.subscribed["bars"] and not client.lockstep:
+                await _join_lockstep(gateway, feed.bots, client)
             await send([client.subscription()])
 
     async def write() -> None:
@@ -341,6 +370,9 @@ async def market_data(ws: WebSocket, gateway: Gateway, feed: MarketFeed) -> None
             if frame is None:
                 await send([{"T": "error", "code": 407, "msg": "slow client"}])
                 return
+            if isinstance(frame, int):
+                feed.bots.sent(client.auth, frame)
+                continue
             await (ws.send_bytes(frame) if isinstance(frame, bytes) else ws.send_text(frame))
 
     try:
@@ -348,6 +380,14 @@ async def market_data(ws: WebSocket, gateway: Gateway, feed: MarketFeed) -> None
     finally:
         feed.clients.discard(client)
         await _close(ws)
+
+
+async def _join_lockstep(gateway: Gateway, bots: LockStepBots, client: MarketClient) -> None:
+    """Bars subscribed during a lock-step replay: the bot joins it (lockstep.py)."""
+    reply = await gateway.request({"type": "replay.join"}, client.auth)
+    if reply.get("type") == "replay.joined" and reply.get("speed") == "lockstep":
+        bots.join(client.auth)
+        client.lockstep = True
 
 
 def _symbol_lists(message: JSON) -> bool:

@@ -20,6 +20,7 @@ from gateway.alpaca import calendars, shapes
 from gateway.alpaca.auth import alpaca_auth
 from gateway.alpaca.errors import alpaca_code, status_of
 from gateway.alpaca.ids import asset_uuid, order_id_of
+from gateway.alpaca.lockstep import LockStepBots
 from gateway.core import Gateway, to_command
 from protocol.errors import ErrorCode, RejectError, error_body
 from protocol.messages import OrderFields, ReplaceFields, WireNumber
@@ -150,9 +151,10 @@ def _time(text: str | None, field: str) -> str | None:
 class TradingApi:
     """The routes, with what they share: the gateway and a short-lived symbol table."""
 
-    def __init__(self, gateway: Gateway, profile: str) -> None:
+    def __init__(self, gateway: Gateway, profile: str, bots: LockStepBots) -> None:
         self.gateway = gateway
         self.profile = profile  # the market's default: the account's currency
+        self.bots = bots  # lock-step Alpaca bots: a clock request says one is done
         self._symbols: tuple[float, dict[str, JSON]] = (0.0, {})
 
     async def call(self, command: JSON, auth: str) -> JSON:
@@ -554,6 +556,7 @@ def router(api: TradingApi) -> APIRouter:
     @r.get("/clock", summary="Alpaca: the market clock (XNYS)")
     async def get_clock(auth: Auth) -> JSONResponse:
         control = await api.call({"type": "control.get"}, auth)
+        api.bots.clock_asked(auth)  # a lock-step bot is done with its bar time
         market = control.get("markets", {}).get("us_equity", control)
         return JSONResponse(await calendars.clock(control["ts"], market["session_open"]))
 

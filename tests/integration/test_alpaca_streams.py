@@ -4,11 +4,13 @@ trade updates (/stream) and market data (/v2/iex), plus the error frames on raw 
 from __future__ import annotations
 
 import contextlib
+import csv
 import json
 import queue
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import msgpack
@@ -23,7 +25,7 @@ from websockets.sync.client import connect
 
 from protocol.tokens import hash_token, key_id
 from tests.conftest import fresh_name
-from tests.harness import Server
+from tests.harness import ROOT, Server
 
 
 @pytest.fixture(scope="module")
@@ -140,3 +142,41 @@ def test_the_streams_refuse_bad_keys_with_alpacas_frames(
         subscription = json.loads(ws.recv(timeout=10))[0]
         assert subscription["T"] == "subscription" and subscription["bars"] == ["SPY"]
         assert subscription["quotes"] == ["*"] and subscription["trades"] == []
+
+
+def test_a_lock_step_replay_waits_for_a_quiet_alpaca_bot_and_sends_each_bar_once(
+    tmp_path: Path,
+) -> None:
+    """A bot that only reads bars (it never asks the clock) is done with a bar time once it
+    has been quiet for replay_alpaca_idle: every bar reaches it once, in order."""
+    market = {
+        "feed": "replay",
+        "replay_speed": "lockstep",
+        "replay_bots": 1,
+        "replay_end": "2023-01-31",
+        "replay_alpaca_idle": 0.05,
+    }
+    replay = {"sessions": "profile", "clock": "market"}
+    with Server(tmp_path, fill_mode="wait", market=market, control=replay) as server:
+        token = server.demo_token
+        with connect(ws_url(server, "/v2/iex")) as ws:
+            assert json.loads(ws.recv(timeout=10))[0]["msg"] == "connected"
+            ws.send(
+                json.dumps({"action": "auth", "key": key_id(hash_token(token)), "secret": token})
+            )
+            assert json.loads(ws.recv(timeout=10))[0]["msg"] == "authenticated"
+            ws.send(json.dumps({"action": "subscribe", "bars": ["600000"]}))
+            assert json.loads(ws.recv(timeout=10))[0]["T"] == "subscription"
+            want = [row for row in sample_rows("600000") if row["time"] <= "2023-01-31"]
+            got = []
+            while len(got) < len(want):
+                got += [m for m in json.loads(ws.recv(timeout=15)) if m["T"] == "b"]
+        assert [bar["c"] for bar in got] == [float(row["close"]) for row in want]
+        assert all(bar["S"] == "600000" for bar in got)
+        control = server.http(token).get("/v1/control").json()
+        assert control["replay"]["timeouts"] == 0, control
+
+
+def sample_rows(symbol: str) -> list[dict[str, str]]:
+    with (ROOT / "examples" / "data" / "sample_daily.csv").open() as fh:
+        return [row for row in csv.DictReader(fh) if row["symbol"] == symbol]

@@ -442,3 +442,17 @@ while True:
     if step["index"] == step["count"]:
         break
 """
+
+
+def test_an_alpaca_sdk_bot_trades_the_strategy_in_lock_step(data_dir: Path) -> None:
+    """examples/alpaca_bot.py knows only Alpaca's API (alpaca-py): the backtest hands it
+    Alpaca's environment variables, its bars come on the market-data websocket, its
+    clock call after each bar ends the bar time, and it trades as the hand-made strategy."""
+    bot = f"python examples/alpaca_bot.py --symbol 600000 --fast {FAST} --slow {SLOW} --qty {QTY}"
+    done, summary = backtest(data_dir, "--start", START, "--end", END, "--bot", bot)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert summary["status"] == "finished" and summary["timeouts"] == 0, summary
+    report = json.loads((Path(summary["report"]).parent / "report.json").read_text())
+    want = [fill for fill in expected_fills() if fill[1] == "600000"]
+    assert len(want) >= 2
+    assert sorted(map(fill_key, report["fills"])) == want
