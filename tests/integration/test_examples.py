@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 
+from protocol.tokens import hash_token, key_id
 from tests.conftest import fresh_name
 from tests.harness import ROOT, Server
 
@@ -51,3 +52,41 @@ def test_the_moving_average_bot_trades_live_on_bars_of_its_own(wait_server: Serv
     lines = out.splitlines()
     assert lines and lines[0].startswith("live: bars of 0.3s on 600000"), (out, err)
     assert any(" buy 100: order " in line for line in lines[1:]), (out, err)
+
+
+def test_the_alpaca_bot_trades_live_through_the_alpaca_api(wait_server: Server) -> None:
+    """examples/alpaca_bot.py, an alpaca-py bot, runs unchanged: only Alpaca's environment
+    variables point it here. On a live feed it makes its bars from the trade stream."""
+    token = wait_server.new_user(fresh_name("apca"))
+    ws = wait_server.url.replace("http://", "ws://")
+    env = {
+        **os.environ,
+        "APCA_API_KEY_ID": key_id(hash_token(token)),
+        "APCA_API_SECRET_KEY": token,
+        "APCA_API_BASE_URL": wait_server.url,
+        "APCA_API_DATA_URL": wait_server.url,
+        "APCA_API_TRADING_STREAM_URL": ws + "/stream",
+        "APCA_API_DATA_STREAM_URL": ws + "/v2/iex",
+    }
+    args = ("--symbol", "AAPL", "--qty", "5", "--fast", "2", "--slow", "3")
+    done = subprocess.run(
+        [
+            sys.executable,
+            "examples/alpaca_bot.py",
+            *args,
+            "--bar-seconds",
+            "0.2",
+            "--max-bars",
+            "25",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = done.stdout.splitlines()
+    assert lines[0] == "AAPL: fast 2, slow 3, cash 1000000.00", lines
+    assert any(" buy 5.0: order " in line for line in lines), lines
+    assert lines[-1].startswith("25 bars, equity "), lines
