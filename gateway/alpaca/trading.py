@@ -148,6 +148,16 @@ def _time(text: str | None, field: str) -> str | None:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+def _page_token(text: str | None) -> int | None:
+    """The fill id at the end of an activity id (`...::<fill id>`), the page's last."""
+    if text is None:
+        return None
+    tail = text.rpartition("::")[2]
+    if not tail.isascii() or not tail.isdigit() or len(tail) > 19:
+        raise RejectError(ErrorCode.REQUEST_INVALID, "page_token: an activity id of a page")
+    return int(tail)
+
+
 class TradingApi:
     """The routes, with what they share: the gateway and a short-lived symbol table."""
 
@@ -286,7 +296,7 @@ def router(api: TradingApi) -> APIRouter:
         low, high = _time(after, "after"), _time(until, "until")
         if on_date is not None:
             low, high = f"{on_date}T00:00:00", f"{on_date}T23:59:59.999999Z"
-        token_id = int(page_token.rpartition("::")[2]) if page_token else None
+        token_id = _page_token(page_token)
         fills: list[JSON] = []
         before: int | None = token_id if direction == "desc" else None
         while True:  # newest first, page by page, until the window or the page is full

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from datetime import timedelta
 from decimal import Decimal
+from pathlib import Path
 
 import httpx
 import pytest
@@ -212,3 +214,40 @@ def test_another_users_order_is_not_found(
     other = server.new_user(fresh_name("alpaca"))
     r = httpx.get(server.url + f"/v2/orders/{order.id}", headers=keys(other))
     assert r.status_code == 404
+
+
+def test_too_many_requests_get_429_with_alpacas_rate_limit_headers(tmp_path: Path) -> None:
+    with Server(tmp_path, limits={"rate_per_user": 1, "rate_burst": 2}) as small:
+        token = small.demo_token
+        answers = [httpx.get(small.url + "/v2/account", headers=keys(token)) for _ in range(4)]
+    limited = [r for r in answers if r.status_code == 429]
+    assert limited and answers[0].status_code == 200
+    body = limited[0].json()
+    assert body["code"] == 42910000 and body["reason"] == "REQUEST_RATE_LIMITED"
+    headers = limited[0].headers
+    assert int(headers["Retry-After"]) >= 1 and headers["X-RateLimit-Limit"] == "2"
+    assert headers["X-RateLimit-Remaining"] == "0" and int(headers["X-RateLimit-Reset"]) > 0
+
+
+def test_order_filters_and_configuration_changes_through_the_sdk(
+    trader: tuple[TradingClient, str],
+) -> None:
+    client, _ = trader
+    first = buy(client, "SPY", qty=1, price="601.00")
+    second = buy(client, "MSFT", qty=1, price="421.00")
+    since = first.created_at - timedelta(microseconds=1)
+    oldest = client.get_orders(
+        GetOrdersRequest(status=QueryOrderStatus.ALL, after=since, direction="asc", limit=2)
+    )
+    assert [o.id for o in oldest] == [first.id, second.id]
+    sells = client.get_orders(GetOrdersRequest(status=QueryOrderStatus.ALL, side="sell"))
+    assert sells and {o.side for o in sells} == {"sell"}
+    until = client.get_orders(
+        GetOrdersRequest(status=QueryOrderStatus.ALL, until=first.created_at, after=since)
+    )
+    assert [o.id for o in until] == [first.id]
+    config = client.get_account_configurations()
+    assert client.set_account_configurations(config).no_shorting is True
+    with pytest.raises(APIError) as refused:
+        client.set_account_configurations(config.model_copy(update={"no_shorting": False}))
+    assert refused.value.status_code == 422 and "no_shorting" in refused.value.message
