@@ -616,6 +616,7 @@ class ControlState(TypedDict):
 
     type: Literal["control"]
     state: Literal["running", "paused", "stopped"]
+    fill_mode: Literal["wait", "instant"]  # [trading] fill_mode: how orders fill
     session_open: bool
     trading: bool  # running and in session: fills can happen
     trading_day: str  # YYYY-MM-DD: the session in progress, else the next one
