@@ -1552,3 +1552,24 @@ def test_no_process_crashed_and_the_server_still_fills_orders(
 
     for name, text in server.logs():
         assert "Traceback" not in text, f"{name}:\n{text[-3000:]}"
+
+
+def test_refusals_say_what_the_field_takes_in_plain_words(
+    trader: User, session: TradeClient
+) -> None:
+    """The same words over both APIs, and none of the validator's (union branches such
+    as `qty.int` or `rid.constrained-int`, problem counts)."""
+    qty = "REQUEST_INVALID: qty: must be an integer or a decimal string"
+    rid = "REQUEST_INVALID: rid: must be an integer or a string of at most 64 characters"
+    with unchanged(trader):
+        assert exchange(session, pack(order_msg(qty=True)))["message"] == qty
+        reply = exchange(session, pack(order_msg(rid=1.5)))
+        assert_zmq_error(reply, E.REQUEST_INVALID, rid=None)
+        assert reply["message"] == rid
+        http = trader.http.post("/v1/orders", content=order_json(qty="true"), headers=JSON)
+        assert_http_error(http, E.REQUEST_INVALID)
+        assert http.json()["error"]["message"] == qty
+        query = trader.http.get("/v1/orders?limit=0").json()["error"]["message"]
+        assert query == "REQUEST_INVALID: query.limit: must be at least 1"
+        body = trader.http.post("/v1/orders", content="42", headers=JSON).json()
+        assert body["error"]["message"] == "REQUEST_INVALID: body: must be a map (an object)"
