@@ -1573,3 +1573,20 @@ def test_refusals_say_what_the_field_takes_in_plain_words(
         assert query == "REQUEST_INVALID: query.limit: must be at least 1"
         body = trader.http.post("/v1/orders", content="42", headers=JSON).json()
         assert body["error"]["message"] == "REQUEST_INVALID: body: must be a map (an object)"
+
+
+def test_a_login_refused_for_its_token_logs_the_connection_out(
+    trader: User, session: TradeClient
+) -> None:
+    """protocol.md 2.4 and 3.2: AUTH_INVALID_TOKEN ends the connection's session; a login
+    refused before its token is looked at (REQUEST_INVALID) leaves it as it was."""
+    account = {"v": 1, "type": "account.get", "rid": RID}
+    with unchanged(trader):
+        empty = {"v": 1, "type": "session.login", "rid": RID, "token": ""}
+        assert_zmq_error(exchange(session, pack(empty), events_expected=True), E.REQUEST_INVALID)
+        assert exchange(session, pack(account), events_expected=True)["type"] == "account"
+        wrong = {"v": 1, "type": "session.login", "rid": RID, "token": "not-a-token"}
+        reply = exchange(session, pack(wrong), events_expected=True)
+        assert_zmq_error(reply, E.AUTH_INVALID_TOKEN)
+        reply = exchange(session, pack(account), events_expected=True)
+        assert_zmq_error(reply, E.AUTH_LOGIN_REQUIRED)
