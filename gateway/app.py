@@ -48,6 +48,7 @@ from protocol.messages import (
     ReplaceFields,
     ReplayDoneFields,
     UserFields,
+    plain_message,
 )
 from protocol.settings import Settings
 from protocol.tokens import hash_token, key_id
@@ -243,8 +244,7 @@ def create_app(settings: Settings, gateway: Gateway, sessions: Sessions) -> Fast
         if first.get("type") == "json_invalid":
             body = error_body(ErrorCode.REQUEST_MALFORMED, "body is not valid JSON")
             return refusal(request, body)
-        where = ".".join(str(p) for p in first.get("loc", ()) if p != "body") or "body"
-        message = f"{where}: {first.get('msg')}"
+        message = plain_message(exc.errors(), outer=("body",), whole="body")
         return refusal(request, error_body(ErrorCode.REQUEST_INVALID, message))
 
     @app.exception_handler(StarletteHTTPException)

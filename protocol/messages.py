@@ -7,6 +7,8 @@ fields are documented here as TypedDicts; docs/protocol.md describes the same sh
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping, Sequence
 from datetime import date
 from typing import Annotated, Any, Literal, NotRequired, TypedDict
 
@@ -330,10 +332,91 @@ class RevokeToken(Request):
 
 
 def validation_message(exc: ValidationError) -> str:
-    """The first problem pydantic found, where it is, and how many there are."""
-    first = exc.errors()[0]
-    where = ".".join(str(p) for p in first["loc"]) or "message"
-    return f"{where}: {first['msg']} ({exc.error_count()} problem(s))"
+    """The first field a request got wrong, and what that field takes (plain_message)."""
+    return plain_message(exc.errors())
+
+
+# What a field that takes one of several kinds of value takes, said once for all its kinds
+# (pydantic reports one problem per kind it tried).
+_NUMBER = "must be an integer or a decimal string"
+_TAKES = {
+    "rid": "must be an integer or a string of at most 64 characters",
+    **dict.fromkeys(
+        ("qty", "limit_price", "price", "stop_price", "trail_price", "trail_percent", "cash"),
+        _NUMBER,
+    ),
+    **dict.fromkeys(("last", "volume", "bid", "ask"), _NUMBER),  # a pushed quote (9.5)
+}
+# pydantic's names for the kinds it tried, which follow the field in an error's place
+_KIND = re.compile(r"^(int|float|str|bool|none|constrained-\w+|function-.*|.*\[.*\])$")
+
+
+def plain_message(
+    errors: Sequence[Mapping[str, Any]], outer: tuple[str, ...] = (), whole: str = "message"
+) -> str:
+    """`field: what is wrong` for the first field with a problem, in our words rather
+    than the validator's, with how many other fields have one. `outer`: parts of an
+    error's place to leave out (HTTP's "body"); `whole`: the name of a problem with no
+    field (the message, or the body, itself)."""
+    problems: dict[str, list[Mapping[str, Any]]] = {}
+    for error in errors:
+        parts = [str(p) for p in error.get("loc", ()) if str(p) not in outer]
+        field = ".".join(p for p in parts if not _KIND.match(p)) or whole
+        problems.setdefault(field, []).append(error)
+    field, found = next(iter(problems.items()))
+    kinds = {str(e["loc"][-1]) for e in found if e.get("loc") and _KIND.match(str(e["loc"][-1]))}
+    name = field.rsplit(".", 1)[-1]
+    if len(kinds) > 1 and any(e["type"] != "missing" for e in found):
+        said = _TAKES.get(name) or " or ".join(dict.fromkeys(_plain(e) for e in found))
+    else:
+        said = _plain(found[0])
+    more = len(problems) - 1
+    return f"{field}: {said}" + (f" (and {more} more field(s) with a problem)" if more else "")
+
+
+def _plain(error: Mapping[str, Any]) -> str:
+    """One validator problem in our words."""
+    kind, ctx = str(error.get("type", "")), error.get("ctx") or {}
+    if kind == "missing":
+        return "is required"
+    if kind == "extra_forbidden":
+        return "is not a field of this request"
+    if kind == "literal_error":
+        return f"must be {ctx.get('expected', 'one of the documented values')}"
+    if kind == "string_too_short":
+        least = ctx.get("min_length", 1)
+        return "must not be empty" if least == 1 else f"must have at least {least} characters"
+    if kind == "string_too_long":
+        return f"must have at most {ctx.get('max_length')} characters"
+    if kind == "string_pattern_mismatch":
+        return f"must match {ctx.get('pattern')}"
+    if kind in ("too_long", "too_short"):
+        bound = "at most" if kind == "too_long" else "at least"
+        size = ctx.get("max_length" if kind == "too_long" else "min_length")
+        return f"must have {bound} {size} items"
+    bounds = {
+        "greater_than_equal": ("at least", "ge"),
+        "less_than_equal": ("at most", "le"),
+        "greater_than": ("above", "gt"),
+        "less_than": ("below", "lt"),
+    }
+    if kind in bounds:
+        word, key = bounds[kind]
+        return f"must be {word} {ctx.get(key)}"
+    for prefix, said in (
+        ("int", "must be an integer"),
+        ("float", "must be a number"),
+        ("decimal", "must be a number"),
+        ("string", "must be a string"),
+        ("bool", "must be true or false"),
+        ("date", "must be a date, YYYY-MM-DD"),
+        ("list", "must be an array"),
+        ("dict", "must be a map (an object)"),
+        ("model", "must be a map (an object)"),
+    ):
+        if kind.startswith(prefix):
+            return said
+    return "is not valid"
 
 
 REQUESTS: dict[str, type[Request]] = {
@@ -616,6 +699,7 @@ class ControlState(TypedDict):
 
     type: Literal["control"]
     state: Literal["running", "paused", "stopped"]
+    fill_mode: Literal["wait", "instant"]  # [trading] fill_mode: how orders fill
     session_open: bool
     trading: bool  # running and in session: fills can happen
     trading_day: str  # YYYY-MM-DD: the session in progress, else the next one

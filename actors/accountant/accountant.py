@@ -105,6 +105,7 @@ class Accountant:
             "user_id": user.id,
             "name": user.name,
             "is_admin": user.is_admin,
+            "fill_mode": self.core.settings.trading.fill_mode,  # how orders fill (9.4)
         }
         self.core.reply(msg, ready)
 
@@ -153,7 +154,8 @@ class Accountant:
                     "limit_up": str(high) if p.price_limits else None,
                 }
             )
-        self.core.reply(msg, {"type": "symbols", "symbols": symbols})
+        fill_mode = self.core.settings.trading.fill_mode
+        self.core.reply(msg, {"type": "symbols", "symbols": symbols, "fill_mode": fill_mode})
 
     def on_get_stats(self, msg: Message, user: User) -> None:
         account = self.core.current_account(user)

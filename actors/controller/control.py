@@ -45,6 +45,7 @@ class SessionControl:
         self.bus = bus
         self.sessions = sessions  # per profile in use (sessions.market_sessions)
         self.default_profile = settings.market.profile
+        self.fill_mode = settings.trading.fill_mode
         self.state_file = StateFile(control_file(settings))
         self.market_time = settings.control.clock == "market"
         self.state = str(load_control(settings).get("state", settings.control.initial_state))
@@ -120,6 +121,7 @@ class SessionControl:
         view = {
             "type": "control",
             "state": self.state,
+            "fill_mode": self.fill_mode,
             **markets[self.default_profile],  # the default profile's market, as before
             "markets": markets,
             "ts": now,

@@ -1552,3 +1552,41 @@ def test_no_process_crashed_and_the_server_still_fills_orders(
 
     for name, text in server.logs():
         assert "Traceback" not in text, f"{name}:\n{text[-3000:]}"
+
+
+def test_refusals_say_what_the_field_takes_in_plain_words(
+    trader: User, session: TradeClient
+) -> None:
+    """The same words over both APIs, and none of the validator's (union branches such
+    as `qty.int` or `rid.constrained-int`, problem counts)."""
+    qty = "REQUEST_INVALID: qty: must be an integer or a decimal string"
+    rid = "REQUEST_INVALID: rid: must be an integer or a string of at most 64 characters"
+    with unchanged(trader):
+        assert exchange(session, pack(order_msg(qty=True)))["message"] == qty
+        reply = exchange(session, pack(order_msg(rid=1.5)))
+        assert_zmq_error(reply, E.REQUEST_INVALID, rid=None)
+        assert reply["message"] == rid
+        http = trader.http.post("/v1/orders", content=order_json(qty="true"), headers=JSON)
+        assert_http_error(http, E.REQUEST_INVALID)
+        assert http.json()["error"]["message"] == qty
+        query = trader.http.get("/v1/orders?limit=0").json()["error"]["message"]
+        assert query == "REQUEST_INVALID: query.limit: must be at least 1"
+        body = trader.http.post("/v1/orders", content="42", headers=JSON).json()
+        assert body["error"]["message"] == "REQUEST_INVALID: body: must be a map (an object)"
+
+
+def test_a_login_refused_for_its_token_logs_the_connection_out(
+    trader: User, session: TradeClient
+) -> None:
+    """protocol.md 2.4 and 3.2: AUTH_INVALID_TOKEN ends the connection's session; a login
+    refused before its token is looked at (REQUEST_INVALID) leaves it as it was."""
+    account = {"v": 1, "type": "account.get", "rid": RID}
+    with unchanged(trader):
+        empty = {"v": 1, "type": "session.login", "rid": RID, "token": ""}
+        assert_zmq_error(exchange(session, pack(empty), events_expected=True), E.REQUEST_INVALID)
+        assert exchange(session, pack(account), events_expected=True)["type"] == "account"
+        wrong = {"v": 1, "type": "session.login", "rid": RID, "token": "not-a-token"}
+        reply = exchange(session, pack(wrong), events_expected=True)
+        assert_zmq_error(reply, E.AUTH_INVALID_TOKEN)
+        reply = exchange(session, pack(account), events_expected=True)
+        assert_zmq_error(reply, E.AUTH_LOGIN_REQUIRED)

@@ -94,7 +94,9 @@ def test_quotes_of_the_named_symbol_arrive_and_a_fill_of_ones_own_is_not_on_it(
     assert names <= {"control", "quote"}, names
     assert {data["symbol"] for name, data in first + seen if name == "quote"} == {"600000"}
     text = json.dumps([data for _, data in first + seen])
-    assert "order" not in text and "fill" not in text and "user" not in text
+    # no private key or event name: "order", "order.filled", "fill", "user_id" (the
+    # control state's public "fill_mode" is not one)
+    assert '"order' not in text and '"fill"' not in text and '"user' not in text, text
 
 
 def test_a_console_cookie_opens_it_and_a_pause_shows_on_it(server: Server) -> None:

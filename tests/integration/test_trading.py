@@ -289,6 +289,23 @@ def test_symbols_list_the_tradable_symbols_with_their_rules(server: Server) -> N
     }
 
 
+def test_a_bot_learns_the_fill_mode_from_login_control_and_symbols(
+    server: Server, wait_server: Server
+) -> None:
+    """A bot in another language must know whether a limit fills at once at its own
+    price (instant) or waits for the market (wait): every way in tells it."""
+    for srv, mode in ((server, "instant"), (wait_server, "wait")):
+        client = srv.client(srv.new_user(fresh_name()))
+        assert client.user is not None and client.user["fill_mode"] == mode
+        assert client.control()["fill_mode"] == mode
+        assert client.request("symbols.list")["fill_mode"] == mode
+        http = srv.http(srv.demo_token)
+        assert http.get("/v1/control").json()["fill_mode"] == mode
+        assert http.get("/v1/session").json()["fill_mode"] == mode
+        topic, broadcast = srv.market(("ctl",)).next(timeout=5) or ("", {})
+        assert topic == "ctl" and broadcast["fill_mode"] == mode
+
+
 def test_an_account_without_capital_still_gets_its_stats(server: Server) -> None:
     stats = server.http(server.admin_token).get("/v1/stats")
     assert stats.status_code == 200, stats.text
