@@ -71,7 +71,8 @@ class MarketFeed:
         self.flowing: dict[str, bool] = {}  # per profile: quotes flow (not stopped, in session)
         self.last_ts = clock.now_ns() if self.market_time else 0  # market time never goes back
         self.quotes: dict[str, Message] = {}
-        self.bar_quotes: dict[str, Message] = {}  # a replay's latest bar of each symbol
+        # a replay's latest settled bar of each symbol (the replayer puts it here)
+        self.bar_quotes: dict[str, Message] = {}
         self.seq = 0
         now = clock.now_ns()
         for symbol, last in prices.items():
@@ -173,7 +174,6 @@ class MarketFeed:
                 "time": time_text,
                 "seq": self.seq,
             }
-            self.bar_quotes[symbol] = message  # its quote is made if someone asks
             out.append(message)
         return out
 

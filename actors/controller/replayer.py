@@ -96,6 +96,9 @@ class Replayer:
         self.unwaited = self.next + 1  # bar times before this one wait for no bot (resent)
         self.life = wall.time_ns()  # this run of the replay: the matcher drops older steps
         self.answered: dict[int, int] = {}  # lock-step: each bot's last bar time answered
+        # the bars of bar times sent but not settled, by index: quote.get answers from a
+        # bar once it is settled, never from one ahead of the bots
+        self.unsettled: dict[int, list[Message]] = {}
         self.let_go: tuple[int, list[int]] | None = None  # timed out while stopping: later
         self.sent_at = 0.0  # when the oldest unsettled bar time went out (or was resent)
         self.saved_at = 0.0
@@ -159,6 +162,9 @@ class Replayer:
         if index <= self.settled:
             return
         self.settled = index
+        for n in sorted(n for n in self.unsettled if n <= index):
+            for bar in self.unsettled.pop(n):
+                self.feed.bar_quotes[bar["symbol"]] = bar  # its quote is made if asked
         self.sent_at = now = wall.monotonic()
         ts = self.groups[index - 1][0]
         if now - self.saved_at >= SAVE_EVERY or index == len(self.groups):
@@ -230,6 +236,8 @@ class Replayer:
         fill = control.at(ts - 1)  # the bars' last instant: the matcher fills then
         self.feed.on_control(fill)
         messages = self.feed.replay_bars(bars, ts)
+        if n + 1 > self.settled:
+            self.unsettled[n + 1] = messages
         close = control.at(ts)  # complete: sessions close, the day may turn
         self.feed.on_control(close)
         after = self.groups[n - 1][0] if n else 0
