@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -73,6 +74,8 @@ class MarketFeed:
         self.quotes: dict[str, Message] = {}
         # a replay's latest settled bar of each symbol (the replayer puts it here)
         self.bar_quotes: dict[str, Message] = {}
+        # told each published trade: symbol, price, volume, ts (the bar history)
+        self.trade_listeners: list[Callable[[str, Decimal, Decimal, int], None]] = []
         self.seq = 0
         now = clock.now_ns()
         for symbol, last in prices.items():
@@ -141,6 +144,9 @@ class MarketFeed:
         quote = self._quote(symbol, last, volume, ts, extra)
         self.quotes[symbol] = quote
         self.bus.send(PUB, quote, topics.market(symbol))
+        price = Decimal(last)
+        for listener in self.trade_listeners:
+            listener(symbol, price, volume, ts)
 
     def record(self, symbol: str, last: str) -> None:
         """The symbol's latest trade, on its market's trading day."""

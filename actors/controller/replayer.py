@@ -122,6 +122,11 @@ class Replayer:
         control.listeners.append(self.on_control)
         log.info("replay of %d bar times, speed %s", len(self.groups), self.speed)
 
+    def present(self) -> int:
+        """The time of the last bar time settled (0 before the first): what the bots may
+        know of the bars."""
+        return self.groups[self.settled - 1][0] if self.settled else 0
+
     def status(self) -> dict[str, Any]:
         """The replay's progress, in the control state (docs/protocol.md)."""
         return {
