@@ -207,6 +207,7 @@ def create_app(settings: Settings, gateway: Gateway, sessions: Sessions) -> Fast
 
     alpaca_api = alpaca.TradingApi(gateway, settings.market.profile)
     app.include_router(alpaca.router(alpaca_api))
+    app.include_router(alpaca.data_router(alpaca_api))  # market data, same auth and errors
 
     def refusal(request: Request, body: dict[str, Any]) -> JSONResponse:
         """An `error` in the shape of the API asked: Alpaca's under /v2, else ours."""
