@@ -31,6 +31,7 @@ from protocol.values import number, wire_qty
 
 NS = 1_000_000_000
 MINUTE = 60 * NS
+QUARTER = 15 * MINUTE
 HOUR = 60 * MINUTE
 DAY = 24 * HOUR
 MAX_MINUTES = 4320  # live 1-minute bars kept per symbol: 3 days of round-the-clock trading
@@ -62,15 +63,16 @@ def timeframe_width(text: str) -> int:
 
 
 @lru_cache(maxsize=4096)
-def _midnight(hour: int, zone: ZoneInfo) -> int:
-    """The ns of midnight starting the day, in `zone`, of the hour `hour` (ns // HOUR)."""
-    local = datetime.fromtimestamp(hour * 3600, zone)
+def _midnight(quarter: int, zone: ZoneInfo) -> int:
+    """The ns of the midnight, in `zone`, that starts the day of the quarter of an hour
+    `quarter` (ns // QUARTER: every zone's offset is a multiple of it)."""
+    local = datetime.fromtimestamp(quarter * 900, zone)
     return int(local.replace(hour=0, minute=0, second=0).timestamp()) * NS
 
 
 def bucket_of(start: int, width: int, zone: ZoneInfo) -> int:
     """The first instant of the bar of `width` that the instant `start` falls in."""
-    midnight = _midnight(start // HOUR, zone)
+    midnight = _midnight(start // QUARTER, zone)
     if width == DAY:
         return midnight
     return midnight + (start - midnight) // width * width
@@ -184,7 +186,7 @@ class BarHistory:
         for bar in bars:
             zone = self.zones[bar.symbol]
             last = bar.ts - 1  # the bar's last instant: it covers the time before its stamp
-            start = _midnight(last // HOUR, zone) if bar.daily else last - last % MINUTE
+            start = _midnight(last // QUARTER, zone) if bar.daily else last - last % MINUTE
             kept = self.daily if bar.daily else self.intraday
             kept.setdefault(bar.symbol, []).append(
                 Minute(start, bar.open, bar.high, bar.low, bar.close, bar.volume)
@@ -249,7 +251,7 @@ class BarHistory:
                 continue
             zone = self.zones[symbol]
             minutes, usable = self.source(symbol, MINUTE)
-            [minute] = select(minutes, usable, MINUTE, zone, 0, 2**63 - 1, True, 1) or [None]
+            [minute] = select(minutes, usable, MINUTE, zone, -(2**63), 2**63 - 1, True, 1) or [None]
             days, usable = self.source(symbol, DAY)
             daily = select(days, usable, DAY, zone, -(2**63), 2**63 - 1, True, 2)
             if minute is None and not daily:

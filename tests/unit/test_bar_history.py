@@ -229,3 +229,11 @@ def test_answer_replies_to_both_requests_as_the_wire_has_them() -> None:
     assert rest["next"] is None
     latest = bars.answer({"type": "bars.latest", "symbols": ["AAPL"]})
     assert latest["type"] == "bars.latest" and latest["bars"]["AAPL"]["minute"][4] == "102"
+
+
+def test_days_split_at_local_midnight_in_a_half_hour_zone() -> None:
+    kolkata = ZoneInfo("Asia/Kolkata")  # UTC+5:30: its midnight is 18:30 UTC
+    before = int(datetime(2024, 1, 2, 18, 20, tzinfo=ZoneInfo("UTC")).timestamp()) * NS
+    after = before + 20 * MINUTE  # the same UTC hour, the next day in Kolkata
+    assert bucket_of(after, DAY, kolkata) - bucket_of(before, DAY, kolkata) == DAY
+    assert bucket_of(after, DAY, kolkata) == after - 10 * MINUTE
