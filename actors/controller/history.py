@@ -80,6 +80,19 @@ def bucket_of(start: int, width: int, zone: ZoneInfo) -> int:
 
 def combine(key: int, group: Sequence[Minute]) -> WireBar:
     """One bar from source bars in time order."""
+    if len(group) == 1:  # most bars of a 1Min request: no sums
+        m = group[0]
+        vwap = None if m.value is None or not m.volume else m.value / m.volume
+        return [
+            key,
+            number(m.open),
+            number(m.high),
+            number(m.low),
+            number(m.close),
+            wire_qty(m.volume),
+            m.trades,
+            None if vwap is None else number(vwap.quantize(VWAP_PLACES)),
+        ]
     volume = sum((m.volume for m in group), Decimal(0))
     counts = [m.trades for m in group]
     values = [m.value for m in group]
