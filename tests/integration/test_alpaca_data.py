@@ -217,6 +217,25 @@ def test_latest_trade_quote_bar_and_snapshot(client: StockHistoricalDataClient) 
     assert snap.previous_daily_bar is not None and snap.previous_daily_bar.volume == 550
 
 
+def test_bars_get_over_zeromq_is_protocol_md_s_example(live: tuple[Server, str]) -> None:
+    """protocol.md 3.24: the same bars on the wire, decimal strings and ns, and the cursor."""
+    server, token = live
+    client = server.client(token)
+    request = {"symbols": ["AAPL"], "timeframe": "5Min", "limit": 1}
+    first = client.request(
+        "bars.get", **request, start=int(ny("2024-01-03 09:00").timestamp()) * NS
+    )
+    t = int(ny("2024-01-03 09:30").timestamp()) * NS
+    assert first["bars"] == {
+        "AAPL": [[t, "183.00", "184.20", "183.00", "184.20", 400, 3, "183.425000"]]
+    }
+    assert first["next"] == ["AAPL", t]
+    rest = client.request("bars.get", **request, after=first["next"])
+    assert [b[0] for b in rest["bars"]["AAPL"]] == [t + 300 * NS] and rest["next"] is None
+    latest = client.request("bars.latest", symbols=["MSFT", "SPY"])["bars"]
+    assert list(latest) == ["MSFT"] and latest["MSFT"]["minute"][4] == "372.00"
+
+
 @pytest.mark.parametrize(
     ("params", "status"),
     [
