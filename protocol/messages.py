@@ -13,6 +13,7 @@ from datetime import date
 from typing import Annotated, Any, Literal, NotRequired, TypedDict
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -208,6 +209,59 @@ class GetQuote(Request):
 
     type: Literal["quote.get"] = "quote.get"
     symbol: Annotated[StrictStr, Field(min_length=1, max_length=32)]
+
+
+Symbol = Annotated[StrictStr, Field(min_length=1, max_length=32)]
+MAX_BAR_SYMBOLS = 200  # symbols one bars request may name
+_TIMEFRAME = re.compile(r"^([1-9][0-9]?)(Min|T|Hour|H|Day|D)$")
+_TIMEFRAME_UNIT = {"Min": 60, "T": 60, "Hour": 3600, "H": 3600, "Day": 86400, "D": 86400}
+TIMEFRAMES = "1-59Min, 1-23Hour or 1Day"
+
+
+def timeframe_seconds(text: str) -> int:
+    """A bar timeframe's width in seconds: 1-59 minutes, 1-23 hours or one day, as
+    Alpaca spells them (`5Min`, `1Hour`, `1Day`) or for short (`5T`, `1H`, `1D`).
+
+    Raises:
+        ValueError: any other.
+    """
+    found = _TIMEFRAME.match(text)
+    amount, unit = (int(found[1]), _TIMEFRAME_UNIT[found[2]]) if found else (0, 0)
+    top = {60: 59, 3600: 23, 86400: 1}.get(unit, 0)
+    if not 1 <= amount <= top:
+        raise ValueError(f"timeframe {text[:20]!r}: {TIMEFRAMES}")
+    return amount * unit
+
+
+def _timeframe(text: str) -> str:
+    timeframe_seconds(text)
+    return text
+
+
+Timeframe = Annotated[StrictStr, Field(max_length=8), AfterValidator(_timeframe)]
+
+
+class GetBars(Request):
+    """`bars.get`: OHLCV bars of symbols, symbol by symbol, oldest first (or newest with
+    `sort` desc), up to `limit` in all; replies `bars` with `next`, the cursor to pass as
+    `after` for the rest (docs/protocol.md 3.24). Unknown symbols have no bars."""
+
+    type: Literal["bars.get"] = "bars.get"
+    symbols: Annotated[list[Symbol], Field(min_length=1, max_length=MAX_BAR_SYMBOLS)]
+    timeframe: Timeframe
+    start: Int64 | None = None  # ns: bars whose first instant is at or after it
+    end: Int64 | None = None  # ns: ... and at or before it
+    limit: Annotated[StrictInt, Field(ge=1, le=10_000)] = 1000
+    sort: Literal["asc", "desc"] = "asc"
+    after: tuple[Symbol, Int64] | None = None  # a reply's `next`: where the last page ended
+
+
+class GetLatestBars(Request):
+    """`bars.latest`: each symbol's latest 1-minute bar, its latest daily bar and the
+    daily bar before; replies `bars.latest`."""
+
+    type: Literal["bars.latest"] = "bars.latest"
+    symbols: Annotated[list[Symbol], Field(min_length=1, max_length=MAX_BAR_SYMBOLS)]
 
 
 class ListSymbols(Request):
@@ -435,6 +489,8 @@ REQUESTS: dict[str, type[Request]] = {
         ListHistory,
         GetStats,
         GetQuote,
+        GetBars,
+        GetLatestBars,
         ListSymbols,
         GetControl,
         SetControl,
@@ -451,7 +507,9 @@ ADMIN_REQUESTS = frozenset(
     {"control.set", "user.create", "user.list", "token.revoke", "state.digest"}
 )
 # Requests the accountant forwards to the controller after authenticating them.
-CONTROLLER_REQUESTS = frozenset({"control.get", "control.set", "quote.get"})
+CONTROLLER_REQUESTS = frozenset(
+    {"control.get", "control.set", "quote.get", "bars.get", "bars.latest"}
+)
 # Requests the accountant forwards to the controller through the matcher, so that they reach
 # it after the orders sent before them are in the books.
 REPLAY_REQUESTS = frozenset({"replay.join", "replay.done"})

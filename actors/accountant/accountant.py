@@ -168,6 +168,8 @@ class Accountant:
         self.core.send(topics.GATEWAY, msg)
 
     def to_controller(self, msg: Message, user: User) -> None:
+        if self.replaying:  # first how far the replay is settled: the controller answers
+            self.tell_settled()  # quotes and bars from all the bars the bots may have seen
         self.core.send(topics.CONTROLLER, {**msg, "auth": None, "user_id": user.id})
 
     def to_replay(self, msg: Message, user: User) -> None:

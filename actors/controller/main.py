@@ -2,8 +2,9 @@
 
 Everything runs on the process's I/O loop (actors/runtime/bus.py), on timers and on the
 requests the accountant forwards: SessionControl (actors/controller/control.py) owns the
-run state and the sessions, MarketFeed (quotes.py) the quotes, and a replay's Replayer
-(replayer.py) sends its bar times down the processes in flow order.
+run state and the sessions, MarketFeed (quotes.py) the quotes, BarHistory (history.py)
+the bars it serves, and a replay's Replayer (replayer.py) sends its bar times down the
+processes in flow order.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from datetime import UTC, datetime
 
 from actors.controller.bars import replay_bars
 from actors.controller.control import PUB, SessionControl, load_control
+from actors.controller.history import BarHistory
 from actors.controller.quotes import MarketFeed
 from actors.controller.replayer import TICK, Replayer
 from actors.controller.sessions import market_sessions
@@ -41,12 +43,18 @@ def main(settings: Settings) -> None:
     feed = MarketFeed(settings, clock, bus)
     control = SessionControl(settings, clock, bus, market_sessions(settings))
     control.listeners.append(feed.on_control)
+    history = BarHistory(feed.market)
     replayer = None
     if settings.market.feed == "replay":  # bars from files, on their own time
         bus.push_to(topics.MATCHER, settings.endpoints.matcher_in)
-        replayer = Replayer(settings, control, feed, bus, replay_bars(settings))
+        bars = replay_bars(settings)
+        replayer = Replayer(settings, control, feed, bus, bars)
+        history.load_replay(bars, replayer.present)
+    else:
+        feed.trade_listeners.append(history.on_trade)
 
-    # 2. requests forwarded by the accountant: control to SessionControl, quotes to the feed;
+    # 2. requests forwarded by the accountant: control to SessionControl, quotes to the feed,
+    #    bars to the history;
     #    a replay's joins and dones (through the matcher) and settled bar times (from the
     #    accountant) to the replayer
     def route(messages: list[Message]) -> None:
@@ -56,6 +64,10 @@ def main(settings: Settings) -> None:
                 control.request(msg)
             elif kind == "quote.get":
                 feed.request(msg)
+            elif kind in ("bars.get", "bars.latest"):
+                bus.send(
+                    topics.GATEWAY, {**history.answer(msg), "rid": msg["rid"], "gw": msg["gw"]}
+                )
             elif replayer is not None and kind == "replay.settled":
                 replayer.on_settled(msg)
             elif replayer is not None and kind in LOCKSTEP_MESSAGES:

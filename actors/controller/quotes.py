@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -71,7 +72,10 @@ class MarketFeed:
         self.flowing: dict[str, bool] = {}  # per profile: quotes flow (not stopped, in session)
         self.last_ts = clock.now_ns() if self.market_time else 0  # market time never goes back
         self.quotes: dict[str, Message] = {}
-        self.bar_quotes: dict[str, Message] = {}  # a replay's latest bar of each symbol
+        # a replay's latest settled bar of each symbol (the replayer puts it here)
+        self.bar_quotes: dict[str, Message] = {}
+        # told each published trade: symbol, price, volume, ts (the bar history)
+        self.trade_listeners: list[Callable[[str, Decimal, Decimal, int], None]] = []
         self.seq = 0
         now = clock.now_ns()
         for symbol, last in prices.items():
@@ -140,6 +144,9 @@ class MarketFeed:
         quote = self._quote(symbol, last, volume, ts, extra)
         self.quotes[symbol] = quote
         self.bus.send(PUB, quote, topics.market(symbol))
+        price = Decimal(last)
+        for listener in self.trade_listeners:
+            listener(symbol, price, volume, ts)
 
     def record(self, symbol: str, last: str) -> None:
         """The symbol's latest trade, on its market's trading day."""
@@ -173,7 +180,6 @@ class MarketFeed:
                 "time": time_text,
                 "seq": self.seq,
             }
-            self.bar_quotes[symbol] = message  # its quote is made if someone asks
             out.append(message)
         return out
 

@@ -96,6 +96,9 @@ class Replayer:
         self.unwaited = self.next + 1  # bar times before this one wait for no bot (resent)
         self.life = wall.time_ns()  # this run of the replay: the matcher drops older steps
         self.answered: dict[int, int] = {}  # lock-step: each bot's last bar time answered
+        # the bars of bar times sent but not settled, by index: quote.get answers from a
+        # bar once it is settled, never from one ahead of the bots
+        self.unsettled: dict[int, list[Message]] = {}
         self.let_go: tuple[int, list[int]] | None = None  # timed out while stopping: later
         self.sent_at = 0.0  # when the oldest unsettled bar time went out (or was resent)
         self.saved_at = 0.0
@@ -118,6 +121,11 @@ class Replayer:
         control.replay = self.status
         control.listeners.append(self.on_control)
         log.info("replay of %d bar times, speed %s", len(self.groups), self.speed)
+
+    def present(self) -> int:
+        """The time of the last bar time settled (0 before the first): what the bots may
+        know of the bars."""
+        return self.groups[self.settled - 1][0] if self.settled else 0
 
     def status(self) -> dict[str, Any]:
         """The replay's progress, in the control state (docs/protocol.md)."""
@@ -159,6 +167,9 @@ class Replayer:
         if index <= self.settled:
             return
         self.settled = index
+        for n in sorted(n for n in self.unsettled if n <= index):
+            for bar in self.unsettled.pop(n):
+                self.feed.bar_quotes[bar["symbol"]] = bar  # its quote is made if asked
         self.sent_at = now = wall.monotonic()
         ts = self.groups[index - 1][0]
         if now - self.saved_at >= SAVE_EVERY or index == len(self.groups):
@@ -230,6 +241,8 @@ class Replayer:
         fill = control.at(ts - 1)  # the bars' last instant: the matcher fills then
         self.feed.on_control(fill)
         messages = self.feed.replay_bars(bars, ts)
+        if n + 1 > self.settled:
+            self.unsettled[n + 1] = messages
         close = control.at(ts)  # complete: sessions close, the day may turn
         self.feed.on_control(close)
         after = self.groups[n - 1][0] if n else 0

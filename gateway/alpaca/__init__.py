@@ -4,6 +4,7 @@ docs/alpaca.md lists what is served and how each part maps onto our messages."""
 
 from __future__ import annotations
 
+from gateway.alpaca.data import router as data_router
 from gateway.alpaca.errors import error_json
 from gateway.alpaca.trading import Refused, TradingApi, router
 
@@ -15,4 +16,4 @@ def serves(path: str) -> bool:
     return path.startswith(PREFIX)
 
 
-__all__ = ["Refused", "TradingApi", "error_json", "router", "serves"]
+__all__ = ["Refused", "TradingApi", "data_router", "error_json", "router", "serves"]

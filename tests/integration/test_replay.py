@@ -244,3 +244,27 @@ def test_a_lock_step_bot_gets_its_answer_and_the_next_step_in_one_frame(tmp_path
         assert req.poll(15_000)
         assert msgpack.unpackb(req.recv())["type"] == "session.ready"
         req.close(linger=0)
+
+
+def test_quotes_never_come_from_a_bar_ahead_of_the_bots(tmp_path: Path) -> None:
+    """In lock-step the controller sends bar times ahead, held at the matcher for the bot;
+    quote.get answers from the last bar time settled, the one the bot was given."""
+    market = {
+        "feed": "replay",
+        "replay_speed": "lockstep",
+        "replay_bots": 1,
+        "replay_step_timeout": 60,
+    }
+    with Server(tmp_path, fill_mode="wait", market=market, control=REPLAY) as server:
+        http = server.http(server.demo_token)
+        assert http.post("/v1/replay/join").status_code == 200
+        after = 0
+        for index in (1, 2):
+            step = http.get("/v1/replay/step", params={"after": after, "wait": 25}).json()
+            assert step["index"] == index
+            time.sleep(0.3)  # the controller has sent bar times ahead by now
+            quote = http.get("/v1/quotes/600000").json()
+            assert (quote["last"], quote["ts"]) == (BARS[index - 1]["close"], step["ts"])
+            assert http.post("/v1/replay/done", json={"ts": step["ts"]}).status_code == 200
+            after = step["ts"]
+        server.assert_no_crash()
