@@ -1,4 +1,4 @@
-"""BarHistory: the bars the controller serves (`bars.get`, `bars.latest`; docs/alpaca-data.md).
+"""BarHistory: the bars the controller serves (`bars.get`, `bars.latest`; docs/alpaca.md section 4).
 
 Two sources, one per feed:
 - live feeds (synthetic, external): a 1-minute bar per symbol and minute, made from the

@@ -5,7 +5,7 @@ with `url_override` set to this server.
 Nothing here keeps data: bars come from the controller (`bars.get`, `bars.latest`,
 actors/controller/history.py), trades and quotes from `quote.get`. Prices, sizes and
 vwaps are JSON numbers here, as Alpaca sends them, not our decimal strings: each is the
-shortest float that reads back as our decimal. docs/alpaca-data.md maps every field.
+shortest float that reads back as our decimal. docs/alpaca.md (section 4) maps every field.
 """
 
 from __future__ import annotations
