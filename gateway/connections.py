@@ -48,6 +48,15 @@ def descriptor_budget(wanted: int) -> int:
 def guarded_protocol(limits: ConnectionLimits) -> type[HttpToolsProtocol]:
     """uvicorn's httptools protocol with `limits` (pass the class as Config(http=...))."""
 
+    def _release(address: str | None) -> None:
+        if address is None:
+            return
+        left = limits.by_address[address] - 1
+        if left:
+            limits.by_address[address] = left
+        else:
+            del limits.by_address[address]
+
     class GuardedProtocol(HttpToolsProtocol):
         _address: str | None = None
         _header_timer: asyncio.TimerHandle | None = None
@@ -75,15 +84,24 @@ def guarded_protocol(limits: ConnectionLimits) -> type[HttpToolsProtocol]:
 
         def connection_lost(self, exc: Exception | None) -> None:
             self._disarm_header_timer()
-            address = self._address
-            if address is not None:
-                self._address = None
-                left = limits.by_address[address] - 1
-                if left:
-                    limits.by_address[address] = left
-                else:
-                    del limits.by_address[address]
+            address, self._address = self._address, None
+            _release(address)
             super().connection_lost(exc)
+
+        def handle_websocket_upgrade(self) -> None:
+            """The websocket protocol takes over the connection, and its address's slot:
+            it gives the slot back when it is lost (uvicorn never calls ours again)."""
+            self._disarm_header_timer()
+            address, self._address = self._address, None
+            super().handle_websocket_upgrade()
+            websocket = self.transport.get_protocol()
+            lost = websocket.connection_lost
+
+            def release_then(exc: Exception | None) -> None:
+                _release(address)
+                lost(exc)
+
+            websocket.connection_lost = release_then  # type: ignore[method-assign]
 
         def on_headers_complete(self) -> None:
             self._disarm_header_timer()

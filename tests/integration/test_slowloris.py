@@ -8,12 +8,15 @@ Loopback only, bounded in count and time."""
 
 from __future__ import annotations
 
+import contextlib
+import json
 import socket
 import time
 from collections.abc import Iterator
 
 import httpx
 import pytest
+from websockets.sync.client import connect
 
 from tests.harness import Server
 
@@ -93,3 +96,28 @@ def test_half_sent_requests_are_capped_timed_out_and_do_not_stop_anyone(server: 
     # a refusal per connection, at most a few written, then counted
     grown = log.stat().st_size - log_before
     assert grown < 20_000, grown
+
+
+def test_websockets_hold_their_address_slot_only_while_open(server: Server) -> None:
+    """A websocket counts against its address's limit while it is open and gives its slot
+    back when it closes: more websockets than the limit, opened and closed one after
+    another, leave the address free; as many open at once as the limit fill it."""
+    url = server.url.replace("http://", "ws://") + "/v2/iex"
+    for _ in range(PER_ADDRESS + 8):
+        with connect(url) as ws:
+            assert json.loads(ws.recv(timeout=10))[0]["msg"] == "connected"
+    assert httpx.get(server.url + "/v1/health", timeout=10).status_code == 200
+    with contextlib.ExitStack() as held:
+        for _ in range(PER_ADDRESS):
+            held.enter_context(connect(url))
+        with pytest.raises(httpx.TransportError):
+            httpx.get(server.url + "/v1/health", timeout=5)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(server.url + "/v1/health", timeout=5).status_code == 200:
+                break
+        except httpx.TransportError:
+            time.sleep(0.1)
+    else:
+        raise AssertionError("the address stayed full after its websockets closed")
