@@ -22,6 +22,7 @@ NEW_YORK = ZoneInfo("America/New_York")
 NS = 1_000_000_000
 _TIMEFRAME_S = {"1Min": 60, "5Min": 300, "15Min": 900, "1H": 3600, "1D": 86400}
 _PERIOD_DAYS = {"D": 1, "W": 7, "M": 30, "A": 365}
+MAX_PERIOD = 100 * 365  # units of a period: more reaches before any curve
 
 
 @functools.cache
@@ -45,7 +46,7 @@ async def clock(now_ns: int, is_open: bool) -> dict[str, Any]:
     }
 
 
-def _day(text: str | None, field: str) -> str | None:
+def day(text: str | None, field: str) -> str | None:
     if text is None:
         return None
     try:
@@ -57,19 +58,19 @@ def _day(text: str | None, field: str) -> str | None:
 async def calendar(start: str | None, end: str | None) -> list[dict[str, str]]:
     """XNYS trading days from start to end (inclusive), open and close as HH:MM in New York."""
     sessions = await run_in_threadpool(xnys)
-    first, last = _day(start, "start"), _day(end, "end")
+    first, last = day(start, "start"), day(end, "end")
     days = []
-    for day, opens, closes in zip(sessions.days, sessions.opens, sessions.closes, strict=True):
-        if (first and day < first) or (last and day > last):
+    for session, opens, closes in zip(sessions.days, sessions.opens, sessions.closes, strict=True):
+        if (first and session < first) or (last and session > last):
             continue
         days.append(
             {
-                "date": day,
+                "date": session,
                 "open": datetime.fromtimestamp(opens / NS, NEW_YORK).strftime("%H:%M"),
                 "close": datetime.fromtimestamp(closes / NS, NEW_YORK).strftime("%H:%M"),
                 "session_open": datetime.fromtimestamp(opens / NS, NEW_YORK).strftime("%H%M"),
                 "session_close": datetime.fromtimestamp(closes / NS, NEW_YORK).strftime("%H%M"),
-                "settlement_date": day,
+                "settlement_date": session,
             }
         )
     return days
@@ -91,16 +92,32 @@ def portfolio_history(
     start: str | None,
     end: str | None,
 ) -> dict[str, Any]:
+    """The equity curve in Alpaca's shape (_history); a period or time beyond the calendar's
+    years is refused, not a server error."""
+    try:
+        return _history(stats, period, timeframe, date_end, start, end)
+    except (OverflowError, ValueError) as exc:
+        raise RejectError(ErrorCode.REQUEST_INVALID, "period, start or end: out of range") from exc
+
+
+def _history(
+    stats: dict[str, Any],
+    period: str | None,
+    timeframe: str | None,
+    date_end: str | None,
+    start: str | None,
+    end: str | None,
+) -> dict[str, Any]:
     """The equity curve in Alpaca's shape: the last point of each `timeframe` bucket within
     `period` before the end (the latest point, `end`, or the end of `date_end`)."""
     curve = [(_moment(p["time"], "time"), Decimal(p["equity"])) for p in stats["equity_curve"]]
     if end is not None:
         until = _moment(end, "end")
     elif date_end is not None:
-        until = datetime.fromisoformat(f"{_day(date_end, 'date_end')}T23:59:59.999999+00:00")
+        until = datetime.fromisoformat(f"{day(date_end, 'date_end')}T23:59:59.999999+00:00")
     else:
         until = curve[-1][0] if curve else datetime.now(UTC)
-    days = int(period[:-1]) * _PERIOD_DAYS[period[-1]] if period else 30
+    days = min(int(period[:-1]), MAX_PERIOD) * _PERIOD_DAYS[period[-1]] if period else 30
     since = _moment(start, "start") if start is not None else until - timedelta(days=days)
     if timeframe is None:
         timeframe = "1Min" if days < 7 else "15Min" if days < 30 else "1D"

@@ -39,6 +39,7 @@ AUTH_TIMEOUT_S = 10.0  # Alpaca closes a connection that does not authenticate i
 MAX_QUEUED = 5_000  # market messages waiting for one slow client, which is then closed
 FEEDS = ("iex", "sip", "delayed_sip", "test")
 CHANNELS = ("trades", "quotes", "bars")
+NOT_SERVED = ("updatedBars", "dailyBars", "statuses", "lulds", "orderbooks")
 _ORDER_EVENTS = {
     "order.accepted": "new",
     "order.partially_filled": "partial_fill",
@@ -59,7 +60,7 @@ async def _receive(ws: WebSocket, timeout: float | None = None) -> Any:
     data = message.get("bytes") or message.get("text") or b""
     try:
         return json.loads(data)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # "[[[[..." is too deep
         pass
     try:
         return msgpack.unpackb(data) if isinstance(data, bytes) else None
@@ -120,8 +121,10 @@ async def trade_updates(ws: WebSocket, gateway: Gateway, sessions: Sessions) -> 
     mark = sessions.ends.mark()
     ready = None
     if isinstance(first, dict) and first.get("action") in ("authenticate", "auth"):
+        # {"data": {"key_id", "secret_key"}}, or the market-data style {"key", "secret"}
         data = data if isinstance(data, dict) else {}
-        ready = await _login(gateway, data.get("key_id"), data.get("secret_key"), source)
+        key = data.get("key_id", first.get("key"))
+        ready = await _login(gateway, key, data.get("secret_key", first.get("secret")), source)
     status = "authorized" if ready else "unauthorized"
     await ws.send_text(
         _json({"stream": "authorization", "data": {"status": status, "action": "authenticate"}})
@@ -136,11 +139,8 @@ async def trade_updates(ws: WebSocket, gateway: Gateway, sessions: Sessions) -> 
     async def listen() -> None:
         while True:
             message = await _receive(ws)
-            streams = (
-                (message or {}).get("data", {}).get("streams")
-                if isinstance(message, dict)
-                else None
-            )
+            data = message.get("data") if isinstance(message, dict) else None
+            streams = data.get("streams") if isinstance(data, dict) else None
             if not isinstance(streams, list):
                 await ws.send_text(
                     _json({"stream": "listening", "data": {"error": "invalid syntax"}})
@@ -190,8 +190,9 @@ def _stamp(ns: int, packed: bool) -> Any:
 
 
 def market_messages(message: JSON, channels: set[str], packed: bool) -> list[JSON]:
-    """Alpaca's messages for one broadcast of ours on md.<symbol>: a trade ("t") and, when
-    the feed gives bid and ask, a quote ("q"); a replay's bar is a bar ("b")."""
+    """Alpaca's messages for one broadcast of ours on md.<symbol>: a trade ("t") and a
+    quote ("q": the feed's bid and ask, else the last price on both sides, as the REST
+    latest quote); a replay's bar is a bar ("b")."""
     symbol, ts = message["symbol"], message["ts"]
     if message.get("type") == "bar":
         if "bars" not in channels:
@@ -212,7 +213,8 @@ def market_messages(message: JSON, channels: set[str], packed: bool) -> list[JSO
             }
         ]
     out = []
-    if "trades" in channels and str(message["volume"]) not in ("0", "0.0"):
+    trade = str(message["volume"]) not in ("0", "0.0")  # else a price repeated, not a trade
+    if "trades" in channels and trade:
         out.append(
             {
                 "T": "t",
@@ -226,16 +228,16 @@ def market_messages(message: JSON, channels: set[str], packed: bool) -> list[JSO
                 "z": "C",
             }
         )
-    if "quotes" in channels and "bid" in message and "ask" in message:
+    if "quotes" in channels and (trade or "bid" in message):
         out.append(
             {
                 "T": "q",
                 "S": symbol,
                 "bx": "V",
-                "bp": float(message["bid"]),
+                "bp": float(message.get("bid", message["last"])),
                 "bs": 0,
                 "ax": "V",
-                "ap": float(message["ask"]),
+                "ap": float(message.get("ask", message["last"])),
                 "as": 0,
                 "t": _stamp(ts, packed),
                 "c": ["R"],
@@ -323,19 +325,24 @@ async def market_data(ws: WebSocket, gateway: Gateway, feed: MarketFeed) -> None
     send = _sender(ws, packed)
     await send([{"T": "success", "msg": "connected"}])
     source = ws.client.host if ws.client else "unknown"
-    try:
-        first = await _receive(ws, AUTH_TIMEOUT_S)
-    except TimeoutError:
-        await send([{"T": "error", "code": 404, "msg": "auth timeout"}])
-        await _close(ws)
-        return
-    except WebSocketDisconnect:
-        return
-    if not isinstance(first, dict) or first.get("action") != "auth":
-        await send([{"T": "error", "code": 401, "msg": "not authenticated"}])
-        await _close(ws)
-        return
-    ready = await _login(gateway, first.get("key"), first.get("secret"), source)
+    headers = ws.headers
+    if "apca-api-secret-key" in headers:  # Alpaca also takes the keys on the handshake
+        key, secret = headers.get("apca-api-key-id"), headers["apca-api-secret-key"]
+    else:
+        try:
+            first = await _receive(ws, AUTH_TIMEOUT_S)
+        except TimeoutError:
+            await send([{"T": "error", "code": 404, "msg": "auth timeout"}])
+            await _close(ws)
+            return
+        except WebSocketDisconnect:
+            return
+        if not isinstance(first, dict) or first.get("action") != "auth":
+            await send([{"T": "error", "code": 401, "msg": "not authenticated"}])
+            await _close(ws)
+            return
+        key, secret = first.get("key"), first.get("secret")
+    ready = await _login(gateway, key, secret, source)
     if ready is None:
         await send([{"T": "error", "code": 402, "msg": "auth failed"}])
         await _close(ws)
@@ -353,6 +360,10 @@ async def market_data(ws: WebSocket, gateway: Gateway, feed: MarketFeed) -> None
                 continue
             if action not in ("subscribe", "unsubscribe") or not _symbol_lists(message):
                 await send([{"T": "error", "code": 400, "msg": "invalid syntax"}])
+                continue
+            unserved = sorted(k for k in NOT_SERVED if message.get(k))
+            if unserved:
+                await send([{"T": "error", "code": 400, "msg": f"not served here: {unserved}"}])
                 continue
             for channel in CHANNELS:
                 names = set(message.get(channel) or ())

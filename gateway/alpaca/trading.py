@@ -145,7 +145,10 @@ def _time(text: str | None, field: str) -> str | None:
         raise RejectError(ErrorCode.REQUEST_INVALID, f"{field}: not an RFC 3339 time") from exc
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    try:
+        return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    except OverflowError as exc:  # year 1 at +14:00, year 9999 at -05:00
+        raise RejectError(ErrorCode.REQUEST_INVALID, f"{field}: out of range") from exc
 
 
 def _page_token(text: str | None) -> int | None:
@@ -295,7 +298,8 @@ def router(api: TradingApi) -> APIRouter:
         account = (await api.call({"type": "account.get"}, auth))["account"]
         low, high = _time(after, "after"), _time(until, "until")
         if on_date is not None:
-            low, high = f"{on_date}T00:00:00", f"{on_date}T23:59:59.999999Z"
+            day = calendars.day(on_date, "date")
+            low, high = f"{day}T00:00:00", f"{day}T23:59:59.999999Z"
         token_id = _page_token(page_token)
         fills: list[JSON] = []
         before: int | None = token_id if direction == "desc" else None

@@ -188,6 +188,16 @@ def test_errors_have_alpacas_shape_and_status(
     assert r.status_code == 422 and set(r.json()) == {"code", "message", "reason"}
     r = httpx.get(url + "/no-such-route", headers=keys(token))
     assert r.status_code == 404 and r.json()["code"] == 40410000
+    for path in (  # times beyond what a datetime holds are refused, not server errors
+        "/account/portfolio/history?period=9999A",
+        "/account/portfolio/history?end=0001-01-01T00:00:00Z",
+        "/orders?status=all&after=0001-01-01T00:00:00%2B14:00",
+        "/orders?status=all&until=9999-12-31T23:59:59-05:00",
+        "/account/activities?date=garbage",
+    ):
+        r = httpx.get(url + path, headers=keys(token))
+        assert r.status_code in (200, 422), (path, r.status_code, r.text)
+        assert r.status_code == 200 or r.json()["code"] == 42210000, (path, r.text)
 
 
 def test_fills_are_fill_activities(server: Server, trader: tuple[TradingClient, str]) -> None:

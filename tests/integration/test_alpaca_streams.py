@@ -180,3 +180,33 @@ def test_a_lock_step_replay_waits_for_a_quiet_alpaca_bot_and_sends_each_bar_once
 def sample_rows(symbol: str) -> list[dict[str, str]]:
     with (ROOT / "examples" / "data" / "sample_daily.csv").open() as fh:
         return [row for row in csv.DictReader(fh) if row["symbol"] == symbol]
+
+
+def test_the_streams_take_alpacas_other_auth_styles_and_survive_garbage(
+    server: Server, user: tuple[str, str]
+) -> None:
+    key, secret = user
+    with connect(ws_url(server, "/stream")) as ws:
+        ws.send("[" * 100_000)  # too deep for a JSON parser: not a login, not a crash
+        answer = json.loads(ws.recv(timeout=10))
+        assert answer["data"]["status"] == "unauthorized"
+    with connect(ws_url(server, "/stream")) as ws:
+        ws.send(json.dumps({"action": "auth", "key": key, "secret": secret}))
+        assert json.loads(ws.recv(timeout=10))["data"]["status"] == "authorized"
+        ws.send(json.dumps({"action": "listen", "data": "x"}))
+        assert json.loads(ws.recv(timeout=10))["data"] == {"error": "invalid syntax"}
+        ws.send(json.dumps({"action": "listen", "data": {"streams": ["trade_updates"]}}))
+        assert json.loads(ws.recv(timeout=10))["data"] == {"streams": ["trade_updates"]}
+    headers = {"APCA-API-KEY-ID": key, "APCA-API-SECRET-KEY": secret}
+    with connect(ws_url(server, "/v2/iex"), additional_headers=headers) as ws:
+        assert json.loads(ws.recv(timeout=10)) == [{"T": "success", "msg": "connected"}]
+        assert json.loads(ws.recv(timeout=10)) == [{"T": "success", "msg": "authenticated"}]
+        ws.send("[" * 100_000)
+        assert json.loads(ws.recv(timeout=10))[0]["code"] == 400
+        ws.send(json.dumps({"action": "subscribe", "dailyBars": ["AAPL"]}))
+        refused = json.loads(ws.recv(timeout=10))[0]
+        assert refused["T"] == "error" and refused["code"] == 400 and "dailyBars" in refused["msg"]
+        ws.send(json.dumps({"action": "subscribe", "quotes": ["AAPL"]}))
+        assert json.loads(ws.recv(timeout=10))[0]["quotes"] == ["AAPL"]
+        quote = next(m for _ in range(50) for m in json.loads(ws.recv(timeout=10)) if m["T"] == "q")
+        assert quote["S"] == "AAPL" and quote["bp"] == quote["ap"] > 0  # no bid/ask: the last

@@ -140,6 +140,9 @@ def test_market_messages_are_alpacas_trades_quotes_and_bars() -> None:
     assert out[1]["bp"] == 230.09 and out[1]["ap"] == 230.11
     repeat = stream.market_messages({**quote, "volume": 0}, {"trades"}, packed=True)
     assert repeat == []  # a price repeated for late joiners is not a trade
+    plain = {k: v for k, v in quote.items() if k not in ("bid", "ask")}  # the synthetic feed
+    (only,) = stream.market_messages(plain, {"quotes"}, packed=False)
+    assert only["T"] == "q" and only["bp"] == only["ap"] == 230.1 and only["bs"] == 0
     bar = {
         "type": "bar",
         "symbol": "SPY",
