@@ -34,7 +34,17 @@ def _eastern(ns: int) -> str:
     return datetime.fromtimestamp(ns / NS, NEW_YORK).isoformat()
 
 
-async def clock(now_ns: int, is_open: bool) -> dict[str, Any]:
+async def clock(now_ns: int, is_open: bool, never_closes: bool = False) -> dict[str, Any]:
+    """Alpaca's clock at the server's time. A market that never closes (sessions always)
+    is open now and closes a day from now, always: a bot that winds down before the close
+    never does, as on such a market it should not."""
+    if never_closes:
+        return {
+            "timestamp": _eastern(now_ns),
+            "is_open": True,
+            "next_open": _eastern(now_ns),
+            "next_close": _eastern(now_ns + 86_400 * NS),
+        }
     sessions = await run_in_threadpool(xnys)
     upcoming_open = next((t for t in sessions.opens if t > now_ns), sessions.end)
     next_close = next((t for t in sessions.closes if t > now_ns), sessions.end)

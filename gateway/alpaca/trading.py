@@ -7,6 +7,7 @@ and the clock from the controller, like any /v1 route. docs/alpaca.md maps each 
 from __future__ import annotations
 
 import asyncio
+import math
 import uuid
 from datetime import UTC, datetime
 from decimal import ROUND_DOWN, Decimal
@@ -41,11 +42,12 @@ class Refused(Exception):
 
 
 class AlpacaOrder(BaseModel):
-    """The body of `POST /v2/orders`; what we cannot do is refused by name, not ignored."""
+    """The body of `POST /v2/orders`. Fields Alpaca does not know are ignored, as Alpaca
+    does; what we cannot do (legs, auctions, extended hours) is refused by name."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="ignore")
 
-    symbol: Annotated[StrictStr, Field(min_length=1, max_length=32)]
+    symbol: Annotated[StrictStr, Field(min_length=1, max_length=36)]  # or its asset id
     side: Literal["buy", "sell"]
     type: Literal["market", "limit", "stop", "stop_limit", "trailing_stop"] = "market"
     time_in_force: Literal["day", "gtc", "opg", "cls", "ioc", "fok"] = "day"
@@ -111,8 +113,16 @@ def unsupported(what: str) -> RejectError:
     return RejectError(ErrorCode.REQUEST_FIELD_NOT_ALLOWED, f"{what} is not supported here")
 
 
-def order_fields(body: AlpacaOrder, qty: Any) -> OrderFields:
-    """Our order from Alpaca's, once qty is known (given, or from a notional)."""
+def plain(value: Any) -> Any:
+    """A float as the SDK sends it (`5e-05`) in plain decimal notation; the rest as is."""
+    if isinstance(value, float) and math.isfinite(value):
+        return format(Decimal(repr(value)), "f")
+    return value
+
+
+def order_fields(body: AlpacaOrder, qty: Any, symbol: str) -> OrderFields:
+    """Our order from Alpaca's, once qty (given, or from a notional) and the symbol (given,
+    or its asset id's) are known."""
     if body.order_class not in (None, "", "simple") or body.take_profit or body.stop_loss:
         raise unsupported(f"order_class {body.order_class or 'with legs'}")
     if body.extended_hours:
@@ -120,15 +130,15 @@ def order_fields(body: AlpacaOrder, qty: Any) -> OrderFields:
     if body.time_in_force in ("opg", "cls"):
         raise unsupported(f"time_in_force {body.time_in_force}")
     return OrderFields(
-        symbol=body.symbol,
+        symbol=symbol,
         side=body.side,
         type=body.type,
-        qty=qty,
+        qty=plain(qty),
         time_in_force=body.time_in_force,  # type: ignore[arg-type]
-        limit_price=body.limit_price,
-        stop_price=body.stop_price,
-        trail_price=body.trail_price,
-        trail_percent=body.trail_percent,
+        limit_price=plain(body.limit_price),
+        stop_price=plain(body.stop_price),
+        trail_price=plain(body.trail_price),
+        trail_percent=plain(body.trail_percent),
         # Alpaca gives every order a client id; ours are unique per user, so a retry
         # with the same id gets the same order back
         client_order_id=body.client_order_id or str(uuid.uuid4()),
@@ -161,6 +171,23 @@ def _page_token(text: str | None) -> int | None:
     return int(tail)
 
 
+def same_order(view: JSON, fields: OrderFields) -> bool:
+    """Whether an order placed (or found by its client id) is the one asked for."""
+    asked = to_command(fields, "order.new")
+    prices = ["qty", "limit_price", "trail_price", "trail_percent"]
+    if asked["order_type"] != "trailing_stop":  # a trailing stop's stop_price moves
+        prices.append("stop_price")
+    return all(
+        (view[k] is None) == (asked.get(k) is None)
+        and (view[k] is None or Decimal(view[k]) == Decimal(asked[k]))
+        for k in prices
+    ) and (view["symbol"], view["side"], view["type"]) == (
+        asked["symbol"],
+        asked["side"],
+        asked["order_type"],
+    )
+
+
 class TradingApi:
     """The routes, with what they share: the gateway and a short-lived symbol table."""
 
@@ -185,6 +212,14 @@ class TradingApi:
             table = {row["symbol"]: row for row in reply["symbols"]}
             self._symbols = (loop.time(), table)
         return table
+
+    async def symbol_of(self, symbol_or_asset_id: str, auth: str) -> str:
+        """A symbol, given as itself or as its asset id (as Alpaca takes either)."""
+        if len(symbol_or_asset_id) == 36:
+            for symbol in await self.symbols(auth):
+                if asset_uuid(symbol) == symbol_or_asset_id.lower():
+                    return symbol
+        return symbol_or_asset_id
 
     async def profile_of(self, symbol: str, auth: str) -> str:
         row = (await self.symbols(auth)).get(symbol)
@@ -351,9 +386,14 @@ def router(api: TradingApi) -> APIRouter:
     async def place_order(body: AlpacaOrder, auth: Auth) -> JSONResponse:
         if (body.qty is None) == (body.notional is None):
             raise RejectError(ErrorCode.REQUEST_INVALID, "qty or notional is required, not both")
+        symbol = await api.symbol_of(body.symbol, auth)
         qty = body.qty if body.notional is None else await api.qty_for_notional(body, auth)
-        command = to_command(order_fields(body, qty), "order.new")
-        view = (await api.call(command, auth))["order"]
+        fields = order_fields(body, qty, symbol)
+        view = (await api.call(to_command(fields, "order.new"), auth))["order"]
+        if body.client_order_id is not None and not same_order(view, fields):
+            # ours answers a retry with its order; Alpaca refuses a reused id with other fields
+            message = f"client_order_id {body.client_order_id!r} is taken by another order"
+            raise RejectError(ErrorCode.REQUEST_DUPLICATE_CLIENT_ORDER_ID, message)
         notional = None if body.notional is None else str(body.notional)
         profile = await api.profile_of(view["symbol"], auth)
         return JSONResponse(shapes.order(view, profile, notional))
@@ -451,7 +491,11 @@ def router(api: TradingApi) -> APIRouter:
         return JSONResponse(await cancel_open(auth), status_code=207)
 
     async def cancel_open(auth: str) -> list[JSON]:
-        views = await api.orders(auth, "open", None)
+        views: list[JSON] = []
+        page = await api.orders(auth, "open", None)
+        while page:  # every open order, a page at a time, newest first
+            views += page
+            page = await api.orders(auth, "open", page[-1]["id"]) if len(page) == _PAGE else []
         results = await asyncio.gather(*(cancel_one(v, auth) for v in views))
         return list(results)
 
@@ -516,6 +560,12 @@ def router(api: TradingApi) -> APIRouter:
             if not 0 < share <= 100:
                 raise RejectError(ErrorCode.REQUEST_INVALID_QTY, "percentage: above 0, up to 100")
             amount = (Decimal(held["qty"]) * share / 100).quantize(step, rounding=ROUND_DOWN)
+        if amount > Decimal(held["qty_available"]) or not amount:
+            raise RejectError(
+                ErrorCode.RISK_INSUFFICIENT_SHARES,
+                f"insufficient qty available for order (requested: {number(amount)}, "
+                f"available: {held['qty_available']})",
+            )
         return JSONResponse(await sell(held, amount, auth))
 
     @r.delete("/positions", summary="Alpaca: close every position (207)")
@@ -572,7 +622,10 @@ def router(api: TradingApi) -> APIRouter:
         control = await api.call({"type": "control.get"}, auth)
         api.bots.clock_asked(auth)  # a lock-step bot is done with its bar time
         market = control.get("markets", {}).get("us_equity", control)
-        return JSONResponse(await calendars.clock(control["ts"], market["session_open"]))
+        never_closes = market["session_open"] and not market["last_close"]
+        return JSONResponse(
+            await calendars.clock(control["ts"], market["session_open"], never_closes)
+        )
 
     @r.get("/calendar", summary="Alpaca: trading days (XNYS)")
     async def get_calendar(

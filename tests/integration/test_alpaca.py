@@ -261,3 +261,32 @@ def test_order_filters_and_configuration_changes_through_the_sdk(
     with pytest.raises(APIError) as refused:
         client.set_account_configurations(config.model_copy(update={"no_shorting": False}))
     assert refused.value.status_code == 422 and "no_shorting" in refused.value.message
+
+
+def test_orders_as_alpaca_takes_them(server: Server, trader: tuple[TradingClient, str]) -> None:
+    """Asset ids as symbols, fields Alpaca does not know, a client order id sent again (the
+    same order back) or reused for another order (422), and closing more than is free."""
+    client, token = trader
+    spy = client.get_asset("SPY")
+    body = {
+        "symbol": str(spy.id),
+        "qty": 1,
+        "side": "buy",
+        "type": "limit",
+        "time_in_force": "day",
+        "limit_price": 601,
+        "client_order_id": "same-1",
+        "legs": None,
+        "commission": 0,
+    }
+    first = httpx.post(server.url + "/v2/orders", json=body, headers=keys(token))
+    assert first.status_code == 200 and first.json()["symbol"] == "SPY", first.text
+    again = httpx.post(server.url + "/v2/orders", json=body, headers=keys(token))
+    assert again.status_code == 200 and again.json()["id"] == first.json()["id"]
+    other = httpx.post(server.url + "/v2/orders", json={**body, "qty": 2}, headers=keys(token))
+    assert (
+        other.status_code == 422 and other.json()["reason"] == "REQUEST_DUPLICATE_CLIENT_ORDER_ID"
+    )
+    with pytest.raises(APIError) as refused:
+        client.close_position("SPY", ClosePositionRequest(qty="100000"))
+    assert refused.value.status_code == 403 and "insufficient qty" in refused.value.message
