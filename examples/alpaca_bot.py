@@ -17,8 +17,8 @@ above the slow one and it holds none, it buys `--qty` at market; when it crosses
 it closes the position. After each bar it asks the clock: in a lock-step backtest that
 tells the server it is done with the bar.
 
-On a live server whose feed publishes no bars, `--bar-seconds S` makes bars of S seconds
-from the trade stream instead.
+On a live server the bars are minute bars; for a quicker look, `--bar-seconds S` makes
+bars of S seconds from the trade stream instead.
 """
 
 from __future__ import annotations

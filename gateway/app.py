@@ -219,7 +219,7 @@ def create_app(settings: Settings, gateway: Gateway, sessions: Sessions) -> Fast
     alpaca_api = alpaca.TradingApi(gateway, settings.market.profile, alpaca_bots)
     app.include_router(alpaca.router(alpaca_api))
     app.include_router(alpaca.data_router(alpaca_api))  # market data, same auth and errors
-    alpaca_feed = alpaca_stream.MarketFeed(alpaca_bots)
+    alpaca_feed = alpaca_stream.MarketFeed(alpaca_bots, gateway)
     gateway.on_broadcast(alpaca_feed.on_broadcast, wants_steps=lambda: bool(alpaca_feed.clients))
 
     @app.websocket("/stream")

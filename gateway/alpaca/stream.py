@@ -38,6 +38,7 @@ log = logging.getLogger("gateway")
 AUTH_TIMEOUT_S = 10.0  # Alpaca closes a connection that does not authenticate in time
 MAX_QUEUED = 5_000  # market messages waiting for one slow client, which is then closed
 FEEDS = ("iex", "sip", "delayed_sip", "test")
+MINUTE_NS = 60_000_000_000
 CHANNELS = ("trades", "quotes", "bars")
 NOT_SERVED = ("updatedBars", "dailyBars", "statuses", "lulds", "orderbooks")
 _ORDER_EVENTS = {
@@ -275,9 +276,12 @@ class MarketFeed:
     and a replay's bars on `md.<symbol>`; for lock-step bots, each bar time's bars from its
     `step`, followed by a marker that starts its wait for the bot (lockstep.py)."""
 
-    def __init__(self, bots: LockStepBots) -> None:
+    def __init__(self, bots: LockStepBots, gateway: Gateway) -> None:
         self.clients: set[MarketClient] = set()
         self.bots = bots
+        self.gateway = gateway
+        self.minutes: dict[str, int] = {}  # symbol -> the minute (ns) of its last trade
+        self._fetches: set[asyncio.Task[None]] = set()
 
     def on_broadcast(self, topic: str, messages: list[Any]) -> None:
         if not self.clients:
@@ -298,6 +302,52 @@ class MarketFeed:
             ]
             if out:
                 self._put(client, client.encode(out))
+        for message in messages:
+            if message.get("type") != "bar" and str(message["volume"]) not in ("0", "0.0"):
+                self._trade_at(symbol, message["ts"])
+
+    def _trade_at(self, symbol: str, ts: int) -> None:
+        """A live trade: the first of a new minute completes the symbol's last minute, whose
+        bar (the controller's, actors/controller/history.py) goes to the bars subscribers."""
+        minute = ts - ts % MINUTE_NS
+        last = self.minutes.get(symbol)
+        self.minutes[symbol] = max(minute, last or 0)
+        if last is None or minute <= last:
+            return
+        wanting = [c for c in self.clients if not c.lockstep and "bars" in c.channels_for(symbol)]
+        if wanting:
+            task = asyncio.get_running_loop().create_task(
+                self._minute_bar(symbol, last, wanting[0].auth)
+            )
+            self._fetches.add(task)
+            task.add_done_callback(self._fetches.discard)
+
+    async def _minute_bar(self, symbol: str, minute: int, auth: str) -> None:
+        ask = {
+            "type": "bars.get",
+            "symbols": [symbol],
+            "timeframe": "1Min",
+            "start": minute,
+            "end": minute,
+        }
+        reply = await self.gateway.request(ask, auth)
+        found = reply.get("bars", {}).get(symbol) if reply.get("type") == "bars" else None
+        if not found:
+            return
+        t, o, h, low, c, v, n, vw = found[0]
+        for client in [
+            c for c in self.clients if not c.lockstep and "bars" in c.channels_for(symbol)
+        ]:
+            bar = {
+                "T": "b",
+                "S": symbol,
+                **{"o": float(o), "h": float(h), "l": float(low), "c": float(c)},
+                "v": float(v),
+                "t": _stamp(t, client.packed),
+                "n": n,
+                "vw": None if vw is None else float(vw),
+            }
+            self._put(client, client.encode([bar]))
 
     def _step(self, step: JSON) -> None:
         for client in [c for c in self.clients if c.lockstep]:

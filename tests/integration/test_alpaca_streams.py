@@ -210,3 +210,51 @@ def test_the_streams_take_alpacas_other_auth_styles_and_survive_garbage(
         assert json.loads(ws.recv(timeout=10))[0]["quotes"] == ["AAPL"]
         quote = next(m for _ in range(50) for m in json.loads(ws.recv(timeout=10)) if m["T"] == "q")
         assert quote["S"] == "AAPL" and quote["bp"] == quote["ap"] > 0  # no bid/ask: the last
+
+
+def test_live_minute_bars_come_when_the_next_minute_trades(tmp_path: Path) -> None:
+    """On a live feed a minute's bar (the controller's, as GET /v2/stocks/bars has it)
+    goes to bars subscribers at the first trade of a later minute, stamped with its start."""
+    with Server(tmp_path, market={"feed": "external"}, control={"clock": "market"}) as server:
+        token = server.demo_token
+        with connect(ws_url(server, "/v2/iex")) as ws:
+            assert json.loads(ws.recv(timeout=10))[0]["msg"] == "connected"
+            ws.send(
+                json.dumps({"action": "auth", "key": key_id(hash_token(token)), "secret": token})
+            )
+            assert json.loads(ws.recv(timeout=10))[0]["msg"] == "authenticated"
+            ws.send(json.dumps({"action": "subscribe", "bars": ["AAPL"]}))
+            assert json.loads(ws.recv(timeout=10))[0]["bars"] == ["AAPL"]
+            minute = 1_704_294_000 * 10**9  # 2024-01-03 15:00:00 UTC, 10:00 in New York
+            for offset, last, volume in (
+                (5, "231.00", 100),
+                (30, "232.50", 200),
+                (50, "230.75", 50),
+            ):
+                server.push_quotes(
+                    {
+                        "symbol": "AAPL",
+                        "last": last,
+                        "volume": volume,
+                        "ts": minute + offset * 10**9,
+                    }
+                )
+            server.push_quotes(
+                {"symbol": "AAPL", "last": "231.10", "volume": 10, "ts": minute + 62 * 10**9}
+            )
+            bars = [m for m in json.loads(ws.recv(timeout=15)) if m["T"] == "b"]
+        assert bars == [
+            {
+                "T": "b",
+                "S": "AAPL",
+                "o": 231.0,
+                "h": 232.5,
+                "l": 230.75,
+                "c": 230.75,
+                "v": 350.0,
+                "t": "2024-01-03T15:00:00.000000000Z",
+                "n": 3,
+                "vw": bars[0]["vw"],
+            }
+        ]
+        assert round(bars[0]["vw"], 6) == round((231 * 100 + 232.5 * 200 + 230.75 * 50) / 350, 6)
