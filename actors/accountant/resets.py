@@ -18,7 +18,7 @@ import logging
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from actors.accountant.accounts import User
+from actors.accountant.accounts import Order, User
 from actors.accountant.admin import capital
 from actors.accountant.core import Core, Message
 from actors.accountant.orders import OrderDesk
@@ -36,7 +36,7 @@ class PendingReset:
 
     request: Message
     capital: Decimal
-    canceled: list[int] = field(default_factory=list)  # orders this reset asked to cancel
+    canceling: list[Order] = field(default_factory=list)  # the cancels this reset sent
 
 
 class ResetDesk:
@@ -89,7 +89,7 @@ class ResetDesk:
         for order in open_orders:
             if not (order.pending or order.cancel_pending or order.replacement is not None):
                 self.orders.send_cancel(order)
-                pending.canceled.append(order.id)
+                pending.canceling.append(order)
         if not open_orders:
             del self.pending[user_id]
             self.reset(user_id, pending)
@@ -108,7 +108,9 @@ class ResetDesk:
         for symbol in self.accounts.positions.get(user_id, {}):
             core.store_position(user_id, symbol)
         core.take_snapshot(user_id, now, "reset")
-        view = reset_view(done, sorted(set(pending.canceled)), now)
+        # an order may have filled before its cancel reached the matcher
+        canceled = sorted(o.id for o in pending.canceling if o.status == "canceled")
+        view = reset_view(done, canceled, now)
         written = ", ".join(f"{w.qty} {w.symbol}" for w in done.written_off) or "none"
         detail = (
             f"epoch {done.epoch}: capital {money(done.capital)} (cash was "
