@@ -93,7 +93,7 @@ class AccountRow(Base):
     sold_value: Mapped[Amount]
     ts_updated: Mapped[TsNs]
     # the account's epoch: 0 from its creation, one more at each reset (docs/protocol.md
-    # 3.24); the counters above and the statistics count from its start, `epoch_ts`
+    # 3.26); the counters above and the statistics count from its start, `epoch_ts`
     epoch: Mapped[int] = mapped_column(server_default="0")
     epoch_ts: Mapped[TsNs] = mapped_column(server_default="0")
 

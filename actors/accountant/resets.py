@@ -1,4 +1,4 @@
-"""Account resets in the accountant (`account.reset`, docs/protocol.md 3.24).
+"""Account resets in the accountant (`account.reset`, docs/protocol.md 3.26).
 
 A reset first cancels the user's open orders through the matcher, as cancels from the
 user would: the matcher owns the books, and an order it may still fill must not outlive
