@@ -5,6 +5,7 @@
     python run.py user create --name N --cash C [--json]
     python run.py user list [--json]
     python run.py user rotate|revoke --name N [--json]
+    python run.py user reset --name N [--cash C] [--json]
     python run.py digest                   a hash of the trading state (docs/reliability.md)
     python run.py control run|stop|pause
     python run.py backtest [--data CSV] [--start D] [--end D] [--speed max|lockstep|xN]
@@ -166,6 +167,24 @@ def user_token(settings: Settings, name: str, action: str) -> dict[str, Any]:
     return result
 
 
+def user_reset(settings: Settings, name: str, cash: str | None) -> dict[str, Any]:
+    """Reset the account of the user `name` on the running server: its open orders are
+    canceled, its positions written off, its cash set to `cash` (default its initial
+    cash). The matcher must let the orders go first, so this needs a running server."""
+    with no_server(settings) as free:
+        if free:
+            raise SystemExit("user reset needs the server running (python run.py)")
+        with _admin_client(settings) as client:
+            user_id = next((u["user_id"] for u in client.users() if u["name"] == name), None)
+            if user_id is None:
+                raise SystemExit(f"no user named {name!r}")
+            try:
+                reply = client.reset_account(cash, user_id)
+            except TradeError as exc:
+                raise SystemExit(str(exc)) from None
+    return {"name": name, **reply["reset"]}
+
+
 def digest(settings: Settings) -> dict[str, Any]:
     """The state digest (docs/reliability.md): from the running server, or, when none runs,
     from the ledger, with the books a matcher would build from its open orders."""
@@ -225,6 +244,14 @@ def parser() -> argparse.ArgumentParser:
         token = user_sub.add_parser(action, parents=[common], help=what)
         token.add_argument("--name", required=True)
         token.add_argument("--json", action="store_true", help="print one JSON object")
+    reset = user_sub.add_parser(
+        "reset",
+        parents=[common],
+        help="reset an account: cancel its orders, write off its positions, new capital",
+    )
+    reset.add_argument("--name", required=True)
+    reset.add_argument("--cash", help="the new capital (default: the account's initial cash)")
+    reset.add_argument("--json", action="store_true", help="print one JSON object")
     ctl = sub.add_parser("control", parents=[common], help="run, stop or pause trading")
     ctl.add_argument("action", choices=["run", "stop", "pause"])
     backtest_arguments(sub.add_parser("backtest", parents=[common], help="run a backtest"))
@@ -372,6 +399,18 @@ def _dispatch(args: argparse.Namespace, command: str, settings: Settings) -> int
             print(f"alpaca key id {changed['key_id']} (the secret key is the token)")
         else:
             print(f"user {changed['name']} id {changed['user_id']}: token revoked")
+        return 0
+    if command == "user" and args.user_command == "reset":
+        done = user_reset(settings, args.name, args.cash)
+        if args.json:
+            print(json.dumps(done))
+        else:
+            gone = ", ".join(f"{w['qty']} {w['symbol']}" for w in done["written_off"]) or "none"
+            print(
+                f"user {done['name']} id {done['user_id']}: epoch {done['epoch']}, cash "
+                f"{done['capital']} (was {done['previous_cash']}); "
+                f"{len(done['canceled_orders'])} orders canceled; written off: {gone}"
+            )
         return 0
     if command == "digest":
         print(json.dumps(digest(settings), indent=2))

@@ -3,10 +3,11 @@
     .venv/bin/python -m bench.crash                     # 200 kills, at least 40 per process
     .venv/bin/python -m bench.crash --kills 40 --json out.json
 
-Users trade at random (new orders of every type and time in force, cancels, replaces)
-over ZeroMQ and HTTP, recording every answer, while a killer sends SIGKILL to a random
-one of the four processes every `--every` seconds (the supervisor restarts it). Then the
-flow stops, the server settles, every open order is canceled, and the checks run:
+Users trade at random (new orders of every type and time in force, cancels, replaces,
+now and then a reset of their own account) over ZeroMQ and HTTP, recording every answer,
+while a killer sends SIGKILL to a random one of the four processes every `--every`
+seconds (the supervisor restarts it). Then the flow stops, the server settles, every open
+order is canceled, and the checks run:
 
 - every acknowledged order is in the ledger with the id it was acknowledged with, and
   every acknowledged cancel left its order canceled;
@@ -14,8 +15,13 @@ flow stops, the server settles, every open order is canceled, and the checks run
   order's fills add up to its filled qty;
 - an order whose request went unanswered (a killed gateway or accountant) is either in
   the ledger whole or not at all: found by its client order id, it reconciles;
-- for every account, cash = deposit - bought + sold - commission - tax to the cent,
-  positions are the net of the fills, and with nothing open nothing stays reserved;
+- for every account, cash = its epoch's capital - bought + sold - commission - tax to the
+  cent over the fills since its last reset, positions are the net of those fills, and with
+  nothing open nothing stays reserved; its epoch counts the acknowledged resets (and at
+  most the unanswered ones besides);
+- once the server is stopped, the ledger balances from its own entries
+  (actors/accountant/balance.py): over every account's life cash + fees + bought - sold
+  is the capital put in, and shares are bought - sold - written off by resets;
 - the matcher's books hold exactly the open orders (the state digest), and the digest is
   the same after a clean restart, taken before the open orders are canceled: the books
   a restarted matcher rebuilds (time priority, trailing stops) are the ones it had.
@@ -47,6 +53,9 @@ if __package__ in (None, ""):  # run as a script: bench/crash.py
 
 import httpx
 
+from actors.accountant.balance import imbalances
+from actors.accountant.journal import ledger_caught_up
+from actors.accountant.ledger import make_engine
 from protocol.client import TradeClient, TradeError
 from tests.harness import PROCESSES, Server
 
@@ -65,6 +74,8 @@ class Record:
     refused: set[str] = field(default_factory=set)  # SYSTEM_BUSY: certainly not placed
     cancels_acked: set[int] = field(default_factory=set)
     fills_told: set[int] = field(default_factory=set)  # fill ids in events
+    resets_acked: int = 0
+    resets_unknown: int = 0  # never answered: done or not
     answers: Counter[str] = field(default_factory=Counter)
 
 
@@ -135,8 +146,10 @@ class Trader(threading.Thread):
             self.new_order(zmq, http, random_order(self.rng, coid))
         elif roll < 0.85:
             self.cancel(zmq, http, self.rng.choice(self.open))
-        else:
+        elif roll < 0.99:
             self.replace(zmq, http, self.rng.choice(self.open))
+        else:
+            self.reset(zmq, http)
 
     def ask(self, zmq: TradeClient | None, http: httpx.Client, kind: str, **fields: Any) -> Any:
         """The reply's body, an error code (str), or None when no answer came."""
@@ -191,8 +204,23 @@ class Trader(threading.Thread):
         else:
             self.record.answers[reply or "no answer"] += 1
 
+    def reset(self, zmq: TradeClient | None, http: httpx.Client) -> None:
+        """Reset the own account to its initial cash: its open orders are canceled."""
+        reply = self.ask(zmq, http, "account.reset")
+        if isinstance(reply, dict):
+            self.record.resets_acked += 1
+            self.record.answers["account.reset"] += 1
+            self.open.clear()
+        else:
+            self.record.answers[reply or "no answer"] += 1
+            if reply is None or reply == "SYSTEM_TIMEOUT":
+                self.record.resets_unknown += 1
+                self.open.clear()  # maybe canceled: cancels of them are answered either way
+
 
 def _http_call(kind: str, fields: dict[str, Any]) -> tuple[str, str, dict[str, Any] | None]:
+    if kind == "account.reset":
+        return "POST", "/v1/account/reset", fields
     if kind == "order.new":
         body = {("type" if k == "order_type" else k): v for k, v in fields.items()}
         return "POST", "/v1/orders", body
@@ -310,7 +338,15 @@ def check(server: Server, traders: list[Trader], restart: bool = True) -> dict[s
             counts["refused as busy"] += 1
             if coid in by_coid:
                 problems.append(f"{trader.name}: {coid} was refused as busy but was placed")
-        problems += reconcile(trader.name, client.account(), client.positions(), fills)
+        account = client.account()
+        counts["resets"] += rec.resets_acked
+        if not rec.resets_acked <= account["epoch"] <= rec.resets_acked + rec.resets_unknown:
+            problems.append(
+                f"{trader.name}: epoch {account['epoch']} after {rec.resets_acked} "
+                f"acknowledged resets and {rec.resets_unknown} unanswered"
+            )
+        epoch_fills = [f for f in fills if f["epoch"] == account["epoch"]]
+        problems += reconcile(trader.name, account, client.positions(), epoch_fills)
         client.close()
     digest = admin.digest()
     admin.close()
@@ -365,6 +401,12 @@ def run(
             trader.join(60)
         seconds = time.monotonic() - started
         result = check(server, traders, restart)
+        server.stop()
+        url = f"sqlite:///{server.data_dir / 'tradeserver.db'}"
+        engine = make_engine(url, "NORMAL")
+        ledger_caught_up(url, "NORMAL", engine)
+        result["problems"] += imbalances(engine)
+        engine.dispose()
     answers: Counter[str] = Counter()
     for trader in traders:
         answers.update(trader.record.answers)

@@ -47,6 +47,7 @@ from protocol.messages import (
     OrderFields,
     ReplaceFields,
     ReplayDoneFields,
+    ResetFields,
     UserFields,
     plain_message,
 )
@@ -414,6 +415,24 @@ def create_app(settings: Settings, gateway: Gateway, sessions: Sessions) -> Fast
     )
     async def revoke_token(user_id: UserId, user: Auth) -> JSONResponse:
         return await ask({"type": "token.revoke", "user_id": user_id}, user, None)
+
+    @app.post(
+        "/v1/account/reset",
+        tags=["account"],
+        summary="Reset your account: cancel open orders, write off positions, new capital",
+    )
+    async def reset_own_account(user: Auth, body: ResetFields | None = None) -> JSONResponse:
+        command = to_command(body or ResetFields(), "account.reset")
+        return await ask(command, user, None)
+
+    @app.post(
+        "/v1/admin/users/{user_id}/reset", tags=["admin"], summary="Reset a user's account (admin)"
+    )
+    async def reset_account(
+        user_id: UserId, user: Auth, body: ResetFields | None = None
+    ) -> JSONResponse:
+        command = {**to_command(body or ResetFields(), "account.reset"), "user_id": user_id}
+        return await ask(command, user, None)
 
     # LOCK-STEP REPLAY (HTTP bots) -------------------------------------------------------
 

@@ -48,6 +48,7 @@ from protocol.messages import (
     OrderFields,
     ReplaceFields,
     Request,
+    ResetFields,
     UserFields,
 )
 from protocol.orders import order_command, replace_command
@@ -86,7 +87,7 @@ def _canonical(value: Any, field: str, code: ErrorCode) -> str:
 
 
 def to_command(
-    request: Request | OrderFields | ReplaceFields | UserFields, kind: str
+    request: Request | OrderFields | ReplaceFields | UserFields | ResetFields, kind: str
 ) -> dict[str, Any]:
     """An internal command from a validated client request; numbers become exact strings.
 
@@ -103,7 +104,7 @@ def to_command(
         fields = order_command(fields)
     elif isinstance(request, ReplaceFields):
         fields = replace_command(fields)
-    elif isinstance(request, UserFields):
+    elif isinstance(request, UserFields | ResetFields) and request.cash is not None:
         fields["cash"] = _canonical(request.cash, "cash", ErrorCode.REQUEST_INVALID_AMOUNT)
     fields["type"] = kind
     return fields

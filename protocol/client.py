@@ -281,6 +281,19 @@ class TradeClient:
             self.token = reply["token"]  # the next request signs this connection in again
         return reply
 
+    def reset_account(
+        self, cash: Number | None = None, user_id: int | None = None
+    ) -> dict[str, Any]:
+        """Cancel the open orders, write off the positions and start a new account epoch
+        with `cash` (default: the account's initial_cash); (admin) of `user_id`. Returns
+        the `account.reset` reply: `reset` (what was done) and `account` (after)."""
+        fields: dict[str, Any] = {}
+        if cash is not None:
+            fields["cash"] = _wire(cash)
+        if user_id is not None:
+            fields["user_id"] = user_id
+        return self.request("account.reset", **fields)
+
     def revoke_token(self, user_id: int) -> dict[str, Any]:
         """(admin) `user_id` can no longer sign in until its token is rotated."""
         return self.request("token.revoke", user_id=user_id)

@@ -370,6 +370,23 @@ class RotateToken(Request):
     user_id: Id | None = None
 
 
+class ResetFields(BaseModel):
+    """The body of `POST /v1/account/reset` and `POST /v1/admin/users/{user_id}/reset`."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    cash: WireNumber | None = None  # the new capital; default the account's initial_cash
+
+
+class ResetAccount(Request, ResetFields):
+    """`account.reset`: cancel your open orders, write off your positions and start a new
+    account epoch with `cash`; the admin may name another user by `user_id`. Replies
+    `account.reset` once the orders are canceled and the reset is committed."""
+
+    type: Literal["account.reset"] = "account.reset"
+    user_id: Id | None = None
+
+
 class GetDigest(Request):
     """`state.digest` (admin): a hash of accounts, positions, open orders, books and the
     ledger's counters (docs/reliability.md); replies `state.digest`."""
@@ -501,6 +518,7 @@ REQUESTS: dict[str, type[Request]] = {
         RotateToken,
         RevokeToken,
         GetDigest,
+        ResetAccount,
     )
 }
 ADMIN_REQUESTS = frozenset(
@@ -568,6 +586,7 @@ class FillView(TypedDict):
     tax: str
     liquidity: Literal["maker", "taker"]  # maker: it rested before the market reached it
     time: str
+    epoch: int  # the account's epoch when it filled (0 until the first reset)
 
 
 class AccountView(TypedDict):
@@ -584,6 +603,27 @@ class AccountView(TypedDict):
     realized_pnl: str
     unrealized_pnl: str
     total_return: str
+    epoch: int  # 0 from creation, one more at each reset
+    reset_at: str | None  # when the epoch began: the last reset (None before any)
+
+
+class WrittenOff(TypedDict):
+    symbol: str
+    qty: str
+    cost_basis: str  # what the shares had cost, fees included
+
+
+class ResetView(TypedDict):
+    """The `reset` map of the `account.reset` reply and event."""
+
+    user_id: int
+    epoch: int  # the epoch this reset began
+    time: str
+    capital: str  # the cash the account starts the epoch with
+    previous_cash: str  # its cash just before (after its orders were canceled)
+    capital_change: str  # capital - previous_cash: put in (or, negative, taken out)
+    canceled_orders: list[int]  # the orders the reset canceled
+    written_off: list[WrittenOff]  # the positions it removed
 
 
 class PositionView(TypedDict):

@@ -18,6 +18,7 @@ from actors.accountant.accounts import User
 from actors.accountant.admin import AdminDesk
 from actors.accountant.core import Core, Message
 from actors.accountant.orders import OrderDesk
+from actors.accountant.resets import ResetDesk
 from actors.accountant.views import position_view
 from protocol import codec, topics
 from protocol.codec import PROTOCOL_VERSION
@@ -39,6 +40,7 @@ class Accountant:
         self.accounts = core.accounts
         self.orders = OrderDesk(core)
         self.admin = AdminDesk(core)
+        self.resets = ResetDesk(core, self.orders)
         self.run_state: str | None = None
         self.sessions: dict[str, bool] | None = None  # each market's session, open or not
         # a replay's control states come with its steps, in order with its fills
@@ -56,6 +58,7 @@ class Accountant:
         self.user_handlers: dict[str, Callable[[Message, User], None]] = {
             **self.orders.user_handlers,
             **self.admin.user_handlers,
+            **self.resets.user_handlers,
             "session.login": self.on_login,
             "account.get": self.on_get_account,
             "positions.list": self.on_list_positions,
@@ -73,6 +76,8 @@ class Accountant:
         """A burst from the inbox: requests from gateways, answers from the matcher."""
         for msg in messages:
             self.dispatch(msg)
+        if self.resets.pending:
+            self.resets.advance_all()
 
     def dispatch(self, msg: Message) -> None:
         kind = msg.get("type")

@@ -5,7 +5,11 @@ what they return into ledger rows and messages. Every amount is an exact Decimal
 
 Invariants, per account, after any sequence of calls (whole or partial fills; fees are
 per order, so the reservation of an order's rest covers every fee its fills can add):
-- cash + commission_paid + tax_paid + bought value - sold value = initial_cash (+ deposits)
+- cash + commission_paid + tax_paid + bought value - sold value = initial_cash, each
+  counted since the account's epoch began (its creation, or its last reset)
+- over the account's life, cash + all fees + all bought - all sold = the capital put in
+  (the sum of its capital entries: `reset` returns the change), and a position holds
+  the shares bought less those sold and those a reset wrote off
 - reserved_cash = the sum of reserved_cash over the account's open orders
 - position.reserved_qty = the sum of leaves_qty over the position's open sell orders
 - cash - reserved_cash >= 0 and position.qty - position.reserved_qty >= 0
@@ -44,6 +48,8 @@ class Account:
     realized_pnl: Decimal = ZERO
     bought_value: Decimal = ZERO
     sold_value: Decimal = ZERO
+    epoch: int = 0  # one more at each reset; the fields above count from its start
+    epoch_ts: int = 0  # when the epoch began (0: at the account's creation)
 
     @property
     def available_cash(self) -> Decimal:
@@ -144,6 +150,29 @@ class Fill:
     ts_event: int
     realized_pnl: Decimal = ZERO  # sells: proceeds - fees - cost of the shares sold
     liquidity: str = TAKER  # maker: it rested before the market came to it (fill-model.md)
+    epoch: int = 0  # the account's epoch when it filled
+
+
+@dataclass(slots=True, frozen=True)
+class WriteOff:
+    """Shares a reset removed from a position, and what they had cost (fees included)."""
+
+    symbol: str
+    qty: Decimal
+    cost_basis: Decimal
+
+
+@dataclass(slots=True, frozen=True)
+class Reset:
+    """What `Accounts.reset` did: the cash put in (negative: taken out) to bring the cash
+    to the new capital, and the positions written off."""
+
+    user_id: int
+    epoch: int
+    previous_cash: Decimal
+    capital: Decimal
+    change: Decimal
+    written_off: tuple[WriteOff, ...]
 
 
 @dataclass(slots=True)
@@ -388,6 +417,7 @@ class Accounts:
             tax=tax,
             ts_event=now_ns,
             liquidity=liquidity,
+            epoch=account.epoch,
         )
         self.next_fill_id += 1
         if order.side == "buy":
@@ -470,6 +500,35 @@ class Accounts:
 
     def _close(self, order: Order) -> None:
         self.open_orders.pop(order.id, None)
+
+    # RESET ---------------------------------------------------------------------------
+
+    def reset(self, user_id: int, capital: Decimal, now_ns: int) -> Reset:
+        """Start the account's next epoch with `capital` in cash and nothing held: every
+        position is written off at cost, the counters start again from zero. The account
+        must have no open order (the matcher must have let them go first).
+
+        Raises:
+            ValueError: the account still has an open order.
+        """
+        if any(o.user_id == user_id for o in self.open_orders.values()):
+            raise ValueError(f"user {user_id} has open orders: cancel them before a reset")
+        account = self.accounts[user_id]
+        written_off = []
+        for symbol, pos in sorted(self.positions.get(user_id, {}).items()):
+            if pos.qty:
+                written_off.append(WriteOff(symbol, pos.qty, pos.cost_basis))
+            pos.qty = pos.reserved_qty = pos.cost_basis = pos.realized_pnl = ZERO
+            pos.locked_qty, pos.locked_day = ZERO, None
+        previous = account.cash
+        account.epoch += 1
+        account.epoch_ts = now_ns
+        account.initial_cash = account.cash = capital
+        account.reserved_cash = account.commission_paid = account.tax_paid = ZERO
+        account.realized_pnl = account.bought_value = account.sold_value = ZERO
+        return Reset(
+            user_id, account.epoch, previous, capital, capital - previous, tuple(written_off)
+        )
 
     # VALUATION -----------------------------------------------------------------------
 

@@ -11,7 +11,7 @@ from typing import Any
 from actors.accountant.accounts import Account, User
 from actors.accountant.core import Core, Message
 from actors.accountant.digest import ledger_parts, summary
-from actors.accountant.rows import Row, account_row, operation_row, user_row
+from actors.accountant.rows import Row, account_row, capital_row, operation_row, user_row
 from protocol import topics
 from protocol.errors import ErrorCode, RejectError
 from protocol.tokens import hash_token, new_token, revoked_hash
@@ -151,6 +151,7 @@ def new_user_rows(
     rows = [
         user_row(user),
         account_row(_account(user_id, cash), now_ns),
+        capital_row(user_id, 0, now_ns, cash),
         operation_row(now_ns, "user.created", detail=f"user {user_id} {name} with {cash}"),
     ]
     return user, rows

@@ -166,6 +166,34 @@ class Core:
         process.activity("accountant", f"{kind} order={order.id} user={user_id} {order.status}")
         return view
 
+    def account_event(
+        self, user_id: int, kind: str, now_ns: int, detail: str, values: dict[str, Message]
+    ) -> None:
+        """A private event about the account itself (no order), with its operation-log
+        row under the same seq; `values` are fields of the event beside `account`."""
+        seq = self.user_seqs.get(user_id, 0) + 1
+        self.user_seqs[user_id] = seq
+        account = self.accounts.accounts[user_id]
+        cash, reserved = account.cash, account.reserved_cash
+        self.work.rows.append(
+            operation_row(now_ns, kind, user_id=user_id, seq=seq, cash=cash, detail=detail)
+        )
+        body = {
+            "type": "event",
+            "event": kind,
+            "seq": seq,
+            **values,
+            "account": {
+                "cash": money(cash),
+                "reserved_cash": money(reserved),
+                "available_cash": money(cash - reserved),
+            },
+            "v": PROTOCOL_VERSION,
+        }
+        routed = {"type": "event", "user_id": user_id, "body": codec.encode(body)}
+        self.work.outbound.append((topics.GATEWAY, None, routed))
+        process.activity("accountant", f"{kind} user={user_id}")
+
     def query(self, msg: Message, user: User) -> None:
         """Answered from the ledger's tables once this burst is committed and written there."""
         self.work.queries.append({**msg, "user_id": user.id})
@@ -192,9 +220,15 @@ class Core:
 
     def take_snapshots(self, reason: str) -> None:
         now = self.clock.now_ns()
-        for user_id, account in self.accounts.accounts.items():
-            market_value = self.accounts.market_value(user_id, self.last_prices)
-            self.work.rows.append(snapshot_row(user_id, now, account.cash, market_value, reason))
+        for user_id in self.accounts.accounts:
+            self.take_snapshot(user_id, now, reason)
+
+    def take_snapshot(self, user_id: int, now_ns: int, reason: str) -> None:
+        account = self.accounts.accounts[user_id]
+        market_value = self.accounts.market_value(user_id, self.last_prices)
+        self.work.rows.append(
+            snapshot_row(user_id, now_ns, account.cash, market_value, reason, account.epoch)
+        )
 
     # VIEWS -----------------------------------------------------------------------------
 

@@ -23,7 +23,7 @@ from sqlalchemy import BigInteger, Column, Engine, LargeBinary, MetaData, Table,
 
 from actors.accountant.ledger import LedgerState, make_engine
 from actors.accountant.projection import Projection
-from actors.accountant.rows import Row
+from actors.accountant.rows import Row, widened
 from protocol import codec
 
 log = logging.getLogger("accountant")
@@ -80,7 +80,10 @@ class Journal:
             for number, packed in conn.execute(query.order_by(JOURNAL.c.seq)):
                 yield (
                     number,
-                    [(table, tuple(values)) for table, values in codec.decode_internal(packed)],
+                    [
+                        (table, widened(table, tuple(values)))
+                        for table, values in codec.decode_internal(packed)
+                    ],
                 )
 
     def last_seq(self) -> int:

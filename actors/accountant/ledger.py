@@ -92,6 +92,10 @@ class AccountRow(Base):
     bought_value: Mapped[Amount]
     sold_value: Mapped[Amount]
     ts_updated: Mapped[TsNs]
+    # the account's epoch: 0 from its creation, one more at each reset (docs/protocol.md
+    # 3.26); the counters above and the statistics count from its start, `epoch_ts`
+    epoch: Mapped[int] = mapped_column(server_default="0")
+    epoch_ts: Mapped[TsNs] = mapped_column(server_default="0")
 
 
 class PositionRow(Base):
@@ -161,6 +165,7 @@ class FillRow(Base):
     realized_pnl: Mapped[Amount]
     ts_event: Mapped[TsNs]
     liquidity: Mapped[str] = mapped_column(String(5), server_default="taker")  # or maker
+    epoch: Mapped[int] = mapped_column(server_default="0")  # the account's, when it filled
 
 
 class OperationRow(Base):
@@ -204,7 +209,29 @@ class EquitySnapshotRow(Base):
     cash: Mapped[Amount]
     market_value: Mapped[Amount]
     equity: Mapped[Amount]
-    reason: Mapped[str] = mapped_column(String(16))  # interval | session_close
+    reason: Mapped[str] = mapped_column(String(16))  # interval | session_close | reset
+    epoch: Mapped[int] = mapped_column(server_default="0")  # the account's
+
+
+class CapitalRow(Base):
+    """What was put into an account and taken out of it, and the shares written off.
+
+    `capital` entries: the starting cash when the user is created, and at each reset the
+    change of cash to the new capital (positive: put in, negative: taken out). Their sum
+    is the capital put in over the account's life: cash + fees + bought - sold equals it.
+    `write_off` entries: a reset removed `qty` shares of `symbol` that had cost `amount`.
+    """
+
+    __tablename__ = "capital"
+    __table_args__ = (Index("ix_capital_user", "user_id", "id"),)
+    id: Mapped[int] = mapped_column(SERIAL, primary_key=True, autoincrement=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    epoch: Mapped[int]  # the epoch that starts with it: 0 at creation, N at the Nth reset
+    ts_event: Mapped[TsNs]
+    kind: Mapped[str] = mapped_column(String(16))  # capital | write_off
+    amount: Mapped[Amount]
+    symbol: Mapped[str | None] = mapped_column(String(32))
+    qty: Mapped[Amount | None]
 
 
 # ENGINE AND MIGRATIONS ------------------------------------------------------------------

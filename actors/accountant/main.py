@@ -128,6 +128,7 @@ def _serve(settings: Settings) -> None:
     def lost(sender: str, _link: str, _count: int) -> None:
         if sender == topics.MATCHER:  # its answers are gone: a new book snapshot voids them
             accountant.orders.send_book_snapshot()
+            accountant.resets.advance_all()  # the snapshot may have ended orders
 
     bus.on_lost(lost)
     bus.subscribe(

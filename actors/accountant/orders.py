@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+from collections.abc import Mapping
 from decimal import Decimal
 
 from actors.accountant.accounts import Order, Rejection, User
@@ -45,6 +46,8 @@ class OrderDesk:
         self.pending_replies: dict[int, list[Message]] = {}
         # replacements on their way to the matcher: old order id -> (old order, request)
         self.replacing: dict[int, tuple[Order, Message]] = {}
+        # users whose account is being reset (resets.py owns it): they may not trade
+        self.resetting: Mapping[int, object] = {}
         self.handlers = {
             "exec": self.on_exec,
             "book.canceled": self.on_book_canceled,
@@ -65,7 +68,14 @@ class OrderDesk:
 
     # ORDER COMMANDS --------------------------------------------------------------------
 
+    def refuse_while_resetting(self, user: User) -> None:
+        if user.id in self.resetting:
+            raise RejectError(
+                ErrorCode.REQUEST_RESET_PENDING, "the account is being reset: try again after"
+            )
+
     def on_new_order(self, msg: Message, user: User) -> None:
+        self.refuse_while_resetting(user)
         coid = msg.get("client_order_id")
         if coid is not None and (user.id, coid) in self.accounts.client_ids:
             self.reply_existing_order(msg, user, self.accounts.client_ids[(user.id, coid)])
@@ -182,6 +192,7 @@ class OrderDesk:
     def on_replace_order(self, msg: Message, user: User) -> None:
         """A new order takes an open one's place, once the matcher confirms the old one has
         not filled meanwhile. The old one ends `replaced`, the new one keeps its type."""
+        self.refuse_while_resetting(user)
         coid = msg.get("client_order_id")
         if coid is not None and (user.id, coid) in self.accounts.client_ids:
             self.reply_replacement_retry(msg, self.accounts.client_ids[(user.id, coid)])

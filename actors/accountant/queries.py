@@ -53,6 +53,8 @@ def load_accounts(engine: Engine, market: Market) -> tuple[Accounts, dict[int, i
                     realized_pnl=a.realized_pnl,
                     bought_value=a.bought_value,
                     sold_value=a.sold_value,
+                    epoch=a.epoch,
+                    epoch_ts=a.epoch_ts,
                 ),
             )
         for p in session.scalars(select(PositionRow)):
@@ -206,12 +208,14 @@ class Queries:
         return {"type": "history", "entries": entries, "next_after_seq": next_after}
 
     def get_stats(self, session: Session, msg: Message) -> Message:
+        """Statistics of the account's epoch: since its creation, or its last reset."""
         user_id = msg["user_id"]
         account = msg["account"]
+        epoch = account["epoch"]
         snapshots = list(
             session.execute(
                 select(EquitySnapshotRow.ts_event, EquitySnapshotRow.cash, EquitySnapshotRow.equity)
-                .where(EquitySnapshotRow.user_id == user_id)
+                .where(EquitySnapshotRow.user_id == user_id, EquitySnapshotRow.epoch == epoch)
                 .order_by(EquitySnapshotRow.id.desc())
                 .limit(MAX_CURVE_POINTS)
             )
@@ -221,13 +225,15 @@ class Queries:
         sells = list(
             session.scalars(
                 select(FillRow.realized_pnl).where(
-                    FillRow.user_id == user_id, FillRow.side == "sell"
+                    FillRow.user_id == user_id, FillRow.side == "sell", FillRow.epoch == epoch
                 )
             )
         )
         fills = (
             session.scalar(
-                select(func.count()).select_from(FillRow).where(FillRow.user_id == user_id)
+                select(func.count())
+                .select_from(FillRow)
+                .where(FillRow.user_id == user_id, FillRow.epoch == epoch)
             )
             or 0
         )
@@ -241,4 +247,6 @@ class Queries:
             realized_pnl=Decimal(account["realized_pnl"]),
             unrealized_pnl=Decimal(account["unrealized_pnl"]),
         )
+        body["epoch"] = epoch
+        body["since"] = account["reset_at"]
         return {"type": "stats", "stats": body}

@@ -16,6 +16,7 @@ from actors.accountant.accounts import Account, Fill, Order, Position, User
 from actors.accountant.ledger import (
     AccountRow,
     Base,
+    CapitalRow,
     EquitySnapshotRow,
     FillRow,
     OperationRow,
@@ -26,7 +27,7 @@ from actors.accountant.ledger import (
 
 Row = tuple[int, tuple[Any, ...]]
 
-USERS, ACCOUNTS, POSITIONS, ORDERS, FILLS, OPERATIONS, SNAPSHOTS = range(7)
+USERS, ACCOUNTS, POSITIONS, ORDERS, FILLS, OPERATIONS, SNAPSHOTS, CAPITAL = range(8)
 MODELS: tuple[type[Base], ...] = (
     UserRow,
     AccountRow,
@@ -35,8 +36,13 @@ MODELS: tuple[type[Base], ...] = (
     FillRow,
     OperationRow,
     EquitySnapshotRow,
+    CapitalRow,
 )
 KEYED = frozenset({USERS, ACCOUNTS, POSITIONS, ORDERS})
+# Columns added at the end of a table's rows since the journal began, with the values a
+# row journaled before them gets (the epoch columns of migration 0007): a journal left by
+# an older version after a crash is projected with them.
+ADDED: dict[int, tuple[Any, ...]] = {ACCOUNTS: (0, 0), FILLS: (0,), SNAPSHOTS: (0,)}
 
 
 def columns(table: int) -> tuple[str, ...]:
@@ -50,6 +56,15 @@ def keys(table: int) -> tuple[int, ...]:
     """Positions of the primary key in a row of a keyed table."""
     names = columns(table)
     return tuple(names.index(c.key) for c in MODELS[table].__table__.primary_key.columns)
+
+
+def widened(table: int, values: tuple[Any, ...]) -> tuple[Any, ...]:
+    """A journaled row with the columns added since it was written (ADDED)."""
+    added = ADDED.get(table)
+    if added is None:
+        return values
+    missing = len(_BUILT[table]) - len(values)
+    return values + added[len(added) - missing :] if missing > 0 else values
 
 
 def text(value: Decimal | None) -> str | None:
@@ -76,6 +91,8 @@ def account_row(a: Account, now_ns: int) -> Row:
         text(a.bought_value),
         text(a.sold_value),
         now_ns,
+        a.epoch,
+        a.epoch_ts,
     )
 
 
@@ -139,6 +156,7 @@ def fill_row(f: Fill) -> Row:
         text(f.realized_pnl),
         f.ts_event,
         f.liquidity,
+        f.epoch,
     )
 
 
@@ -175,7 +193,7 @@ def operation_row(
 
 
 def snapshot_row(
-    user_id: int, ts_event: int, cash: Decimal, market_value: Decimal, reason: str
+    user_id: int, ts_event: int, cash: Decimal, market_value: Decimal, reason: str, epoch: int
 ) -> Row:
     return SNAPSHOTS, (
         user_id,
@@ -184,7 +202,22 @@ def snapshot_row(
         text(market_value),
         text(cash + market_value),
         reason,
+        epoch,
     )
+
+
+def capital_row(
+    user_id: int,
+    epoch: int,
+    ts_event: int,
+    amount: Decimal,
+    symbol: str | None = None,
+    qty: Decimal | None = None,
+) -> Row:
+    """A capital entry (cash put in, or taken out if negative), or with `symbol` and
+    `qty` a write-off of shares that had cost `amount` (ledger.CapitalRow)."""
+    kind = "capital" if symbol is None else "write_off"
+    return CAPITAL, (user_id, epoch, ts_event, kind, text(amount), symbol, text(qty))
 
 
 # The builders above write each table's columns in the order columns() gives: checked once
@@ -202,6 +235,8 @@ _BUILT = {
         "bought_value",
         "sold_value",
         "ts_updated",
+        "epoch",
+        "epoch_ts",
     ),
     POSITIONS: (
         "user_id",
@@ -256,6 +291,7 @@ _BUILT = {
         "realized_pnl",
         "ts_event",
         "liquidity",
+        "epoch",
     ),
     OPERATIONS: (
         "user_id",
@@ -271,7 +307,8 @@ _BUILT = {
         "cash",
         "detail",
     ),
-    SNAPSHOTS: ("user_id", "ts_event", "cash", "market_value", "equity", "reason"),
+    SNAPSHOTS: ("user_id", "ts_event", "cash", "market_value", "equity", "reason", "epoch"),
+    CAPITAL: ("user_id", "epoch", "ts_event", "kind", "amount", "symbol", "qty"),
 }
 for _table, _names in _BUILT.items():
     if columns(_table) != _names:

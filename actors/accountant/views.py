@@ -9,7 +9,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from actors.accountant.accounts import Account, Order, Position, User, mark
+from actors.accountant.accounts import Account, Order, Position, Reset, User, mark
 from protocol.messages import AccountView, FillView, OrderView, PositionView
 from protocol.values import average, iso_time, money, number, ratio
 
@@ -90,6 +90,7 @@ def fill_view_of_row(row: tuple[Any, ...]) -> FillView:
         "tax": money_text(row[9]),
         "liquidity": row[12],
         "time": iso_time(row[11]),
+        "epoch": row[13],
     }
 
 
@@ -115,6 +116,7 @@ def fill_view(f: Any) -> FillView:
         "tax": money(f.tax),
         "liquidity": f.liquidity,
         "time": iso_time(f.ts_event),
+        "epoch": f.epoch,
     }
 
 
@@ -152,6 +154,25 @@ def account_view(
         "realized_pnl": money(account.realized_pnl),
         "unrealized_pnl": money(market_value - cost_basis),
         "total_return": ratio(total_return),
+        "epoch": account.epoch,
+        "reset_at": iso_time(account.epoch_ts) if account.epoch else None,
+    }
+
+
+def reset_view(reset: Reset, canceled: list[int], now_ns: int) -> dict[str, Any]:
+    """The `reset` map of an account.reset reply and event (docs/protocol.md 4.11)."""
+    return {
+        "user_id": reset.user_id,
+        "epoch": reset.epoch,
+        "time": iso_time(now_ns),
+        "capital": money(reset.capital),
+        "previous_cash": money(reset.previous_cash),
+        "capital_change": money(reset.change),
+        "canceled_orders": canceled,
+        "written_off": [
+            {"symbol": w.symbol, "qty": number(w.qty), "cost_basis": money(w.cost_basis)}
+            for w in reset.written_off
+        ],
     }
 
 

@@ -171,6 +171,7 @@ function showAccount(a) {
     ["Market value", a.market_value], ["Equity", a.equity], ["Return", percent(a.total_return)],
     ["Realised P&L", a.realized_pnl], ["Unrealised P&L", a.unrealized_pnl],
     ["Fees paid", a.commission_paid + " + tax " + a.tax_paid],
+    ["Since", a.reset_at ? `reset ${a.reset_at.slice(0, 19).replace("T", " ")} UTC (epoch ${a.epoch})` : "opened"],
   ];
   $("#account").replaceChildren(...shown.map(([label, value]) => {
     const div = document.createElement("div");
@@ -415,6 +416,44 @@ async function sendReplace(event) {
   }
 }
 
+function startReset() {
+  const form = $("#reset");
+  form.cash.value = state.account ? state.account.initial_cash : "";
+  $("#reset-confirm").hidden = false;
+  $("#reset-message").textContent = "";
+  form.cash.focus();
+}
+
+async function sendReset(event) {
+  event.preventDefault();
+  const form = event.target;
+  const message = $("#reset-message");
+  const cash = form.cash.value.trim();
+  if (!positive(cash) || decimal(cash).scale > 2) {
+    message.className = "error";
+    message.textContent = "Starting cash must be a number above zero, at most 2 decimals.";
+    return;
+  }
+  try {
+    const { reset } = await api("POST", "/v1/account/reset", { cash });
+    const gone = reset.written_off.map((w) => `${w.qty} ${w.symbol}`).join(", ") || "nothing";
+    message.className = "ok";
+    message.textContent = `Account reset with ${reset.capital}; orders canceled: ${reset.canceled_orders.length}; written off: ${gone}.`;
+    $("#reset-confirm").hidden = true;
+    restartEquity();
+    refreshSoon();
+  } catch (error) {
+    message.className = "error";
+    message.textContent = `Not reset (${error.code}): ${error.message}`;
+  }
+}
+
+function restartEquity() {
+  // the curve of the new epoch replaces the old one at the next loadEquity
+  delete $("#equity-chart").dataset.points;
+  state.equityLast = 0;
+}
+
 // LIVE UPDATES --------------------------------------------------------------------------
 
 let refreshTimer = null;
@@ -436,7 +475,7 @@ async function refreshAll() {
 
 const EVENTS = [
   "order.accepted", "order.partially_filled", "order.filled", "order.canceled", "order.expired",
-  "order.replaced", "order.rejected", "order.triggered", "events.lost",
+  "order.replaced", "order.rejected", "order.triggered", "events.lost", "account.reset",
 ];
 
 function listen() {
@@ -446,6 +485,7 @@ function listen() {
   source.onopen = () => { $("#live").textContent = "live"; };
   source.onerror = () => { $("#live").textContent = "reconnecting…"; };
   for (const name of EVENTS) source.addEventListener(name, refreshSoon);
+  source.addEventListener("account.reset", restartEquity); // a reset from elsewhere too
   source.addEventListener("session.ended", () => showSignIn("Your token was changed: sign in again."));
 }
 
@@ -968,6 +1008,9 @@ async function start() {
   $("#ticket").addEventListener("change", showRules);
   $("#replace").addEventListener("submit", sendReplace);
   $("#replace-cancel").addEventListener("click", () => { $("#replace").hidden = true; });
+  $("#reset-start").addEventListener("click", startReset);
+  $("#reset-keep").addEventListener("click", () => { $("#reset-confirm").hidden = true; });
+  $("#reset").addEventListener("submit", sendReset);
   $("#fills-more").addEventListener("click", (e) => whileDisabled(e.target, () => loadFills("older")));
   $("#history-more").addEventListener("click", (e) => whileDisabled(e.target, () => loadHistory("more")));
   $("#chart-symbol").addEventListener("change", chooseChartSymbol);

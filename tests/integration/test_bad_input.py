@@ -282,6 +282,8 @@ HTTP_ROUTES = [
     ("POST", "/v1/control", {"state": "stopped"}),
     ("GET", "/v1/admin/users", None),
     ("POST", "/v1/admin/users", {"name": "intruder", "cash": "100"}),
+    ("POST", "/v1/account/reset", {"cash": "1"}),
+    ("POST", "/v1/admin/users/2/reset", None),
     ("GET", "/v1/events", None),
 ]
 

@@ -89,6 +89,9 @@ def test_admin_commands_work_on_the_ledger_when_no_server_runs(tmp_path: Path) -
     assert run_cli(server.config, "user", "rotate", "--name", "admin").returncode == 0
     assert run_cli(server.config, "user", "revoke", "--name", "admin").returncode != 0
     assert json.loads(run_cli(server.config, "control", "stop").stdout)["state"] == "stopped"
+    offline_reset = run_cli(server.config, "user", "reset", "--name", "offline")
+    assert offline_reset.returncode == 1  # the matcher must let the orders go: server only
+    assert "needs the server running" in offline_reset.stderr
     admin_token = admin_file.read_text().strip()
     assert admin_token != old_admin
     assert admin_file.stat().st_mode & 0o777 == 0o600

@@ -1,10 +1,13 @@
 """Money and shares are conserved over the real four processes, whatever clients do.
 
-Hypothesis generates short sequences of orders, cancels and pause/resume switches; fresh
-users play them over ZeroMQ. Once the server is quiet, what the API reports must add up
-exactly (decimal strings read as Decimal): cash plus fees plus what was bought less what
-was sold is the initial cash, the reservation is what the open orders can still cost,
-positions hold the net filled shares, and nothing is negative.
+Hypothesis generates short sequences of orders, cancels, account resets and pause/resume
+switches; fresh users play them over ZeroMQ. Once the server is quiet, what the API
+reports must add up exactly (decimal strings read as Decimal): within the account's epoch
+(since its last reset) cash plus fees plus what was bought less what was sold is the
+initial cash, and over its whole life the same sum over every fill is the capital put in
+(the starting cash and each reset's capital_change); the reservation is what the open
+orders can still cost, positions hold the net filled shares less those resets wrote off,
+and nothing is negative.
 """
 
 from __future__ import annotations
@@ -78,7 +81,7 @@ def need(
 class Op:
     """One client action; `pick` chooses a user or an order, modulo how many there are."""
 
-    kind: str  # buy, sell, cancel, pause, resume, settle (wait until the server is quiet)
+    kind: str  # buy, sell, cancel, reset, pause, resume, settle (wait until the server is quiet)
     pick: int = 0
     symbol: str = SYMBOLS[0]
     qty: int = 1  # lots for buys, shares for sells
@@ -110,7 +113,9 @@ def ops(instant: bool) -> st.SearchStrategy[list[Op]]:
         far=far,
     )
     other = st.builds(
-        Op, kind=st.sampled_from(["cancel", "pause", "resume", "settle"]), pick=st.integers(0, 99)
+        Op,
+        kind=st.sampled_from(["cancel", "pause", "resume", "settle", "reset"]),
+        pick=st.integers(0, 99),
     )
     return st.lists(st.one_of(buy, sell, buy, sell, other), min_size=6, max_size=16)
 
@@ -120,13 +125,24 @@ initial_cash = st.lists(
 )
 
 
+def reset_cash(pick: int) -> Decimal | None:
+    """The capital a reset asks for: mostly a new amount, sometimes the default."""
+    return None if pick % 3 == 0 else Decimal(2_000_00 + pick * 7_919).scaleb(-2)
+
+
 @dataclass
 class Player:
     client: TradeClient
-    initial_cash: Decimal
+    initial_cash: Decimal  # of the account's current epoch
     placed: dict[int, dict[str, Any]] = field(default_factory=dict)  # id -> order as accepted
     canceled: set[int] = field(default_factory=set)
     marketable: set[int] = field(default_factory=set)  # should fill once trading is on
+    capital: Decimal = ZERO  # put in over the account's life: initial cash and reset changes
+    written_off: dict[str, Decimal] = field(default_factory=lambda: defaultdict(Decimal))
+    epoch: int = 0
+
+    def __post_init__(self) -> None:
+        self.capital = self.initial_cash
 
 
 class Session:
@@ -148,6 +164,8 @@ class Session:
             self.server.set_control("paused" if self.paused else "running")
         elif op.kind == "cancel":
             self.cancel(player, op.pick)
+        elif op.kind == "reset":
+            self.reset(player, reset_cash(op.pick))
         elif op.kind == "settle":
             for each in self.players:
                 settled(each.client, lambda snap, p=each: self.paused or not self.pending(p, snap))
@@ -210,6 +228,19 @@ class Session:
         note(f"cancel {order_id}: {order['status']}")
         assert order["status"] == "canceled"
         player.canceled.add(order_id)
+
+    def reset(self, player: Player, cash: Decimal | None) -> None:
+        done = player.client.reset_account(cash)["reset"]
+        note(f"reset to {cash}: {done}")
+        player.epoch += 1
+        assert done["epoch"] == player.epoch
+        assert Decimal(done["capital"]) == (player.initial_cash if cash is None else cash)
+        assert set(done["canceled_orders"]) <= set(player.placed)
+        player.canceled.update(done["canceled_orders"])
+        player.initial_cash = Decimal(done["capital"])
+        player.capital += Decimal(done["capital_change"])
+        for w in done["written_off"]:
+            player.written_off[w["symbol"]] += Decimal(w["qty"])
 
     @staticmethod
     def pending(player: Player, snap: Snapshot) -> set[int]:
@@ -280,7 +311,10 @@ def settled(
 
 def assert_conserved(player: Player, snap: Snapshot, instant: bool) -> None:
     """Every conservation and reservation rule, exactly, from one quiet snapshot."""
-    account, fills = snap.account, snap.fills
+    account, every_fill = snap.account, snap.fills
+    assert account["epoch"] == player.epoch
+    assert all(f["epoch"] <= player.epoch for f in every_fill)
+    fills = [f for f in every_fill if f["epoch"] == player.epoch]  # since the last reset
     d = {k: Decimal(account[k]) for k in ("cash", "reserved_cash", "available_cash")}
     commission_paid = Decimal(account["commission_paid"])
     tax_paid = Decimal(account["tax_paid"])
@@ -292,6 +326,17 @@ def assert_conserved(player: Player, snap: Snapshot, instant: bool) -> None:
     assert d["cash"] + commission_paid + tax_paid + bought - sold == player.initial_cash
     assert commission_paid == sum((Decimal(f["commission"]) for f in fills), ZERO)
     assert tax_paid == sum((Decimal(f["tax"]) for f in fills), ZERO)
+    # and over the account's life, across resets: the capital put in
+    spent = sum(
+        (
+            Decimal(f["commission"])
+            + Decimal(f["tax"])
+            + Decimal(f["value"]) * (1 if f["side"] == "buy" else -1)
+            for f in every_fill
+        ),
+        ZERO,
+    )
+    assert d["cash"] + spent == player.capital
     assert d["cash"] >= 0 and d["reserved_cash"] >= 0 and d["available_cash"] >= 0
     assert d["available_cash"] == d["cash"] - d["reserved_cash"]
 
@@ -301,7 +346,7 @@ def assert_conserved(player: Player, snap: Snapshot, instant: bool) -> None:
     filled_qty: dict[int, Decimal] = defaultdict(Decimal)
     filled_value: dict[int, Decimal] = defaultdict(Decimal)
     paid: dict[int, tuple[Decimal, Decimal]] = defaultdict(lambda: (ZERO, ZERO))
-    for f in fills:
+    for f in every_fill:
         value = Decimal(f["qty"]) * Decimal(f["price"])
         assert Decimal(f["value"]) == value
         filled_value[f["order_id"]] += value
@@ -361,6 +406,17 @@ def assert_conserved(player: Player, snap: Snapshot, instant: bool) -> None:
     positions = {p["symbol"]: p for p in snap.positions}
     assert set(positions) == {s for s, q in net.items() if q}
     assert all(q >= 0 for q in net.values())
+    for symbol in {f["symbol"] for f in every_fill}:  # over the life: less the write-offs
+        lifetime = sum(
+            (
+                Decimal(f["qty"]) * (1 if f["side"] == "buy" else -1)
+                for f in every_fill
+                if f["symbol"] == symbol
+            ),
+            ZERO,
+        )
+        held = Decimal(positions[symbol]["qty"]) if symbol in positions else ZERO
+        assert held == lifetime - player.written_off[symbol]
     realized = ZERO
     for symbol in net:
         pos = positions.get(symbol)
@@ -387,7 +443,8 @@ def assert_conserved(player: Player, snap: Snapshot, instant: bool) -> None:
 # TESTS ---------------------------------------------------------------------------------
 
 # Hand-picked scripts that surely reach what random ones may miss: tiny sells whose fees
-# exceed their proceeds, orders resting while paused, partial sells, flat positions.
+# exceed their proceeds, orders resting while paused, partial sells, flat positions, a
+# reset with orders resting and shares held.
 INSTANT_SCRIPT = [
     Op("buy", pick=0, symbol="000725", qty=5, price_cents=410),
     Op("buy", pick=1, symbol="600000", qty=2, price_cents=851),
@@ -398,6 +455,7 @@ INSTANT_SCRIPT = [
     Op("sell", pick=0, symbol="000725", qty=150, amount="some", price_cents=505),
     Op("buy", pick=1, symbol="600000", qty=3, price_cents=799),
     Op("buy", pick=0, symbol="000725", qty=1, price_cents=1),
+    Op("reset", pick=0),  # cancels player 0's resting sells and buy, writes off its shares
     Op("cancel", pick=2),
     Op("sell", pick=0, symbol="000725", qty=1000, amount="any", price_cents=500),
 ]
@@ -409,6 +467,7 @@ WAIT_SCRIPT = [
     Op("sell", pick=0, symbol="000725", qty=120, amount="some", far=True),
     Op("buy", pick=1, symbol="600000", qty=1, far=True),
     Op("pause"),
+    Op("reset", pick=1),  # player 1's far buy canceled, its 600000 written off, cash 2079.19
     Op("sell", pick=1, symbol="600000", amount="all"),
     Op("buy", pick=0, symbol="000725", qty=2),
     Op("cancel", pick=1),

@@ -1,10 +1,10 @@
 """The web console in headless Chromium (Debian's `chromium`, driven by Playwright): sign
 in, place an order and see it fill and the equity move, cancel a resting order, download
-the operation log, see none of another user's data, a wrong token refused; the price and
-equity charts drawn and moved by the market stream; the operator (admin token) pausing
-and resuming while a trader's page sees it live, creating a user whose token signs in,
-reading a backtest report; a trader without the operator view. Screenshots at desktop
-and phone size go to test-artifacts/.
+the operation log, reset the account after confirming, see none of another user's data,
+a wrong token refused; the price and equity charts drawn and moved by the market stream;
+the operator (admin token) pausing and resuming while a trader's page sees it live,
+creating a user whose token signs in, reading a backtest report; a trader without the
+operator view. Screenshots at desktop and phone size go to test-artifacts/.
 
 Without a Chromium these tests are skipped, unless REQUIRE_BROWSER_TESTS is set
 (.ci/run sets it and installs Debian's chromium)."""
@@ -207,6 +207,39 @@ def test_a_trader_signs_in_orders_sees_the_fill_cancels_and_downloads_the_log(
     expect(page.locator("#ticket")).to_be_visible()
     page.evaluate("window.scrollTo(0, 0)")
     page.screenshot(path=str(ARTIFACTS / "console-phone.png"), full_page=False)
+
+
+def test_a_trader_resets_the_account_after_confirming_and_the_history_stays(
+    server: Server, page: Page
+) -> None:
+    token = server.new_user(fresh_name("resetter"))
+    sign_in(page, server, token)
+    filled_id = send_order(page, "buy", "100", f"{float(market_price(server)) * 1.2:.2f}")
+    expect(page.locator("#positions tbody")).to_contain_text("600000")
+    resting_id = send_order(page, "buy", "100", "1.00")
+    expect(page.locator(f"#orders tbody tr[data-order-id='{resting_id}']")).to_be_visible()
+
+    page.get_by_role("button", name="Reset account…").click()  # asks first
+    confirm = page.locator("#reset-confirm")
+    expect(confirm).to_be_visible()
+    expect(confirm.get_by_label("Starting cash")).to_have_value("1000000.00")
+    page.get_by_role("button", name="Keep it as is").click()
+    expect(confirm).to_be_hidden()
+    assert server.client(token).account()["epoch"] == 0
+
+    page.get_by_role("button", name="Reset account…").click()
+    confirm.get_by_label("Starting cash").fill("250000")
+    page.get_by_role("button", name="Yes, reset the account").click()
+    expect(page.locator("#reset-message")).to_have_text(
+        "Account reset with 250000.00; orders canceled: 1; written off: 100 600000."
+    )
+    expect(page.locator("#account dd[data-field=equity]")).to_have_text("250000.00")
+    expect(page.locator("#account dd[data-field=since]")).to_contain_text("epoch 1")
+    expect(page.locator("#orders tbody")).to_have_text("Nothing yet.")
+    expect(page.locator("#positions tbody")).to_have_text("Nothing yet.")
+    expect(page.locator("#fills tbody")).to_contain_text(filled_id)  # history stays readable
+    expect(page.locator("#history tbody")).to_contain_text("account.reset")
+    expect(page.locator("#equity-summary")).to_have_text(re.compile(r"^Equity 250000\.00,"))
 
 
 def test_pages_read_of_fills_and_the_log_stay_when_a_new_fill_arrives(

@@ -19,3 +19,4 @@ def test_nothing_acknowledged_is_lost_while_processes_are_killed(tmp_path: Path)
     assert set(figures["kills"]) == {"controller", "matcher", "accountant", "gateway"}
     assert figures["counts"]["acked orders"] > 50, figures  # the flow went on between kills
     assert figures["counts"]["fills"] > 0, figures
+    assert figures["counts"]["resets"] > 0, figures  # and the ledger balanced across them

@@ -89,6 +89,8 @@ def test_admin_operations_need_the_admin_token(server: Server) -> None:
         ("GET", "/v1/control"),
         ("GET", "/v1/events"),
         ("GET", "/v1/admin/users"),
+        ("POST", "/v1/account/reset"),
+        ("POST", "/v1/admin/users/1/reset"),
     ],
 )
 def test_every_endpoint_refuses_a_missing_or_wrong_token(

@@ -311,3 +311,54 @@ def test_a_fill_records_whether_it_made_or_took_liquidity(book: Accounts) -> Non
     # cn_a charges makers and takers alike: 3000.00 in all owes the 5.00 minimum
     assert (order.commission, maker.commission) == (D("5.00"), D(0))
     assert conserved(book)
+
+
+# RESET ---------------------------------------------------------------------------------
+
+
+def test_a_reset_refuses_while_an_order_is_open_and_changes_nothing(book: Accounts) -> None:
+    place(book, "buy", 100, "10.00")
+    with pytest.raises(ValueError, match="open orders"):
+        book.reset(1, D("500.00"), 7)
+    account = book.accounts[1]
+    assert (account.epoch, account.cash, account.reserved_cash) == (0, D("10000.00"), D("1005.00"))
+
+
+def test_a_reset_writes_off_positions_at_cost_and_starts_the_counters_again(
+    book: Accounts,
+) -> None:
+    book.fill(place(book, "buy", 300, "10.00"), D(300), D("10.00"), 1)  # 3005.00 with fees
+    book.fill(place(book, "sell", 100, "12.00"), D(100), D("12.00"), 2)  # 1200 - 5 - 1.20
+    account = book.accounts[1]
+    before = account.cash
+    assert before == D("10000.00") - D("3005.00") + D("1193.80")
+    lifetime_fees = account.commission_paid + account.tax_paid
+    lifetime_net = account.bought_value - account.sold_value
+
+    done = book.reset(1, D("2500.00"), 9)
+
+    assert (done.epoch, done.previous_cash, done.capital) == (1, before, D("2500.00"))
+    assert done.change == D("2500.00") - before
+    [written] = done.written_off
+    # 200 shares held of 300 bought at 3005.00: two thirds of the cost, to the cent
+    assert (written.symbol, written.qty, written.cost_basis) == ("600000", D(200), D("2003.33"))
+    assert (account.epoch, account.epoch_ts) == (1, 9)
+    assert account.cash == account.initial_cash == D("2500.00")
+    assert account.commission_paid == account.tax_paid == account.realized_pnl == 0
+    assert account.bought_value == account.sold_value == account.reserved_cash == 0
+    assert book.user_positions(1) == []
+    pos = book.position(1, "600000")
+    assert (pos.qty, pos.cost_basis, pos.realized_pnl, pos.locked_qty) == (0, 0, 0, 0)
+    assert conserved(book)  # within the new epoch
+    # over the account's life: cash + fees + bought - sold = the capital put in
+    assert account.cash + lifetime_fees + lifetime_net == D("10000.00") + done.change
+
+
+def test_after_a_reset_fills_carry_the_new_epoch_and_trading_goes_on(book: Accounts) -> None:
+    book.reset(1, D("5000.00"), 1)
+    again = book.reset(1, D("5000.00"), 2)
+    assert (again.epoch, again.change, again.written_off) == (2, D(0), ())
+    fill = book.fill(place(book, "buy", 100, "10.00"), D(100), D("10.00"), 3)
+    assert fill.epoch == 2
+    assert book.accounts[1].cash == D("3995.00")
+    assert conserved(book)

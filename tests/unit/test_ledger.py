@@ -9,11 +9,31 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from actors.accountant.accounts import Account
+from actors.accountant.accounts import Account, Accounts, Order
 from actors.accountant.admin import new_user_rows
+from actors.accountant.balance import imbalances
 from actors.accountant.journal import catch_up, open_journal, projected_seq, write_offline
-from actors.accountant.ledger import AccountRow, OperationRow, make_engine, migrate
-from actors.accountant.rows import account_row, operation_row
+from actors.accountant.ledger import (
+    AccountRow,
+    CapitalRow,
+    EquitySnapshotRow,
+    OperationRow,
+    make_engine,
+    migrate,
+)
+from actors.accountant.rows import (
+    ACCOUNTS,
+    SNAPSHOTS,
+    account_row,
+    capital_row,
+    fill_row,
+    operation_row,
+    order_row,
+    position_row,
+    snapshot_row,
+)
+from actors.market.rules import Market, OrderSpec
+from protocol.settings import Settings
 
 
 def _ledger(tmp_path: Path) -> str:
@@ -128,3 +148,97 @@ def test_orders_from_before_order_types_become_gtc_limit_orders(tmp_path: Path) 
             text("SELECT type, time_in_force, limit_price, stop_price, triggered FROM orders")
         ).one()
     assert tuple(row) == ("limit", "gtc", "8.50", None, 0)
+
+
+def test_accounts_from_before_resets_get_their_creation_capital_entry(tmp_path: Path) -> None:
+    """Revision 0007 backfills the capital put in, so an upgraded ledger balances."""
+    from alembic import command
+    from alembic.config import Config
+    from sqlalchemy import text
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    cfg = Config()
+    cfg.set_main_option("script_location", str(Path("actors/accountant/migrations").resolve()))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0006")
+        for user_id, cash in ((1, "0"), (2, "12345.67")):
+            conn.execute(
+                text(
+                    "INSERT INTO users (id, name, token_hash, is_admin, ts_created)"
+                    f" VALUES ({user_id}, 'u{user_id}', 'h{user_id}', 0, {user_id * 10})"
+                )
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO accounts (user_id, initial_cash, cash, reserved_cash,"
+                    " commission_paid, tax_paid, realized_pnl, bought_value, sold_value,"
+                    f" ts_updated) VALUES ({user_id}, '{cash}', '{cash}', '0', '0', '0', '0',"
+                    " '0', '0', 0)"
+                )
+            )
+    migrate(engine)
+    with Session(engine) as session:
+        entries = [
+            (c.user_id, c.epoch, c.ts_event, c.kind, c.amount)
+            for c in session.scalars(select(CapitalRow).order_by(CapitalRow.id))
+        ]
+        epochs = [a.epoch for a in session.scalars(select(AccountRow))]
+    assert entries == [(1, 0, 10, "capital", D(0)), (2, 0, 20, "capital", D("12345.67"))]
+    assert epochs == [0, 0]
+    assert imbalances(engine) == []
+    engine.dispose()
+
+
+def test_journal_rows_written_before_the_epoch_columns_are_projected_with_epoch_0(
+    tmp_path: Path,
+) -> None:
+    """A journal left by the previous version after a crash still catches up."""
+    url = _ledger(tmp_path)
+    engine = make_engine(url, "NORMAL")
+    journal = open_journal(url, "NORMAL")
+    _, rows = new_user_rows(1, "ann", "token", D("100.00"), False, 1)
+    old_account = account_row(Account(1, D("100.00"), D("90.00")), 2)[1][:-2]
+    old_snapshot = snapshot_row(1, 3, D("90.00"), D(0), "interval", 0)[1][:-1]
+    journal.append([*rows, (ACCOUNTS, old_account), (SNAPSHOTS, old_snapshot)])
+    assert catch_up(engine, journal) == 1
+    with Session(engine) as session:
+        account = session.scalars(select(AccountRow)).one()
+        snapshot = session.scalars(select(EquitySnapshotRow)).one()
+    assert (account.cash, account.epoch, account.epoch_ts) == (D("90.00"), 0, 0)
+    assert (snapshot.equity, snapshot.epoch) == (D("90.00"), 0)
+    journal.close()
+    engine.dispose()
+
+
+def test_the_books_balance_across_a_reset_and_a_missing_entry_shows(tmp_path: Path) -> None:
+    """imbalances(): capital entries against cash and trades, write-offs against shares."""
+    engine = make_engine(_ledger(tmp_path), "NORMAL")
+    accounts = Accounts(Market.from_settings(Settings()))
+    user, rows = new_user_rows(1, "ann", "token", D("10000.00"), False, 1)
+    accounts.add_user(user, Account(1, D("10000.00"), D("10000.00")))
+    spec = OrderSpec("600000", "buy", "limit", "gtc", D(300), D("10.00"), limit_price=D("10.00"))
+    order = accounts.place(1, spec, None, 2)
+    assert isinstance(order, Order)
+    fill = accounts.fill(order, D(300), D("10.00"), 3)
+    rows += [order_row(order), fill_row(fill), account_row(accounts.accounts[1], 3)]
+    rows.append(position_row(accounts.position(1, "600000")))
+    write_offline(engine, rows)
+    assert imbalances(engine) == []
+
+    done = accounts.reset(1, D("5000.00"), 4)
+    [gone] = done.written_off
+    reset_rows = [
+        capital_row(1, done.epoch, 4, done.change),
+        account_row(accounts.accounts[1], 4),
+        position_row(accounts.position(1, "600000")),
+    ]
+    write_offline(engine, reset_rows)  # the write-off entry is missing
+    assert imbalances(engine) == ["user 1 600000: holds 0, bought - sold - written off = 300"]
+    write_offline(engine, [capital_row(1, done.epoch, 4, gone.cost_basis, gone.symbol, gone.qty)])
+    assert imbalances(engine) == []
+    write_offline(engine, [capital_row(1, done.epoch, 5, D("0.01"))])  # a cent too many
+    assert imbalances(engine) == [
+        "user 1: cash 5000.00 + fees + bought - sold = 8005.00, capital put in 8005.01"
+    ]
+    engine.dispose()

@@ -617,6 +617,11 @@ class TradingSystem(RuleBasedStateMachine):
         self.instant = False  # the matcher's fill mode: wait, or instant
         self.day = 0  # trading days the controller has announced; 0: none yet
         self.bought_today: dict[tuple[int, str], Decimal] = defaultdict(Decimal)
+        # over each account's life, across resets: the capital put in (the sum of its
+        # capital entries), the fills of its past epochs, and the shares written off
+        self.capital: dict[int, Decimal] = {}
+        self.past_fills: dict[int, list[Fill]] = defaultdict(list)
+        self.written_off: dict[tuple[int, str], Decimal] = defaultdict(Decimal)
 
     # SET-UP --------------------------------------------------------------------------
 
@@ -639,6 +644,7 @@ class TradingSystem(RuleBasedStateMachine):
             user = User(user_id, f"user{user_id}", f"hash{user_id}", False)
             self.accounts.add_user(user, Account(user_id, amount, amount))
             self.initial_cash[user_id] = amount
+            self.capital[user_id] = amount
         for user_id in self.initial_cash:
             for symbol, n in zip(TRADED, lots, strict=True):
                 n = self.affordable_lots(user_id, n, self.last[symbol])
@@ -1020,6 +1026,33 @@ class TradingSystem(RuleBasedStateMachine):
         assert order_id not in self.accounts.open_orders
         assert self.books[model.symbol].remove(order_id) is None
 
+    @rule(pick=picks, cents=st.one_of(st.none(), cash_cents))
+    def reset(self, pick: int, cents: int | None) -> None:
+        """account.reset: the user's open orders leave the books and are canceled, as the
+        matcher's cancels would; then the account starts its next epoch with `cents` (or
+        its initial cash), its positions written off at cost."""
+        user_id = self.user(pick)
+        for order_id in sorted(i for i, o in self.orders.items() if o.user_id == user_id):
+            model = self.orders.pop(order_id)
+            assert self.books[model.symbol].remove(order_id) is not None
+            self.accounts.cancel(self.accounts.open_orders[order_id], next(self.clock))
+        account = self.accounts.accounts[user_id]
+        capital = account.initial_cash if cents is None else money(cents)
+        cash, epoch = account.cash, account.epoch
+        held = {p.symbol: (p.qty, p.cost_basis) for p in self.accounts.user_positions(user_id)}
+        note(f"reset user={user_id} to {capital}")
+        done = self.accounts.reset(user_id, capital, next(self.clock))
+        assert (done.epoch, done.previous_cash, done.change) == (epoch + 1, cash, capital - cash)
+        assert {w.symbol: (w.qty, w.cost_basis) for w in done.written_off} == held
+        assert account.cash == account.initial_cash == capital and account.reserved_cash == 0
+        self.capital[user_id] += done.change
+        for w in done.written_off:
+            self.written_off[(user_id, w.symbol)] += w.qty
+        for symbol in TRADED:
+            self.past_fills[user_id] += self.fills.pop((user_id, symbol), [])
+            self.bought_today.pop((user_id, symbol), None)
+        self.initial_cash[user_id] = capital
+
     @precondition(lambda self: any(o.order_type == "limit" for o in self.orders.values()))
     @rule(
         pick=picks,
@@ -1377,6 +1410,28 @@ class TradingSystem(RuleBasedStateMachine):
             assert books == self.initial_cash[user_id] == account.initial_cash
             total += books
         assert total == sum(self.initial_cash.values(), ZERO)
+
+    @invariant()
+    def money_and_shares_are_conserved_over_each_account_life_across_resets(self) -> None:
+        """cash + every fee + all bought - all sold = the capital put in; shares held =
+        bought - sold - written off; each fill in the epoch it was made in."""
+        for user_id, account in self.accounts.accounts.items():
+            past = self.past_fills[user_id]
+            fills = past + self.user_fills(user_id)
+            spent = sum(
+                (f.commission + f.tax + (f.value if f.side == "buy" else -f.value) for f in fills),
+                ZERO,
+            )
+            assert account.cash + spent == self.capital[user_id]
+            assert all(f.epoch < account.epoch for f in past)
+            assert all(f.epoch == account.epoch for f in self.user_fills(user_id))
+            for symbol in TRADED:
+                net = sum(
+                    (f.qty if f.side == "buy" else -f.qty for f in fills if f.symbol == symbol),
+                    ZERO,
+                )
+                held = self.accounts.position(user_id, symbol).qty
+                assert held == net - self.written_off[(user_id, symbol)]
 
     @invariant()
     def no_cash_or_shares_go_negative_even_after_reservations(self) -> None:
