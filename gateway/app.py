@@ -17,7 +17,7 @@ import math
 from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any, Literal
 
-from fastapi import Depends, FastAPI, Path, Query, Request, WebSocket
+from fastapi import Depends, FastAPI, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
@@ -27,8 +27,6 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from actors.runtime import process
 from gateway import alpaca, backtests, console, web
-from gateway.alpaca import stream as alpaca_stream
-from gateway.alpaca.lockstep import LockStepBots
 from gateway.core import Gateway, to_command
 from gateway.guard import Limited, guard_token
 from gateway.replay_steps import LatestStep
@@ -215,24 +213,6 @@ def create_app(settings: Settings, gateway: Gateway, sessions: Sessions) -> Fast
     app.add_middleware(web.SecurityHeaders)  # outermost: on every answer, refusals too
     app.state.console_sessions = console_sessions = console.ConsoleSessions()
     app.state.gateway = gateway
-
-    app.state.alpaca_bots = alpaca_bots = LockStepBots(gateway, settings.market.replay_alpaca_idle)
-    alpaca_api = alpaca.TradingApi(gateway, settings.market.profile, alpaca_bots)
-    app.include_router(alpaca.router(alpaca_api))
-    app.include_router(alpaca.data_router(alpaca_api))  # market data, same auth and errors
-    alpaca_feed = alpaca_stream.MarketFeed(alpaca_bots, gateway)
-    gateway.on_broadcast(alpaca_feed.on_broadcast, wants_steps=lambda: bool(alpaca_feed.clients))
-
-    @app.websocket("/stream")
-    async def alpaca_trade_updates(ws: WebSocket) -> None:
-        await alpaca_stream.trade_updates(ws, gateway, sessions)
-
-    @app.websocket("/v2/{feed}")
-    async def alpaca_market_data(ws: WebSocket, feed: str) -> None:
-        if feed not in alpaca_stream.FEEDS:
-            await ws.close(code=1008, reason=f"no feed {feed[:20]!r}")
-            return
-        await alpaca_stream.market_data(ws, gateway, alpaca_feed)
 
     def refusal(request: Request, body: dict[str, Any]) -> JSONResponse:
         """An `error` in the shape of the API asked: Alpaca's under /v2, else ours."""
@@ -664,6 +644,9 @@ def create_app(settings: Settings, gateway: Gateway, sessions: Sessions) -> Fast
         response = JSONResponse({"signed_out": True})
         response.delete_cookie(console.COOKIE, httponly=True, samesite="strict")
         return response
+
+    # after /v1: a /v1 request is matched before any of Alpaca's routes are tried
+    alpaca.add_to(app, settings, gateway, sessions)
 
     @app.get("/", include_in_schema=False)
     async def console_page() -> Response:
