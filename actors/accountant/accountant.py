@@ -54,6 +54,7 @@ class Accountant:
             **self.admin.handlers,
             "replay.step": self.on_step,
             "replay.ok": self.relay,
+            "control.applied": self.on_control_applied,
         }
         self.user_handlers: dict[str, Callable[[Message, User], None]] = {
             **self.orders.user_handlers,
@@ -171,6 +172,10 @@ class Accountant:
     def relay(self, msg: Message) -> None:
         """The matcher's answer to a bot's replay.done, ahead of the step it let go."""
         self.core.send(topics.GATEWAY, msg)
+
+    def on_control_applied(self, msg: Message) -> None:
+        """The answer to a control.set, once the matcher has the new state."""
+        self.core.send(topics.GATEWAY, msg["reply"])
 
     def to_controller(self, msg: Message, user: User) -> None:
         if self.replaying:  # first how far the replay is settled: the controller answers

@@ -93,7 +93,12 @@ class SessionControl:
             log.info("run state %s -> %s (user %s)", self.state, msg["state"], msg["user_id"])
             self.set_state(msg["state"])
         reply = {**self.view(), "rid": msg["rid"], "gw": msg["gw"]}
-        self.bus.send(topics.GATEWAY, reply)
+        if msg["type"] == "control.set" and self.replay is None:
+            # through the matcher, which takes the state first: an order sent after this
+            # answer cannot reach the matcher before the state it answers for
+            self.bus.send(topics.MATCHER, {"type": "control.applied", "reply": reply})
+        else:
+            self.bus.send(topics.GATEWAY, reply)
 
     def set_state(self, state: str) -> None:
         self.state = state

@@ -40,13 +40,13 @@ def main(settings: Settings) -> None:
     #    a replay's bar times to the matcher, the head of the processes' flow
     bus.publish_as(PUB, settings.endpoints.control_pub)
     bus.push_to(topics.GATEWAY, settings.endpoints.gateway_in, drop_when_full=True)
+    bus.push_to(topics.MATCHER, settings.endpoints.matcher_in)  # steps, run-state changes
     feed = MarketFeed(settings, clock, bus)
     control = SessionControl(settings, clock, bus, market_sessions(settings))
     control.listeners.append(feed.on_control)
     history = BarHistory(feed.market)
     replayer = None
     if settings.market.feed == "replay":  # bars from files, on their own time
-        bus.push_to(topics.MATCHER, settings.endpoints.matcher_in)
         bars = replay_bars(settings)
         replayer = Replayer(settings, control, feed, bus, bars)
         history.load_replay(bars, replayer.present)

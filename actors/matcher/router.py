@@ -68,6 +68,7 @@ class Router:
             "replay.done": self.on_done,
             "replay.step": self.on_gated_step,
             "replay.release": self.on_release,
+            "control.applied": self.on_control_set,
         }
         self.gate = StepGate()
         self.dones: list[Message] = []  # replay.done answered here, for the controller
@@ -309,6 +310,15 @@ class Router:
                 self.emit(book, [], book.fill_everything())
             else:
                 book.exhaust()
+
+    def on_control_set(self, msg: Message) -> None:
+        """A run state an admin set, taken here before its answer goes on (through the
+        accountant) to the gateway: orders sent after the answer find it in force."""
+        state = msg["reply"]
+        self.control_seen_at = time.monotonic()
+        self.clock.advance(state["ts"])
+        self.on_control(state)
+        self.bus.send(topics.ACCOUNTANT, msg)
 
     def on_control(self, state: Message) -> None:
         markets = state["markets"]
