@@ -294,7 +294,11 @@ def check(server: Server, traders: list[Trader], restart: bool = True) -> dict[s
         admin = settle(server)
         again = admin.digest()
         if again["digest"] != digest["digest"]:
-            problems.append(f"digest changed over a restart: {digest['parts']} {again['parts']}")
+            changed = [k for k in digest["parts"] if digest["parts"][k] != again["parts"].get(k)]
+            problems.append(
+                f"digest changed over a restart in {changed}: "
+                f"before {digest['parts']}, after {again['parts']}"
+            )
     for trader in traders:
         client = TradeClient(server.api, trader.token, timeout=30, events=False)
         for _ in range(1000):  # pages of open orders until none is left
