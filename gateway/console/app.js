@@ -465,9 +465,10 @@ function refreshSoon() {
 
 async function refreshAll() {
   try {
-    await Promise.all([
-      loadAccount(), loadOrders(), loadPositions(), loadFills(), loadHistory(), loadEquity(),
-    ]);
+    // positions first: a quote that revalues the account between the two would otherwise
+    // value the new cash with positions a reset has written off, and stay shown
+    await loadPositions();
+    await Promise.all([loadAccount(), loadOrders(), loadFills(), loadHistory(), loadEquity()]);
   } catch (error) {
     if (error.status !== 401) console.error(error);
   }
