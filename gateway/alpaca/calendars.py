@@ -86,7 +86,8 @@ async def calendar(start: str | None, end: str | None) -> list[dict[str, str]]:
     return days
 
 
-def _moment(text: str, field: str) -> datetime:
+def moment_of(text: str, field: str) -> datetime:
+    """An RFC 3339 time or a date from a query, aware (UTC when it names no zone)."""
     try:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00").replace(" ", "+"))
     except ValueError as exc:
@@ -120,15 +121,15 @@ def _history(
 ) -> dict[str, Any]:
     """The equity curve in Alpaca's shape: the last point of each `timeframe` bucket within
     `period` before the end (the latest point, `end`, or the end of `date_end`)."""
-    curve = [(_moment(p["time"], "time"), Decimal(p["equity"])) for p in stats["equity_curve"]]
+    curve = [(moment_of(p["time"], "time"), Decimal(p["equity"])) for p in stats["equity_curve"]]
     if end is not None:
-        until = _moment(end, "end")
+        until = moment_of(end, "end")
     elif date_end is not None:
         until = datetime.fromisoformat(f"{day(date_end, 'date_end')}T23:59:59.999999+00:00")
     else:
         until = curve[-1][0] if curve else datetime.now(UTC)
     days = min(int(period[:-1]), MAX_PERIOD) * _PERIOD_DAYS[period[-1]] if period else 30
-    since = _moment(start, "start") if start is not None else until - timedelta(days=days)
+    since = moment_of(start, "start") if start is not None else until - timedelta(days=days)
     if timeframe is None:
         timeframe = "1Min" if days < 7 else "15Min" if days < 30 else "1D"
     step = _TIMEFRAME_S[timeframe]

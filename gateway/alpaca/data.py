@@ -21,6 +21,7 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
+from gateway.alpaca import calendars
 from gateway.alpaca.auth import alpaca_auth
 from gateway.alpaca.trading import Refused, TradingApi
 from protocol.errors import ErrorCode, RejectError
@@ -66,13 +67,7 @@ def time_ns(text: str | None, field: str) -> int | None:
     """An RFC 3339 time or a date (midnight UTC) from a query, in ns (GetBars bounds it)."""
     if text is None:
         return None
-    try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00").replace(" ", "+"))
-    except ValueError as exc:
-        raise RejectError(ErrorCode.REQUEST_INVALID, f"{field}: not an RFC 3339 time") from exc
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    delta = moment - EPOCH  # exact: no float on the way
+    delta = calendars.moment_of(text, field) - EPOCH  # exact: no float on the way
     return (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1000
 
 

@@ -149,12 +149,7 @@ def _time(text: str | None, field: str) -> str | None:
     """An RFC 3339 time or a date from a query, as our UTC text, for comparing."""
     if text is None:
         return None
-    try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00").replace(" ", "+"))
-    except ValueError as exc:
-        raise RejectError(ErrorCode.REQUEST_INVALID, f"{field}: not an RFC 3339 time") from exc
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
+    moment = calendars.moment_of(text, field)
     try:
         return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     except OverflowError as exc:  # year 1 at +14:00, year 9999 at -05:00
