@@ -53,6 +53,8 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         flags.setdefault("endpoints", {})["http_port"] = args.http_port
     if getattr(args, "fill_mode", None):
         flags.setdefault("trading", {})["fill_mode"] = args.fill_mode
+    if getattr(args, "mode", None):
+        flags.setdefault("market", {})["mode"] = args.mode
     return build_settings(getattr(args, "config", None), flags=flags)
 
 
@@ -224,6 +226,12 @@ def parser() -> argparse.ArgumentParser:
     )
     common.add_argument("--http-port", type=int, metavar="PORT", default=argparse.SUPPRESS)
     common.add_argument("--fill-mode", choices=["wait", "instant"], default=argparse.SUPPRESS)
+    common.add_argument(
+        "--mode",
+        choices=["paper", "exchange"],
+        default=argparse.SUPPRESS,
+        help="paper: fills against the market feed; exchange: users trade with each other",
+    )
     p = argparse.ArgumentParser(
         prog="run.py",
         parents=[common],

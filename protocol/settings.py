@@ -95,6 +95,10 @@ class SecuritySettings(_Section):
 
 
 ProfileName = Literal["cn_a", "us_equity", "crypto"]
+# paper: orders fill against the market feed; exchange: users' orders trade with each other
+# in one price-time book per symbol (docs/fill-model.md). A symbol's mode is its own, else
+# its profile's, else [market] mode.
+MarketMode = Literal["paper", "exchange"]
 
 
 class SymbolSettings(_Section):
@@ -110,6 +114,7 @@ class SymbolSettings(_Section):
     min_notional: Decimal | None = Field(default=None, ge=0)  # qty x price at least this
     st: bool = False  # cn_a: a "special treatment" name, daily limit +/-5%
     price_limit_pct: Decimal | None = Field(default=None, gt=0, lt=1)  # overrides the board's
+    mode: MarketMode | None = None  # default: its profile's mode, else market.mode
 
     @model_validator(mode="after")
     def _lot_on_step(self) -> SymbolSettings:
@@ -146,6 +151,7 @@ REPLAY_SPEED = r"max|lockstep|x[0-9]+(\.[0-9]+)?"  # a replay's speeds, wherever
 
 class MarketSettings(_Section):
     profile: ProfileName = "cn_a"  # the rules of every symbol that names none
+    mode: MarketMode = "paper"  # of every symbol whose profile and row name none
     # synthetic: the built-in walk; external: trades pushed in (quotes_in); replay: bars
     # from CSV files (docs/replay.md), on market time
     feed: Literal["synthetic", "external", "replay"] = "synthetic"
@@ -190,6 +196,7 @@ class CnASettings(_Section):
     price_limits: bool = True  # orders outside the daily band around prev_close are refused
     odd_lots: Literal["sell_all", "any"] = "sell_all"  # an odd-lot sell sells all it may, or any
     min_notional: Decimal = Field(default=Decimal(0), ge=0)
+    mode: MarketMode | None = None  # paper or exchange; default: market.mode
 
 
 class UsEquitySettings(_Section):
@@ -204,6 +211,7 @@ class UsEquitySettings(_Section):
     taf_per_share: Decimal = Field(default=Decimal("0.000166"), ge=0)  # sells, FINRA TAF
     taf_max: Decimal = Field(default=Decimal("8.30"), ge=0)  # per order
     min_notional: Decimal = Field(default=Decimal(0), ge=0)
+    mode: MarketMode | None = None  # paper or exchange; default: market.mode
 
 
 class CryptoSettings(_Section):
@@ -218,6 +226,7 @@ class CryptoSettings(_Section):
     cash_unit: Decimal = Field(
         default=Decimal("0.00000001"), ge=Decimal("0.00000001"), le=Decimal("0.01")
     )
+    mode: MarketMode | None = None  # paper or exchange; default: market.mode
 
 
 class ProfileSettings(_Section):

@@ -139,6 +139,7 @@ class Profile:
     t_plus_one: bool = False
     price_limits: bool = False
     odd_lots_sell_all: bool = False
+    exchange: bool = False  # exchange mode: users trade with each other (docs/fill-model.md)
 
     @classmethod
     def for_symbol(cls, settings: Settings, listed: SymbolSettings) -> Profile:
@@ -149,6 +150,10 @@ class Profile:
             "max_qty": trading.max_qty,
             "max_price": trading.max_price,
             "market_protection": trading.market_protection_bp / BP,
+            "exchange": (
+                listed.mode or getattr(settings.profiles, name).mode or settings.market.mode
+            )
+            == "exchange",
         }
         costs: Costs
         if name == "cn_a":
