@@ -589,7 +589,9 @@ class Gateway:
 
     def _take_public(self, items: list[tuple[str, bytes]]) -> None:
         for topic, payload in items:
-            if not topic.startswith((topics.CONTROL, topics.STEP, topics.MARKET_PREFIX)):
+            if not topic.startswith(
+                (topics.CONTROL, topics.STEP, topics.MARKET_PREFIX, topics.DEPTH_PREFIX)
+            ):
                 continue
             decoded = codec.decode_internal(payload)
             messages = decoded if isinstance(decoded, list) else [decoded]

@@ -188,8 +188,8 @@ class MarketStreams:
                 self._control = state
                 self._control_frame = sse_frame("control", message)
                 self._send(self._control_frame, None)
-        elif topic.startswith(topics.MARKET_PREFIX) and self._readers:
-            symbol = topic[len(topics.MARKET_PREFIX) :]
+        elif topic.startswith((topics.MARKET_PREFIX, topics.DEPTH_PREFIX)) and self._readers:
+            symbol = topic.split(".", 1)[1]
             if not any(r.symbols is None or symbol in r.symbols for r in self._readers):
                 return  # encoded only for a reader that takes it
             for message in messages:

@@ -411,11 +411,15 @@ class ClientEndpoint:
         return wanted
 
     def republish(self, topic: str, messages: list[Reply]) -> None:
-        if not self._subscribed(topic):
-            return
-        if topic not in (topics.CONTROL, topics.STEP) and not topic.startswith(
+        """Public broadcasts to the clients that subscribed; an exchange book's depth goes
+        out on its symbol's md.<symbol> topic, beside its trades."""
+        if topic.startswith(topics.DEPTH_PREFIX):
+            topic = topics.market(topic[len(topics.DEPTH_PREFIX) :])
+        elif topic not in (topics.CONTROL, topics.STEP) and not topic.startswith(
             topics.MARKET_PREFIX
         ):
+            return
+        if not self._subscribed(topic):
             return
         for message in messages:
             self.pub.send_multipart(

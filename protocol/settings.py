@@ -405,6 +405,14 @@ class Settings(_Section):
                     )
         return self
 
+    def mode_of(self, listed: SymbolSettings) -> MarketMode:
+        """A symbol's mode: its own, else its profile's, else the market's."""
+        profile = getattr(self.profiles, listed.profile or self.market.profile)
+        return listed.mode or profile.mode or self.market.mode
+
+    def exchange_symbols(self) -> list[str]:
+        return [s.symbol for s in self.market.symbols if self.mode_of(s) == "exchange"]
+
     @model_validator(mode="after")
     def _market_clock_needs_market_time(self) -> Settings:
         if self.control.clock == "market" and self.market.feed == "synthetic":
@@ -417,6 +425,11 @@ class Settings(_Section):
             raise ValueError(
                 "market.feed = \"replay\" runs on the bars' time with each market's calendar: "
                 'set control.clock = "market" and control.sessions = "profile"'
+            )
+        if self.market.feed == "replay" and self.exchange_symbols():
+            raise ValueError(
+                'market.mode = "exchange" does not run on a replay yet: its symbols '
+                f"{', '.join(self.exchange_symbols()[:5])} trade on a live feed only"
             )
         start, end = self.market.replay_start, self.market.replay_end
         if start and end and start > end:

@@ -64,6 +64,8 @@ def main(settings: Settings) -> None:
                 control.request(msg)
             elif kind == "quote.get":
                 feed.request(msg)
+            elif kind == "exchange.md":
+                feed.on_exchange(msg)
             elif kind in ("bars.get", "bars.latest"):
                 bus.send(
                     topics.GATEWAY, {**history.answer(msg), "rid": msg["rid"], "gw": msg["gw"]}

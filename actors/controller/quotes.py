@@ -68,6 +68,8 @@ class MarketFeed:
                 self.source.resume(saved.get("prices", {}))
             prices = self.source.prices()
         self.profile_of = {s: self.market.rules(s).name for s in self.market.symbols}
+        # exchange mode: these symbols' trades are the matcher's prints, never the feed's
+        self.exchange = {s for s in self.market.symbols if self.market.rules(s).exchange}
         self.trading_days: dict[str, str] = {}  # per profile, from the control state
         self.flowing: dict[str, bool] = {}  # per profile: quotes flow (not stopped, in session)
         self.last_ts = clock.now_ns() if self.market_time else 0  # market time never goes back
@@ -196,7 +198,7 @@ class MarketFeed:
         bands = {
             symbol: self.market.price_band(symbol, self.prev_close_today(symbol))
             for symbol in self.closes
-            if self.flows(symbol)
+            if self.flows(symbol) and symbol not in self.exchange
         }
         for tick in self.source.step(bands):
             self.trade(tick.symbol, str(tick.last), tick.volume, now)
@@ -244,6 +246,20 @@ class MarketFeed:
         if repeat and not self.replaying:
             self.repeat_prices(repeat, message["ts"])
 
+    def on_exchange(self, message: Message) -> None:
+        """Exchange mode: the matcher's prints of one turn, published as trades, and its
+        books' depth changes, published on depth.<symbol> (docs/protocol.md)."""
+        for symbol, price, qty, taker_side, ts, bid, ask in message["trades"]:
+            extra = {"taker_side": taker_side}
+            if bid is not None:
+                extra["bid"] = bid
+            if ask is not None:
+                extra["ask"] = ask
+            self.trade(symbol, price, Decimal(qty), ts, extra)
+        for depth in message["depth"]:
+            out = {"type": "depth", **depth, "time": iso_time(depth["ts"])}
+            self.bus.send(PUB, out, topics.depth(depth["symbol"]))
+
     def on_pushed(self, messages: list[Message]) -> None:
         """Wall time: check the trades of an external feed and publish them."""
         trades = []
@@ -281,6 +297,8 @@ class MarketFeed:
             ts = pushed.ts if self.market_time else self.clock.now_ns()
             if not self.flows(pushed.symbol) or ts < self.last_ts:
                 continue
+            if pushed.symbol in self.exchange:
+                continue  # its trades are the exchange's own
             self.last_ts = ts
             self.trade(pushed.symbol, pushed.last, pushed.volume, ts, pushed.extra)
 

@@ -150,10 +150,7 @@ class Profile:
             "max_qty": trading.max_qty,
             "max_price": trading.max_price,
             "market_protection": trading.market_protection_bp / BP,
-            "exchange": (
-                listed.mode or getattr(settings.profiles, name).mode or settings.market.mode
-            )
-            == "exchange",
+            "exchange": settings.mode_of(listed) == "exchange",
         }
         costs: Costs
         if name == "cn_a":

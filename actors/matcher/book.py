@@ -49,6 +49,10 @@ class Resting:
     extreme: Decimal | None = None  # trailing stops: best price seen since it started
     day: str = ""  # DAY orders: the trading day they are for ("" until it is known)
     maker: bool = False  # it rested before the market reached it; set when it starts working
+    # exchange mode (actors/matcher/exchange.py): whose it is, and how it meets its own
+    user_id: int = 0
+    post_only: bool = False
+    stp: str = "cancel_newest"  # or cancel_oldest, cancel_both: the taker's decides
 
     @property
     def waiting(self) -> bool:
@@ -185,6 +189,10 @@ class Book:
         else:
             order.maker = self._rests(order)
             self._side(order.side).setdefault(order.price, {})[order.order_id] = order
+
+    def takes(self, order: Resting) -> bool:
+        """Whether `order` would fill against the latest trade at once (post-only)."""
+        return not self._rests(order)
 
     def _rests(self, order: Resting) -> bool:
         """A limit order the latest trade does not reach: it makes liquidity."""

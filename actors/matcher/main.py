@@ -39,6 +39,7 @@ def main(settings: Settings) -> None:
         (topics.CONTROL, topics.MARKET_PREFIX),
         router.on_broadcast,
     )
+    bus.on_burst_end(router.flush_market)  # exchange mode's prints and depth, once a turn
     bus.every(1.0, router.tick)
     bus.every(DONES_EVERY, router.tell_dones)
     router.request_sync()

@@ -17,18 +17,22 @@ from typing import Any
 
 from actors.market.rules import Market
 from actors.matcher.book import Bar, Book, FillModel, Match, Resting, Trade, Trigger
+from actors.matcher.exchange import Closed, ExchangeBook, Outcome, Rested
 from actors.matcher.gate import StepGate
 from actors.runtime import process
 from actors.runtime.bus import Bus, Message
 from actors.runtime.clock import Clock
 from protocol import topics
+from protocol.errors import ErrorCode, error_body
 from protocol.orders import IMMEDIATE
 from protocol.settings import Settings
+from protocol.values import iso_time, number
 
 log = logging.getLogger("matcher")
 # s between two reports to the controller of the replay.done answered here (a replay's
 # timeouts are seconds; a report per bar time would wake it a thousand times a second)
 DONES_EVERY = 0.02
+MAX_RESET_LEVELS = 100_000  # a depth reset carries the whole book
 
 
 class Router:
@@ -46,7 +50,14 @@ class Router:
             )
             for symbol in market.symbols
         }
-        self.books: dict[str, Book] = {s: Book(s, model) for s, model in self.models.items()}
+        self.books: dict[str, Book] = {s: new_book(s, m) for s, m in self.models.items()}
+        self.exchange_symbols = [s for s, m in self.models.items() if m.profile.exchange]
+        # exchange mode: each symbol's depth messages are numbered; after a rebuild the
+        # next one carries the whole book (`reset`); prints wait for the end of the turn
+        self.depth_seq: dict[str, int] = {}
+        self.reset_depth: set[str] = set()
+        self.prints: list[list[Any]] = []
+        self.depth_out: list[Message] = []
         self.epoch: int | None = None  # None until the accountant's first snapshot
         self.last_order_id = 0  # the newest order received: a triggered stop stands behind it
         # per profile's market, from the controller: its trading day, and whether it trades
@@ -64,6 +75,7 @@ class Router:
             "book.cancel": self.on_cancel,
             "book.replace": self.on_replace,
             "book.digest": self.on_digest,
+            "depth.get": self.on_depth_get,
             "replay.join": self.to_controller,
             "replay.done": self.on_done,
             "replay.step": self.on_gated_step,
@@ -121,7 +133,9 @@ class Router:
     def on_snapshot(self, msg: Message) -> None:
         self.epoch = msg["epoch"]
         for symbol, book in self.books.items():  # the last trade stays, its volume is used up
-            self.books[symbol] = Book(symbol, book.model, trade=book.trade)
+            self.books[symbol] = new_book(symbol, book.model, book)
+            if isinstance(book, ExchangeBook):
+                self.reset_depth.add(symbol)
         self.last_order_id = max([self.last_order_id, *(o["order_id"] for o in msg["orders"])])
         for order in msg["orders"]:
             self.book(order["symbol"]).add(resting(order))
@@ -157,12 +171,27 @@ class Router:
         book = self.book(msg["order"]["symbol"])
         if order.time_in_force == "day" and not order.day:
             order.day = self.day(book)
+        if isinstance(book, ExchangeBook):
+            self.emit_outcome(book, book.submit(order, self.trades(book)))
+            return
+        if order.post_only:
+            self.post_only(book, order)
+            return
         if order.time_in_force in IMMEDIATE:
             self.fill_or_kill(book, order)
             return
         book.add(order)
         if self.trades(book):
             self.fill_new(book, order)
+
+    def post_only(self, book: Book, order: Resting) -> None:
+        """Paper mode: a post-only order that would fill at once (instant mode, or a limit
+        the latest trade reaches) is refused; otherwise it rests, and is answered so."""
+        if self.trades(book) and (self.instant or book.takes(order)):
+            self.answer("book.killed", order_id=order.order_id, reason="post_only")
+            return
+        book.add(order)
+        self.answer("book.rested", order_id=order.order_id)
 
     def fill_new(self, book: Book, order: Resting) -> None:
         if self.instant:
@@ -214,12 +243,28 @@ class Router:
             self.answer("book.replace_rejected", old_id=msg["old_id"], order_id=new.order_id)
             return
         self.last_order_id = max(self.last_order_id, new.order_id)
+        if isinstance(book, ExchangeBook):
+            kept_place, outcome = book.replace_order(old.order_id, new, self.trades(book))
+            if (new.order_id, "post_only") in outcome.killed:
+                self.refuse_post_only_replacement(old.order_id, new.order_id)
+                return
+            self.answer(
+                "book.replaced", old_id=old.order_id, order_id=new.order_id, kept_place=kept_place
+            )
+            self.emit_outcome(book, outcome)
+            return
+        if new.post_only and self.trades(book) and (self.instant or book.takes(new)):
+            self.refuse_post_only_replacement(old.order_id, new.order_id)
+            return
         kept_place = book.replace(old.order_id, new)
         self.answer(
             "book.replaced", old_id=old.order_id, order_id=new.order_id, kept_place=kept_place
         )
         if self.trades(book):
             self.fill_new(book, new)
+
+    def refuse_post_only_replacement(self, old_id: int, new_id: int) -> None:
+        self.answer("book.replace_rejected", old_id=old_id, order_id=new_id, reason="post_only")
 
     # MARKET ----------------------------------------------------------------------------
 
@@ -293,6 +338,8 @@ class Router:
 
     def on_trade(self, quote: Message) -> None:
         book = self.book(quote["symbol"])
+        if isinstance(book, ExchangeBook):
+            return  # its own prints, published back: the feed fills nothing here
         if book.see(trade(quote)) and self.trades(book) and self.epoch is not None:
             triggers = book.trigger()
             self.emit(book, triggers, book.fill_everything() if self.instant else book.match())
@@ -306,7 +353,9 @@ class Router:
         for book in self.books.values():
             if book.model.profile.name not in markets:
                 continue
-            if self.instant:
+            if isinstance(book, ExchangeBook):
+                self.emit_outcome(book, book.uncross())
+            elif self.instant:
                 self.emit(book, [], book.fill_everything())
             else:
                 book.exhaust()
@@ -354,6 +403,8 @@ class Router:
             return  # sent again after a restart: it filled once already
         self.bar_times[symbol] = ts
         book = self.book(symbol)
+        if isinstance(book, ExchangeBook):
+            return  # the book's own prints are its prices
         if not self.instant and not len(book):  # nothing to fill: only the latest price
             book.trade = Trade(Decimal(close), Decimal(volume))
             book.exhaust()
@@ -373,50 +424,165 @@ class Router:
         if not matches and not triggers and not trailed:
             return
         now = self.clock.now_ns()
-        out: list[tuple[str, str | None, Message]] = []
-        if trailed:  # before the triggers: a stop may move and trigger on one trade
-            stops = [[order_id, str(stop)] for order_id, stop in trailed]
-            trail = {"type": "book.trailed", "epoch": self.epoch, "stops": stops, "ts": now}
-            out.append((topics.ACCOUNTANT, None, trail))
-        out += [
-            (
-                topics.ACCOUNTANT,
-                None,
-                {
-                    "type": "book.triggered",
-                    "epoch": self.epoch,
-                    "order_id": t.order_id,
-                    "after": self.last_order_id,  # it joins its level behind these
-                    "stop_price": str(t.stop_price),
-                    "price": str(t.price),
-                    "ts": now,
-                },
-            )
-            for t in triggers
-        ]
-        out += [
-            (
-                topics.ACCOUNTANT,
-                None,
-                {
-                    "type": "exec",
-                    "epoch": self.epoch,
-                    "order_id": m.order_id,
-                    "qty": str(m.qty),
-                    "price": str(m.price),
-                    "cum_qty": str(m.cum_qty),
-                    "liquidity": m.liquidity,
-                    "trading_day": self.day(book),  # T+1 counts from it
-                    "ts": now,
-                },
-            )
-            for m in matches
-        ]
+        out = self.trailed_message(trailed, now)
+        out += [(topics.ACCOUNTANT, None, self.trigger_message(t, now)) for t in triggers]
+        out += [(topics.ACCOUNTANT, None, self.exec_message(book, m, now)) for m in matches]
         self.bus.send_many(out)
         for t in triggers:
             process.activity("matcher", f"trigger order={t.order_id} stop={t.stop_price}")
         for m in matches:
             process.activity("matcher", f"fill order={m.order_id} qty={m.qty} price={m.price}")
+
+    def emit_outcome(self, book: ExchangeBook, outcome: Outcome) -> None:
+        """What an exchange book did, in the order it happened; its prints go to the
+        controller at the end of the turn (flush_market)."""
+        now = self.clock.now_ns()
+        out = self.trailed_message(book.take_trailed(), now)
+        for event in outcome.events:
+            if isinstance(event, Match):
+                message = self.exec_message(book, event, now)
+            elif isinstance(event, Trigger):
+                message = self.trigger_message(event, now)
+            elif isinstance(event, Closed):
+                kind = "book.killed" if event.killed else "book.canceled"
+                message = {"type": kind, "order_id": event.order_id, "reason": event.reason}
+            else:
+                assert isinstance(event, Rested)
+                message = {"type": "book.rested", "order_id": event.order_id}
+            out.append((topics.ACCOUNTANT, None, {"epoch": self.epoch, **message}))
+        if out:
+            self.bus.send_many(out)
+        for p in outcome.prints:
+            self.prints.append([book.symbol, number(p.price), number(p.qty), p.taker_side, now])
+            process.activity("matcher", f"print {book.symbol} {p.qty}@{p.price}")
+
+    def trailed_message(
+        self, trailed: list[tuple[int, Decimal]], now: int
+    ) -> list[tuple[str, str | None, Message]]:
+        """Trailing stops that moved, before any trigger: a stop may move and trigger on
+        one trade."""
+        if not trailed:
+            return []
+        stops = [[order_id, str(stop)] for order_id, stop in trailed]
+        trail = {"type": "book.trailed", "epoch": self.epoch, "stops": stops, "ts": now}
+        return [(topics.ACCOUNTANT, None, trail)]
+
+    def trigger_message(self, t: Trigger, now: int) -> Message:
+        return {
+            "type": "book.triggered",
+            "epoch": self.epoch,
+            "order_id": t.order_id,
+            "after": self.last_order_id,  # it joins its level behind these
+            "stop_price": str(t.stop_price),
+            "price": str(t.price),
+            "ts": now,
+        }
+
+    def exec_message(self, book: Book, m: Match, now: int) -> Message:
+        return {
+            "type": "exec",
+            "epoch": self.epoch,
+            "order_id": m.order_id,
+            "qty": str(m.qty),
+            "price": str(m.price),
+            "cum_qty": str(m.cum_qty),
+            "liquidity": m.liquidity,
+            "trading_day": self.day(book),  # T+1 counts from it
+            "ts": now,
+        }
+
+    # EXCHANGE MARKET DATA --------------------------------------------------------------
+
+    def on_depth_get(self, msg: Message) -> None:
+        """A client asks for an exchange book's depth (levels best first), numbered as the
+        depth messages are: it applies those numbered above `seq` (docs/protocol.md)."""
+        book = self.books.get(msg.get("symbol", ""))
+        if not isinstance(book, ExchangeBook):
+            code, text = (
+                (ErrorCode.REQUEST_UNKNOWN_SYMBOL, f"no symbol {msg.get('symbol')!r}")
+                if book is None
+                else (ErrorCode.REQUEST_NOT_EXCHANGE, f"{book.symbol} trades in paper mode")
+            )
+            body = dict(error_body(code, text))
+        else:
+            self.flush_depth(book)  # its changes so far go out numbered, before the answer
+            bids, asks = book.depth(int(msg.get("levels", 10)))
+            now = self.clock.now_ns()
+            body = {
+                "type": "depth",
+                "symbol": book.symbol,
+                "seq": self.depth_seq.get(book.symbol, 0),
+                "bids": _levels(bids),
+                "asks": _levels(asks),
+                **best(book),
+                "last": None if book.last is None else number(book.last),
+                "ts": now,
+                "time": iso_time(now),
+            }
+        self.bus.send(topics.GATEWAY, {**body, "rid": msg["rid"], "gw": msg["gw"]})
+
+    def flush_market(self) -> None:
+        """At the end of each turn: the turn's prints and depth changes to the controller,
+        which publishes them (trades as quotes on md.<symbol>, depth on depth.<symbol>)."""
+        for symbol in self.exchange_symbols:
+            book = self.books[symbol]
+            if symbol in self.reset_depth or book.depth_changed:  # type: ignore[attr-defined]
+                self.flush_depth(book)  # type: ignore[arg-type]
+        if self.prints or self.depth_out:
+            for p in self.prints:
+                p += [best(self.books[p[0]]).get(side) for side in ("bid", "ask")]  # type: ignore[arg-type]
+            self.bus.send(
+                topics.CONTROLLER,
+                {"type": "exchange.md", "trades": self.prints, "depth": self.depth_out},
+            )
+            self.prints, self.depth_out = [], []
+
+    def flush_depth(self, book: ExchangeBook) -> None:
+        """The book's depth changes since the last, as its next numbered depth message."""
+        symbol = book.symbol
+        reset = symbol in self.reset_depth and self.epoch is not None
+        if reset:
+            self.reset_depth.discard(symbol)
+            book.forget_shown()
+            bids, asks = book.depth(MAX_RESET_LEVELS)
+        elif book.depth_changed:
+            bids, asks = book.take_depth_changes()
+            if not bids and not asks:
+                return
+        else:
+            return
+        seq = self.depth_seq[symbol] = self.depth_seq.get(symbol, 0) + 1
+        self.depth_out.append(
+            {
+                "symbol": symbol,
+                "seq": seq,
+                "reset": reset,
+                "bids": _levels(bids),
+                "asks": _levels(asks),
+                **best(book),
+                "ts": self.clock.now_ns(),
+            }
+        )
+
+
+def new_book(symbol: str, model: FillModel, old: Book | None = None) -> Book:
+    """An empty book for `symbol`, of its mode; it keeps `old`'s latest trade and print."""
+    if model.profile.exchange:
+        last = old.last if isinstance(old, ExchangeBook) else None
+        return ExchangeBook(symbol, model, trade=old.trade if old else None, last=last)
+    return Book(symbol, model, trade=old.trade if old else None)
+
+
+def best(book: Book) -> dict[str, str | None]:
+    bid, ask = book.best_bid(), book.best_ask()
+    return {
+        "bid": None if bid is None else number(bid),
+        "ask": None if ask is None else number(ask),
+    }
+
+
+def _levels(levels: list[tuple[Decimal, Decimal]]) -> list[list[str]]:
+    return [[number(price), number(qty)] for price, qty in levels]
 
 
 def resting(order: Message) -> Resting:
@@ -435,6 +601,9 @@ def resting(order: Message) -> Resting:
         trail_percent=_decimal(order.get("trail_percent")),
         triggered=order["triggered"],
         day=order.get("day") or "",
+        user_id=order.get("user_id", 0),
+        post_only=order.get("post_only", False),
+        stp=order.get("stp") or "cancel_newest",
     )
 
 

@@ -1,0 +1,347 @@
+"""The order book of one symbol in exchange mode: users' orders trade with each other.
+
+No feed fills anything here (docs/fill-model.md, Exchange mode). An incoming order takes
+liquidity from the opposite side, best price first and, at one price, earliest first, at
+the resting orders' prices; what it leaves rests (a limit order) or is canceled (market,
+IOC). Each fill is a `Print` between a taker and a maker. Stops wait beside the book until
+a print reaches them and then come in as takers, in the order they were placed.
+
+Self-trade prevention: when the next resting order is the taker's user's own, the taker's
+`stp` decides: `cancel_newest` cancels the taker, `cancel_oldest` the resting order (and
+matching goes on), `cancel_both` both.
+
+The book has no I/O: the matcher's Router hands it orders and sends on what comes out,
+in the order it happened (`Outcome.events`). It also keeps the depth: each price level's
+total, and which levels changed since it was last asked (`take_depth_changes`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+from itertools import islice
+
+from actors.market.rules import MAKER, TAKER, ZERO
+from actors.matcher.book import Book, Match, Resting, Trigger
+
+CANCEL_NEWEST, CANCEL_OLDEST, CANCEL_BOTH = "cancel_newest", "cancel_oldest", "cancel_both"
+Level = tuple[Decimal, Decimal]  # price, the qty resting there in all
+
+
+@dataclass(frozen=True, slots=True)
+class Print:
+    """A trade between two orders, at the maker's price."""
+
+    price: Decimal
+    qty: Decimal
+    taker_side: str
+    taker_id: int
+    maker_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class Closed:
+    """An order the book took out before it filled whole. Canceled (`killed` False):
+    "self_trade", "ioc", "no_liquidity" (a market order's rest), "market_closed". Killed,
+    refused whole with nothing filled: "fok", "post_only", "self_trade", "market_closed"."""
+
+    order_id: int
+    reason: str
+    killed: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Rested:
+    """A post-only order now rests in the book (it is answered only then)."""
+
+    order_id: int
+
+
+Event = Match | Trigger | Closed | Rested
+
+
+@dataclass
+class Outcome:
+    events: list[Event] = field(default_factory=list)  # in the order they happened
+    prints: list[Print] = field(default_factory=list)
+
+    @property
+    def matches(self) -> list[Match]:
+        return [e for e in self.events if isinstance(e, Match)]
+
+    @property
+    def triggers(self) -> list[Trigger]:
+        return [e for e in self.events if isinstance(e, Trigger)]
+
+    @property
+    def canceled(self) -> list[tuple[int, str]]:
+        closed = (e for e in self.events if isinstance(e, Closed))
+        return [(e.order_id, e.reason) for e in closed if not e.killed]
+
+    @property
+    def killed(self) -> list[tuple[int, str]]:
+        closed = (e for e in self.events if isinstance(e, Closed))
+        return [(e.order_id, e.reason) for e in closed if e.killed]
+
+    @property
+    def rested(self) -> list[int]:
+        return [e.order_id for e in self.events if isinstance(e, Rested)]
+
+    def close(self, order: Resting, reason: str, killed: bool = False) -> None:
+        self.events.append(Closed(order.order_id, reason, killed))
+
+
+@dataclass
+class ExchangeBook(Book):
+    last: Decimal | None = None  # the price of the latest print
+    _touched: set[tuple[str, Decimal]] = field(default_factory=set)
+    _shown: dict[str, dict[Decimal, Decimal]] = field(
+        default_factory=lambda: {"buy": {}, "sell": {}}
+    )
+
+    # ORDERS IN AND OUT -------------------------------------------------------------------
+
+    def submit(self, order: Resting, trading: bool = True) -> Outcome:
+        """An order comes in: it takes what it can, then rests or ends (module docstring)."""
+        out = Outcome()
+        if order.waiting:
+            self.add(order)
+        else:
+            self._enter(order, trading, out)
+            self._trigger_stops(out)
+        return out
+
+    def rest(self, order: Resting) -> None:
+        """An order of a book being rebuilt from a snapshot: it rests, matching nothing."""
+        self.add(order)
+
+    def cancel(self, order_id: int) -> Resting | None:
+        return self.remove(order_id)
+
+    def replace_order(
+        self, old_id: int, new: Resting, trading: bool = True
+    ) -> tuple[bool, Outcome]:
+        """Put `new` in the place of `old_id`: it keeps the old one's time priority when it
+        works at the same price for no more qty (True); otherwise it comes in as a new
+        order at the back, and may take (False). A post-only replacement that would take
+        is killed, and the old order stays where it was. Without `old_id` nothing changes."""
+        old = self._orders.get(old_id)
+        out = Outcome()
+        if old is None:
+            return False, out
+        moves = old.waiting or new.waiting or (new.side, new.price) != (old.side, old.price)
+        losing_place = moves or new.leaves_qty > old.leaves_qty
+        if new.post_only and trading and losing_place and self._would_take(new):
+            out.close(new, "post_only", killed=True)
+            return False, out
+        if self.replace(old_id, new):
+            return True, out
+        # Book.replace took the old one out and put `new` in: it comes in as a taker instead
+        self.remove(new.order_id)
+        return False, self.submit(new, trading)
+
+    def uncross(self) -> Outcome:
+        """Trade what crosses after a time the book could not match (trading was off, or it
+        was rebuilt): the newer of the two front orders takes from the older, until the
+        best bid is below the best ask."""
+        out = Outcome()
+        while self._bids and self._asks:
+            bid_price, bids = self._bids.peekitem(-1)
+            ask_price, asks = self._asks.peekitem(0)
+            if bid_price < ask_price:
+                break
+            bid, ask = next(iter(bids.values())), next(iter(asks.values()))
+            newer = bid if bid.seq > ask.seq else ask
+            self.remove(newer.order_id)
+            if newer.post_only:  # it was promised never to take
+                out.close(newer, "post_only")
+                continue
+            self._enter(newer, True, out)
+            self._trigger_stops(out)
+        return out
+
+    def _enter(self, order: Resting, trading: bool, out: Outcome) -> None:
+        """A working order arrives: take, then rest or end."""
+        tif = order.time_in_force
+        if not trading:
+            if order.order_type == "market" or tif == "ioc":
+                out.close(order, "market_closed")
+            elif tif == "fok":
+                out.close(order, "market_closed", killed=True)
+            else:
+                self.add(order)
+                if order.post_only:
+                    out.events.append(Rested(order.order_id))
+            return
+        if order.post_only:
+            if self._would_take(order):
+                out.close(order, "post_only", killed=True)
+            else:
+                self.add(order)
+                out.events.append(Rested(order.order_id))
+            return
+        if tif == "fok":
+            available, stopped = self._available(order)
+            if available < order.leaves_qty:
+                out.close(order, "self_trade" if stopped else "fok", killed=True)
+                return
+        if self._take(order, out) or not order.leaves_qty:
+            return
+        if order.order_type == "market" or (order.triggered and order.order_type != "stop_limit"):
+            out.close(order, "no_liquidity")
+        elif tif in ("ioc", "fok"):
+            out.close(order, "ioc")
+        else:
+            self.add(order)
+
+    def _would_take(self, order: Resting) -> bool:
+        best = self.best_ask() if order.side == "buy" else self.best_bid()
+        return best is not None and _reaches(order, best)
+
+    def _take(self, taker: Resting, out: Outcome) -> bool:
+        """Fill `taker` against the opposite side; returns whether self-trade prevention
+        canceled it."""
+        buy = taker.side == "buy"
+        opposite = self._asks if buy else self._bids
+        while taker.leaves_qty and opposite:
+            price, level = opposite.peekitem(0 if buy else -1)
+            if not _reaches(taker, price):
+                break
+            maker: Resting = next(iter(level.values()))
+            if maker.user_id == taker.user_id:
+                if taker.stp in (CANCEL_OLDEST, CANCEL_BOTH):
+                    self.remove(maker.order_id)
+                    out.close(maker, "self_trade")
+                if taker.stp in (CANCEL_NEWEST, CANCEL_BOTH):
+                    out.close(taker, "self_trade")
+                    return True
+                continue
+            qty = min(taker.leaves_qty, maker.leaves_qty)
+            for order, liquidity in ((taker, TAKER), (maker, MAKER)):
+                order.leaves_qty -= qty
+                order.cum_qty += qty
+                out.events.append(Match(order.order_id, qty, price, order.cum_qty, liquidity))
+            out.prints.append(Print(price, qty, taker.side, taker.order_id, maker.order_id))
+            self.last = price
+            if maker.leaves_qty:
+                self._touched.add((maker.side, price))
+            else:
+                self.remove(maker.order_id)
+        return False
+
+    def _available(self, taker: Resting) -> tuple[Decimal, bool]:
+        """What a FOK could fill now, and whether self-trade prevention would stop it."""
+        total = ZERO
+        levels = self._asks.items() if taker.side == "buy" else reversed(self._bids.items())
+        for price, level in levels:
+            if not _reaches(taker, price):
+                break
+            for maker in level.values():
+                if maker.user_id == taker.user_id:
+                    if taker.stp == CANCEL_OLDEST:
+                        continue
+                    return total, True
+                total += maker.leaves_qty
+                if total >= taker.leaves_qty:
+                    return total, False
+        return total, False
+
+    # STOPS -------------------------------------------------------------------------------
+
+    def _trigger_stops(self, out: Outcome) -> None:
+        """Trail and trigger the waiting stops on each print since they were last looked
+        at, print by print; what triggers comes in as a taker, whose prints are looked at
+        in turn."""
+        seen = 0
+        while seen < len(out.prints) and self._stops:
+            prints, seen = out.prints[seen:], len(out.prints)
+            triggered: list[Resting] = []
+            for done in prints:
+                for order in sorted(self._stops.values(), key=lambda o: o.seq):
+                    if order.order_type == "trailing_stop":
+                        self._trail(order, done.price)
+                    assert order.stop_price is not None
+                    buy = order.side == "buy"
+                    if done.price >= order.stop_price if buy else done.price <= order.stop_price:
+                        del self._stops[order.order_id]
+                        del self._orders[order.order_id]
+                        triggered.append(order)
+            for order in triggered:
+                assert order.stop_price is not None
+                order.triggered = True
+                if order.order_type != "stop_limit":
+                    protection = self.model.profile.protection_price(order.side, order.stop_price)
+                    order.price = (
+                        min(order.price, protection)
+                        if order.side == "buy"
+                        else max(order.price, protection)
+                    )
+                out.events.append(Trigger(order.order_id, order.stop_price, order.price))
+                self._enter(order, True, out)
+
+    # DEPTH -------------------------------------------------------------------------------
+
+    def add(self, order: Resting) -> None:
+        super().add(order)
+        if not order.waiting:
+            self._touched.add((order.side, order.price))
+
+    def remove(self, order_id: int) -> Resting | None:
+        order = super().remove(order_id)
+        if order is not None and not order.waiting:
+            self._touched.add((order.side, order.price))
+        return order
+
+    def replace(self, old_id: int, new: Resting) -> bool:
+        old = self._orders.get(old_id)
+        kept = super().replace(old_id, new)
+        if kept and old is not None:
+            self._touched.add((old.side, old.price))
+        return kept
+
+    @property
+    def depth_changed(self) -> bool:
+        return bool(self._touched)
+
+    def depth(self, levels: int) -> tuple[list[Level], list[Level]]:
+        """Up to `levels` price levels a side with the qty at each: bids highest first."""
+        bids = [(p, _total(lv)) for p, lv in islice(reversed(self._bids.items()), levels)]
+        asks = [(p, _total(lv)) for p, lv in islice(self._asks.items(), levels)]
+        return bids, asks
+
+    def take_depth_changes(self) -> tuple[list[Level], list[Level]]:
+        """Each level whose qty changed since the last call, with its qty now (0: gone)."""
+        changed: dict[str, list[Level]] = {"buy": [], "sell": []}
+        for side, price in self._touched:
+            level = self._side(side).get(price)
+            qty = _total(level) if level else ZERO
+            shown = self._shown[side]
+            if shown.get(price, ZERO) == qty:
+                continue
+            if qty:
+                shown[price] = qty
+            else:
+                del shown[price]
+            changed[side].append((price, qty))
+        self._touched.clear()
+        changed["buy"].sort(reverse=True)
+        changed["sell"].sort()
+        return changed["buy"], changed["sell"]
+
+    def forget_shown(self) -> None:
+        """The next depth goes out whole (a reset): nothing counts as shown any more."""
+        self._touched.clear()
+        self._shown = {"buy": {}, "sell": {}}
+        for side in ("buy", "sell"):
+            shown = self._shown[side]
+            for price, level in self._side(side).items():
+                shown[price] = _total(level)
+
+
+def _reaches(order: Resting, price: Decimal) -> bool:
+    """Whether `order` may trade at `price`: a buy up to its bound, a sell down to it."""
+    return price <= order.price if order.side == "buy" else price >= order.price
+
+
+def _total(level: dict[int, Resting]) -> Decimal:
+    return sum((o.leaves_qty for o in level.values()), ZERO)
