@@ -22,6 +22,8 @@ from actors.accountant.ledger import (
     make_engine,
     migrate,
 )
+from actors.accountant.orders import OrderDesk
+from actors.accountant.queries import load_accounts
 from actors.accountant.rows import (
     ACCOUNTS,
     ORDERS,
@@ -299,4 +301,27 @@ def test_orders_from_before_0008_are_not_post_only_and_cancel_the_newest(tmp_pat
         row = session.get(OrderRow, 1)
         assert row is not None and (row.post_only, row.stp) == (True, "cancel_both")
     journal.close()
+    engine.dispose()
+
+
+def test_an_open_orders_post_only_and_stp_come_back_after_a_restart(tmp_path: Path) -> None:
+    """load_accounts: the matcher's book snapshot after a restart has them again."""
+    engine = make_engine(_ledger(tmp_path), "NORMAL")
+    accounts = Accounts(Market.from_settings(Settings()))
+    user, rows = new_user_rows(1, "ann", "token", D("10000.00"), False, 1)
+    accounts.add_user(user, Account(1, D("10000.00"), D("10000.00")))
+    spec = OrderSpec("600000", "buy", "limit", "gtc", D(100), D("8.60"), limit_price=D("8.60"))
+    order = accounts.place(1, spec, None, 2, post_only=True, stp="cancel_oldest")
+    assert isinstance(order, Order)
+    order.status = "new"  # the matcher rested it
+    write_offline(engine, [*rows, order_row(order), account_row(accounts.accounts[1], 2)])
+    loaded, _ = load_accounts(engine, accounts.market)
+    again = loaded.open_orders[order.id]
+    assert (again.post_only, again.stp, again.cancel_reason) == (True, "cancel_oldest", None)
+    book_order = OrderDesk.book_order(again)
+    assert (book_order["post_only"], book_order["stp"], book_order["user_id"]) == (
+        True,
+        "cancel_oldest",
+        1,
+    )
     engine.dispose()
