@@ -376,10 +376,13 @@ class OrderDesk:
         if msg["epoch"] != self.epoch:
             return
         order = self.accounts.open_orders.get(msg["order_id"])
-        view = None if order is None else self.accept_pending(order)
-        if order is None or view is None:
+        if order is None:
             return
-        for request in self.pending_replies.pop(order.id, []):
+        view = self.accept_pending(order)
+        waiting = self.pending_replies.pop(order.id, [])
+        if waiting and view is None:  # a fill came first and accepted it: as it is now
+            view = codec.encode(order_view(order))
+        for request in waiting:
             self.reply(request, {"type": "order.accepted"}, {"order": view})
 
     def on_book_killed(self, msg: Message) -> None:

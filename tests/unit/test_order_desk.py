@@ -123,6 +123,23 @@ def test_a_post_only_order_is_accepted_once_the_matcher_rests_it(accountant: Acc
     assert sent(accountant) == ([], [], [])
 
 
+def test_a_post_only_order_filled_before_it_is_said_to_rest_is_answered_then(
+    accountant: Accountant,
+) -> None:
+    order_id, _ = place_pending(accountant, post_only=True, qty="300")
+    fill = {"qty": "100", "price": "8.50", "cum_qty": "100", "liquidity": "maker", "ts": 2_000}
+    answer(accountant, "exec", order_id, **fill)
+    _, replies, events = sent(accountant)
+    assert replies == [] and [e["event"] for e in events] == [
+        "order.accepted",
+        "order.partially_filled",
+    ]
+    answer(accountant, "book.rested", order_id)
+    _, [reply], events = sent(accountant)
+    assert events == []
+    assert (reply["order"]["status"], reply["order"]["filled_qty"]) == ("partially_filled", "100")
+
+
 def test_a_post_only_order_that_would_take_is_rejected_and_its_cash_released(
     accountant: Accountant,
 ) -> None:
