@@ -39,6 +39,7 @@ from gateway.streams import (
 from protocol.codec import PROTOCOL_VERSION
 from protocol.errors import HTTP_STATUS, ErrorCode, RejectError, error_body
 from protocol.messages import (
+    MAX_DEPTH_LEVELS,
     BacktestFields,
     ConsoleLogin,
     ControlFields,
@@ -73,6 +74,9 @@ BENCH_ORDER = {  # the body the bench endpoint answers: an order view's fields
     "triggered": False,
     "replaces": None,
     "replaced_by": None,
+    "post_only": False,
+    "stp": "cancel_newest",
+    "cancel_reason": None,
     "filled_qty": "0",
     "avg_fill_price": None,
     "commission": "0.00",
@@ -351,6 +355,18 @@ def create_app(settings: Settings, gateway: Gateway, sessions: Sessions) -> Fast
     @app.get("/v1/quotes/{symbol}", tags=["market"], summary="Last trade of a symbol")
     async def get_quote(symbol: Annotated[str, Path(max_length=32)], user: Auth) -> JSONResponse:
         return await ask({"type": "quote.get", "symbol": symbol}, user, "quote")
+
+    @app.get(
+        "/v1/depth/{symbol}",
+        tags=["market"],
+        summary="The book of an exchange-mode symbol as price levels, best first",
+    )
+    async def get_depth(
+        symbol: Annotated[str, Path(max_length=32)],
+        user: Auth,
+        levels: Annotated[int, Query(ge=1, le=MAX_DEPTH_LEVELS)] = 10,
+    ) -> JSONResponse:
+        return await ask({"type": "depth.get", "symbol": symbol, "levels": levels}, user, None)
 
     @app.get("/v1/symbols", tags=["market"], summary="Tradable symbols and their rules")
     async def list_symbols(user: Auth) -> JSONResponse:

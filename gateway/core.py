@@ -43,6 +43,7 @@ from protocol import codec, topics
 from protocol.errors import ErrorCode, error_body
 from protocol.messages import (
     CONTROLLER_REQUESTS,
+    MATCHER_REQUESTS,
     REPLAY_REQUESTS,
     NewOrder,
     OrderFields,
@@ -57,8 +58,8 @@ from protocol.values import iso_time, number, parse_decimal
 
 log = logging.getLogger("gateway")
 _FLUSH_AT = 1000  # commands queued before they go out without waiting for the loop turn
-# answered by the controller, not the accountant: load shedding leaves them alone
-ANSWERED_ELSEWHERE = CONTROLLER_REQUESTS | REPLAY_REQUESTS
+# answered by the controller or the matcher, not the accountant: load shedding leaves them alone
+ANSWERED_ELSEWHERE = CONTROLLER_REQUESTS | REPLAY_REQUESTS | MATCHER_REQUESTS
 
 Reply = dict[str, Any] | bytes  # bytes: packed by the accountant for the client
 ReplyCallback = Callable[[Reply], None]
@@ -373,9 +374,10 @@ class Gateway:
         shedding (see Admission): a request that would likely wait more than half the
         timeout is refused at once with SYSTEM_BUSY and never forwarded, so a client that
         floods the server learns it plainly instead of getting timeouts for orders that
-        were in fact placed. It protects the accountant: requests the controller answers
-        (control, quotes, a replay's join and done) are neither counted nor refused, and
-        one the controller never answered (it restarted) does not hold the rest back.
+        were in fact placed. It protects the accountant: requests the controller or the
+        matcher answers (control, quotes, a replay's join and done, depth) are neither
+        counted nor refused, and one they never answered (a restart) does not hold the
+        rest back.
         A request from `source` (a client's address) with a token not accepted yet counts
         against that source's allowance (TokenGuard).
         """

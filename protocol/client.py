@@ -195,8 +195,13 @@ class TradeClient:
         stop_price: Number | None = None,
         trail_price: Number | None = None,
         trail_percent: Number | None = None,
+        post_only: bool = False,
+        stp: str | None = None,
     ) -> dict[str, Any]:
-        """Place an order; `price` is the limit price (limit and stop_limit orders)."""
+        """Place an order; `price` is the limit price (limit and stop_limit orders).
+        `post_only`: refused rather than take liquidity (a limit order, day or gtc);
+        `stp`: self-trade prevention, `cancel_newest` (the server's default),
+        `cancel_oldest` or `cancel_both`."""
         fields: dict[str, Any] = {
             "symbol": symbol,
             "side": side,
@@ -208,6 +213,8 @@ class TradeClient:
             "stop_price": stop_price,
             "trail_price": trail_price,
             "trail_percent": trail_percent,
+            "post_only": post_only or None,  # sent only when set
+            "stp": stp,
         }
         return self.request("order.new", **_present(fields))["order"]
 
@@ -242,6 +249,12 @@ class TradeClient:
 
     def quote(self, symbol: str) -> dict[str, Any]:
         return self.request("quote.get", symbol=symbol)["quote"]
+
+    def depth(self, symbol: str, levels: int = 10) -> dict[str, Any]:
+        """An exchange-mode symbol's book, `levels` price levels a side: the `depth`
+        reply (`seq`, `bids` and `asks` as [price, qty], best first, `bid`, `ask`,
+        `last`). A paper-mode symbol is refused: REQUEST_NOT_EXCHANGE."""
+        return self.request("depth.get", symbol=symbol, levels=levels)
 
     def symbols(self) -> list[dict[str, Any]]:
         return self.request("symbols.list")["symbols"]

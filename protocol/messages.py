@@ -75,6 +75,9 @@ class Ping(Request):
 
 OrderType = Literal["market", "limit", "stop", "stop_limit", "trailing_stop"]
 TimeInForce = Literal["day", "gtc", "ioc", "fok"]
+# self-trade prevention: which side goes when an order would trade with its owner's own
+# resting order (exchange mode, docs/protocol.md 3.3): the incoming one, the resting one, both
+SelfTradePrevention = Literal["cancel_newest", "cancel_oldest", "cancel_both"]
 ClientOrderId = Annotated[StrictStr, Field(min_length=1, max_length=64)]
 
 
@@ -93,6 +96,9 @@ class _OrderBody(BaseModel):
     trail_price: WireNumber | None = None  # trailing_stop: trail by this amount...
     trail_percent: WireNumber | None = None  # ...or by this percentage (0 to 100, exclusive)
     client_order_id: ClientOrderId | None = None
+    # rest or nothing: a limit order (day or gtc) refused if it would take liquidity
+    post_only: StrictBool = False
+    stp: SelfTradePrevention = "cancel_newest"
 
 
 class OrderFields(_OrderBody):
@@ -113,7 +119,8 @@ class NewOrder(Request, _OrderBody):
 
 
 class ReplaceFields(BaseModel):
-    """The body of `PATCH /v1/orders/{id}`: what changes; the rest is kept."""
+    """The body of `PATCH /v1/orders/{id}`: what changes; the rest is kept (post_only and
+    stp always)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -213,6 +220,7 @@ class GetQuote(Request):
 
 Symbol = Annotated[StrictStr, Field(min_length=1, max_length=32)]
 MAX_BAR_SYMBOLS = 200  # symbols one bars request may name
+MAX_DEPTH_LEVELS = 500  # price levels per side one depth request may ask for
 _TIMEFRAME = re.compile(r"^([1-9][0-9]?)(Min|T|Hour|H|Day|D)$")
 _TIMEFRAME_UNIT = {"Min": 60, "T": 60, "Hour": 3600, "H": 3600, "Day": 86400, "D": 86400}
 TIMEFRAMES = "1-59Min, 1-23Hour or 1Day"
@@ -254,6 +262,15 @@ class GetBars(Request):
     limit: Annotated[StrictInt, Field(ge=1, le=10_000)] = 1000
     sort: Literal["asc", "desc"] = "asc"
     after: tuple[Symbol, Int64] | None = None  # a reply's `next`: where the last page ended
+
+
+class GetDepth(Request):
+    """`depth.get`: the book of an exchange-mode symbol as price levels, `levels` on each
+    side, best first; replies `depth` (docs/protocol.md 3.27). The matcher answers it."""
+
+    type: Literal["depth.get"] = "depth.get"
+    symbol: Symbol
+    levels: Annotated[StrictInt, Field(ge=1, le=MAX_DEPTH_LEVELS)] = 10
 
 
 class GetLatestBars(Request):
@@ -508,6 +525,7 @@ REQUESTS: dict[str, type[Request]] = {
         GetQuote,
         GetBars,
         GetLatestBars,
+        GetDepth,
         ListSymbols,
         GetControl,
         SetControl,
@@ -528,6 +546,8 @@ ADMIN_REQUESTS = frozenset(
 CONTROLLER_REQUESTS = frozenset(
     {"control.get", "control.set", "quote.get", "bars.get", "bars.latest"}
 )
+# Requests the accountant forwards to the matcher, which answers the gateway.
+MATCHER_REQUESTS = frozenset({"depth.get"})
 # Requests the accountant forwards to the controller through the matcher, so that they reach
 # it after the orders sent before them are in the books.
 REPLAY_REQUESTS = frozenset({"replay.join", "replay.done"})
@@ -546,6 +566,10 @@ OrderStatus = Literal[
     "rejected",
     "pending_new",
 ]
+# Why the matcher canceled an order (an order's `cancel_reason`, docs/protocol.md 5):
+# self-trade prevention, the rest of an IOC, the rest of a market order the book could
+# not fill (exchange mode), a market or IOC order sent while its market does not trade
+CancelReason = Literal["self_trade", "ioc", "no_liquidity", "market_closed"]
 
 
 class OrderView(TypedDict):
@@ -565,7 +589,10 @@ class OrderView(TypedDict):
     triggered: bool  # a stop order a trade has triggered
     replaces: int | None
     replaced_by: int | None
+    post_only: bool  # refused rather than take liquidity
+    stp: SelfTradePrevention
     status: OrderStatus
+    cancel_reason: CancelReason | None  # canceled by the matcher: why (None: by its owner)
     filled_qty: str
     avg_fill_price: str | None
     commission: str
@@ -665,6 +692,9 @@ class BookOrder(TypedDict):
     leaves_qty: str  # qty still to fill
     cum_qty: str  # qty filled so far
     seq: int  # acceptance order: time priority
+    user_id: int  # its owner: self-trade prevention
+    post_only: bool  # answered `book.killed` (reason "post_only") rather than take
+    stp: SelfTradePrevention
 
 
 class BookReplace(TypedDict):
@@ -683,13 +713,23 @@ class BookReplace(TypedDict):
 class BookAnswer(TypedDict):
     """Matcher -> accountant, about one order: `book.canceled` (out of the book: a cancel,
     an IOC's rest), `book.expired` (a DAY order whose trading day ended), `book.cancel_rejected`
-    (not in the book), `book.killed` (a FOK that could not fill whole), `book.replaced` /
-    `book.replace_rejected` (with `old_id`)."""
+    (not in the book), `book.rested` (a post_only order is in the book: it is accepted),
+    `book.killed` (a FOK that could not fill whole, a post_only that would have taken),
+    `book.replaced` / `book.replace_rejected` (with `old_id`)."""
 
     type: str
     epoch: int
     order_id: int
     old_id: NotRequired[int]
+    # book.canceled: a CancelReason, absent for a cancel asked for;
+    # book.killed: KillReason, absent = "fok"; book.replace_rejected: "post_only" or absent
+    reason: NotRequired[str]
+
+
+# Why the matcher refused an order that never rested (`book.killed`): a FOK it could not
+# fill whole, a post_only order that would have taken, a FOK that self-trade prevention
+# stopped, a FOK sent while its market does not trade
+KillReason = Literal["fok", "post_only", "self_trade", "market_closed"]
 
 
 class Triggered(TypedDict):
@@ -783,6 +823,26 @@ class PushedQuote(BaseModel):
     bid: WireNumber | None = None
     ask: WireNumber | None = None
     ts: Annotated[StrictInt, Field(ge=0, le=2**63 - 1)] | None = None  # ns; clock = market
+
+
+class Depth(TypedDict):
+    """`depth`: an exchange-mode symbol's book as price levels, [price, total qty] as
+    strings, bids highest first and asks lowest first. The matcher's reply to depth.get
+    (all levels asked for; `rid` and `gw` on the way to the gateway), and on md.<symbol>
+    (the controller's PUB) the levels that changed, qty "0" for a level gone, or with
+    `reset` the whole book (docs/protocol.md 9.7)."""
+
+    type: Literal["depth"]
+    symbol: str
+    seq: int  # counts the symbol's depth messages on md.<symbol>, one by one
+    reset: NotRequired[bool]  # md only: this message is the whole book
+    bids: list[tuple[str, str]]
+    asks: list[tuple[str, str]]
+    bid: str | None  # best bid, best ask, last trade
+    ask: str | None
+    last: NotRequired[str | None]  # depth.get replies
+    ts: int
+    time: str
 
 
 class MarketSession(TypedDict):

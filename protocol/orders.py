@@ -11,7 +11,9 @@ accountant, which then checks what needs the market (symbol, tick, lot, funds).
 | stop_limit    | stop_price, limit_price       | day, gtc           |
 | trailing_stop | trail_price or trail_percent  | day, gtc           |
 
-A field the type does not take is refused, never ignored.
+A field the type does not take is refused, never ignored. `post_only` (rest or nothing)
+is for limit orders that may rest: time in force day or gtc. `stp` (self-trade
+prevention) goes with every order.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ TAKES: dict[str, frozenset[str]] = {
     "trailing_stop": frozenset({"trail_price", "trail_percent"}),
 }
 IMMEDIATE = frozenset({"ioc", "fok"})  # never rest
+RESTING = frozenset({"day", "gtc"})
 STOP_TYPES = frozenset({"stop", "stop_limit", "trailing_stop"})
 MAX_TRAIL_PERCENT = Decimal(100)
 
@@ -71,7 +74,8 @@ def replace_command(fields: dict[str, Any]) -> dict[str, Any]:
 
 
 def check_fits_type(order_type: str, time_in_force: str, fields: dict[str, Any]) -> None:
-    """Raise unless the price fields and time in force are the ones `order_type` takes."""
+    """Raise unless the price fields, time in force and post_only are ones `order_type`
+    takes."""
     for field in NEEDS[order_type]:
         if fields.get(field) is None:
             raise RejectError(ErrorCode.REQUEST_FIELD_REQUIRED, f"{order_type} needs {field}")
@@ -91,6 +95,16 @@ def check_fits_type(order_type: str, time_in_force: str, fields: dict[str, Any])
         raise RejectError(
             ErrorCode.REQUEST_TIF_NOT_ALLOWED,
             f"{time_in_force} is for market and limit orders; a {order_type} takes day or gtc",
+        )
+    if fields.get("post_only") and order_type != "limit":
+        raise RejectError(
+            ErrorCode.REQUEST_FIELD_NOT_ALLOWED,
+            f"post_only is for limit orders that rest, not a {order_type}",
+        )
+    if fields.get("post_only") and time_in_force not in RESTING:
+        raise RejectError(
+            ErrorCode.REQUEST_FIELD_NOT_ALLOWED,
+            f"post_only is for limit orders that rest (day or gtc), not {time_in_force}",
         )
 
 

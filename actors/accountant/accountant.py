@@ -23,7 +23,12 @@ from actors.accountant.views import position_view
 from protocol import codec, topics
 from protocol.codec import PROTOCOL_VERSION
 from protocol.errors import ErrorCode, RejectError
-from protocol.messages import ADMIN_REQUESTS, CONTROLLER_REQUESTS, REPLAY_REQUESTS
+from protocol.messages import (
+    ADMIN_REQUESTS,
+    CONTROLLER_REQUESTS,
+    MATCHER_REQUESTS,
+    REPLAY_REQUESTS,
+)
 from protocol.values import number, wire_qty
 
 log = logging.getLogger("accountant")
@@ -70,6 +75,7 @@ class Accountant:
             "fills.list": core.query,
             "history.list": core.query,
             **{t: self.to_controller for t in CONTROLLER_REQUESTS},
+            **{t: self.to_matcher for t in MATCHER_REQUESTS},
             **{t: self.to_replay for t in REPLAY_REQUESTS},
         }
 
@@ -181,6 +187,13 @@ class Accountant:
         if self.replaying:  # first how far the replay is settled: the controller answers
             self.tell_settled()  # quotes and bars from all the bars the bots may have seen
         self.core.send(topics.CONTROLLER, {**msg, "auth": None, "user_id": user.id})
+
+    def to_matcher(self, msg: Message, _user: User) -> None:
+        """depth.get: the matcher holds the books, and answers the gateway itself (an
+        unknown symbol is refused here, as orders on it are)."""
+        self.core.market.listed(msg["symbol"])  # raises REQUEST_UNKNOWN_SYMBOL
+        forwarded = {k: msg[k] for k in ("type", "symbol", "levels", "rid", "gw")}
+        self.core.send(topics.MATCHER, forwarded)
 
     def to_replay(self, msg: Message, user: User) -> None:
         """Through the matcher: it passes the request on once the orders before it are in."""

@@ -26,6 +26,7 @@ from protocol.orders import IMMEDIATE
 from protocol.values import AVERAGE_PLACES, MONEY_PLACES
 
 OPEN_STATUSES = frozenset({"new", "partially_filled"})
+DEFAULT_STP = "cancel_newest"  # an order's self-trade prevention unless it chose another
 
 
 @dataclass(slots=True)
@@ -116,6 +117,9 @@ class Order:
     # `queue_after` (0: its own id), then by `queue_ts` (when a stop triggered), then id.
     queue_after: int = 0
     queue_ts: int = 0
+    post_only: bool = False  # refused rather than take liquidity (the matcher decides)
+    stp: str = DEFAULT_STP  # self-trade prevention (protocol.messages.SelfTradePrevention)
+    cancel_reason: str | None = None  # why the matcher canceled it (None: its owner did)
 
     @property
     def queue_key(self) -> tuple[int, int, int]:
@@ -123,7 +127,8 @@ class Order:
 
     @property
     def pending(self) -> bool:
-        """Not yet recorded: IOC/FOK orders and replacements wait for the matcher first."""
+        """Not yet recorded: IOC/FOK and post_only orders and replacements wait for the
+        matcher first."""
         return self.status == "pending_new"
 
     @property
@@ -246,19 +251,26 @@ class Accounts:
     # ORDERS --------------------------------------------------------------------------
 
     def place(
-        self, user_id: int, spec: OrderSpec, client_order_id: str | None, now_ns: int
+        self,
+        user_id: int,
+        spec: OrderSpec,
+        client_order_id: str | None,
+        now_ns: int,
+        post_only: bool = False,
+        stp: str = DEFAULT_STP,
     ) -> Order | Rejection:
         """Check funds or shares, reserve them and open the order (the spec is valid).
 
-        IOC and FOK orders open as `pending_new`: the matcher decides at once whether they
-        fill, and they are recorded only then.
+        IOC, FOK and post_only orders open as `pending_new`: the matcher decides at once
+        whether they fill (or, post_only, whether they rest), and they are recorded only then.
         """
         held = self._hold(user_id, spec, None)
         if isinstance(held, Rejection):
             return held
         order = self._new_order(user_id, spec, client_order_id, now_ns)
         order.reserved_cash = held[0]
-        if spec.time_in_force in IMMEDIATE:
+        order.post_only, order.stp = post_only, stp
+        if spec.time_in_force in IMMEDIATE or post_only:
             order.status = "pending_new"
         self.open_orders[order.id] = order
         return order
@@ -275,6 +287,7 @@ class Accounts:
         new = self._new_order(old.user_id, spec, client_order_id, now_ns)
         new.status = "pending_new"
         new.replaces = old.id
+        new.post_only, new.stp = old.post_only, old.stp  # not replaceable: kept
         old.replacement = new
         old.replace_hold, old.replace_shares = held
         return new

@@ -80,6 +80,8 @@ def ledger_parts(accounts: Accounts, user_seqs: dict[int, int]) -> dict[str, Any
                 o.status,
                 _text(o.reserved_cash),
                 o.trading_day,
+                o.post_only,
+                o.stp,
             ]
             for o in sorted(accounts.open_orders.values(), key=lambda o: o.id)
             if not o.pending

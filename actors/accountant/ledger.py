@@ -147,6 +147,12 @@ class OrderRow(Base):
     # replacement kept the place of the order it replaced; else the id is the place
     queue_after: Mapped[int | None]
     queue_ts: Mapped[TsNs] = mapped_column(server_default="0")
+    # refused rather than take liquidity; self-trade prevention (None: cancel_newest, the
+    # default, as for every order placed before it could be chosen); why the matcher
+    # canceled it (None: its owner did, or it did not end canceled)
+    post_only: Mapped[bool] = mapped_column(Boolean, server_default=false())
+    stp: Mapped[str | None] = mapped_column(String(16))
+    cancel_reason: Mapped[str | None] = mapped_column(String(16))
 
 
 class FillRow(Base):

@@ -3,9 +3,9 @@ clients, and what the matcher answers (fills, triggers, cancels, expiries), with
 snapshot that resynchronises the matcher.
 
 The accountant owns both halves: it reserves before an order goes to the matcher and
-settles after the matcher has decided (DESIGN.md). An IOC or FOK order is recorded only
-once the matcher has decided it; a replacement takes its order's place only once the
-matcher confirms the order has not filled meanwhile.
+settles after the matcher has decided (DESIGN.md). An IOC, FOK or post_only order is
+recorded only once the matcher has decided it; a replacement takes its order's place only
+once the matcher confirms the order has not filled meanwhile.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import secrets
 from collections.abc import Mapping
 from decimal import Decimal
 
-from actors.accountant.accounts import Order, Rejection, User
+from actors.accountant.accounts import DEFAULT_STP, Order, Rejection, User
 from actors.accountant.core import Core, Message
 from actors.accountant.views import order_view
 from actors.market.rules import TAKER
@@ -24,6 +24,28 @@ from protocol.errors import ErrorCode, RejectError
 from protocol.orders import IMMEDIATE, PRICE_FIELDS, STOP_FIELDS, check_fits_type
 
 log = logging.getLogger("accountant")
+
+# book.canceled's `reason`, when the matcher canceled an order on its own: the order's
+# cancel_reason, and what its order.canceled event says (docs/protocol.md 5)
+CANCEL_DETAILS = {
+    "self_trade": "self-trade prevention: it would have traded with another order of yours",
+    "ioc": "the rest of an IOC order: an IOC does not rest",
+    "no_liquidity": "the book had nothing more to fill it with: a market order does not rest",
+    "market_closed": "its market does not trade now: market and IOC orders do not rest",
+}
+# book.killed's `reason` (absent: fok): the refusal's code and words
+KILLS: dict[str, tuple[ErrorCode, str]] = {
+    "fok": (ErrorCode.MATCH_FOK_NOT_FILLED, "the market could not fill all of it at once"),
+    "post_only": (
+        ErrorCode.MATCH_POST_ONLY_WOULD_TAKE,
+        "post_only: it would have traded at once, taking liquidity",
+    ),
+    "self_trade": (ErrorCode.MATCH_SELF_TRADE, CANCEL_DETAILS["self_trade"]),
+    "market_closed": (
+        ErrorCode.MATCH_FOK_NOT_FILLED,
+        "its market does not trade now: a FOK fills at once or not at all",
+    ),
+}
 
 
 class OrderDesk:
@@ -42,7 +64,7 @@ class OrderDesk:
         self.to_reader = core.query
         self.epoch = 0  # of the book snapshot the matcher holds
         self.cancel_waiters: dict[int, list[Message]] = {}
-        # IOC/FOK orders the matcher has not decided yet: the requests waiting on each
+        # IOC/FOK/post_only orders the matcher has not decided yet: the requests waiting on each
         self.pending_replies: dict[int, list[Message]] = {}
         # replacements on their way to the matcher: old order id -> (old order, request)
         self.replacing: dict[int, tuple[Order, Message]] = {}
@@ -52,6 +74,7 @@ class OrderDesk:
             "exec": self.on_exec,
             "book.canceled": self.on_book_canceled,
             "book.cancel_rejected": self.on_cancel_rejected,
+            "book.rested": self.on_book_rested,
             "book.killed": self.on_book_killed,
             "book.expired": self.on_book_expired,
             "book.triggered": self.on_triggered,
@@ -84,11 +107,13 @@ class OrderDesk:
         spec = self.market.check_order(
             msg, self.core.reference_price(symbol), self.core.prev_closes.get(symbol)
         )
-        placed = self.accounts.place(user.id, spec, coid, self.core.clock.now_ns())
+        now = self.core.clock.now_ns()
+        post_only, stp = bool(msg.get("post_only")), msg.get("stp") or DEFAULT_STP
+        placed = self.accounts.place(user.id, spec, coid, now, post_only, stp)
         if isinstance(placed, Rejection):
             self.reply_error(msg, placed.code, placed.message)
             return
-        if placed.pending:  # IOC or FOK: recorded once the matcher has decided
+        if placed.pending:  # IOC, FOK or post_only: recorded once the matcher has decided
             self.pending_replies[placed.id] = [msg]
         else:
             view = self.record_accepted(placed)
@@ -101,11 +126,13 @@ class OrderDesk:
             self.store_position(order.user_id, order.symbol)
         return self.event(order.user_id, "order.accepted", order)
 
-    def accept_pending(self, order: Order) -> None:
-        """The matcher decided an IOC/FOK order: record it as accepted before the outcome."""
-        if order.pending:
-            order.status = "new"
-            self.record_accepted(order)
+    def accept_pending(self, order: Order) -> bytes | None:
+        """The matcher decided a pending order: record it as accepted before the outcome;
+        returns its view then (None if it was not pending)."""
+        if not order.pending:
+            return None
+        order.status = "new"
+        return self.record_accepted(order)
 
     def answer_pending(self, order: Order) -> None:
         """Reply to the requests waiting on an IOC/FOK order, once it is done."""
@@ -146,6 +173,9 @@ class OrderDesk:
             "leaves_qty": str(order.leaves_qty),
             "cum_qty": str(order.filled_qty),
             "seq": order.id,
+            "user_id": order.user_id,
+            "post_only": order.post_only,
+            "stp": order.stp,
         }
 
     def open_order_of(self, msg: Message, user: User) -> Order | None:
@@ -307,18 +337,25 @@ class OrderDesk:
         waiters = self.cancel_waiters.pop(msg["order_id"], [])
         if order is None:
             return
-        self.cancel(order, waiters)
+        reason = msg.get("reason")
+        if reason is not None and reason not in CANCEL_DETAILS:
+            log.warning("order %d canceled for an unknown reason %r", order.id, reason)
+        self.cancel(order, waiters, reason)
 
-    def cancel(self, order: Order, waiters: list[Message]) -> None:
+    def cancel(self, order: Order, waiters: list[Message], reason: str | None = None) -> None:
         """Close an order the matcher no longer holds: expired if that is why it left,
-        canceled otherwise (a cancel, the rest of an IOC)."""
+        canceled otherwise (a cancel, the rest of an IOC, self-trade prevention: `reason`,
+        a key of CANCEL_DETAILS, when the matcher canceled it on its own)."""
         self.accept_pending(order)
         status = "expired" if order.expiring else "canceled"
         self.accounts.close(order, status, self.core.clock.now_ns())
+        detail = CANCEL_DETAILS.get(reason or "") if status == "canceled" else None
+        if detail is not None:
+            order.cancel_reason = reason
         self.store_order(order)
         if order.side == "sell":
             self.store_position(order.user_id, order.symbol)
-        view = self.event(order.user_id, f"order.{status}", order)
+        view = self.event(order.user_id, f"order.{status}", order, detail=detail)
         for request in waiters:
             self.reply(request, {"type": "order.canceled"}, {"order": view})
         self.answer_pending(order)
@@ -333,20 +370,42 @@ class OrderDesk:
             order.expiring = True
             self.cancel(order, waiters)
 
+    def on_book_rested(self, msg: Message) -> None:
+        """A post_only order is in the book, taking nothing: it is accepted, and the
+        requests waiting on it are answered as a limit order's would have been."""
+        if msg["epoch"] != self.epoch:
+            return
+        order = self.accounts.open_orders.get(msg["order_id"])
+        if order is None:
+            return
+        view = self.accept_pending(order)
+        waiting = self.pending_replies.pop(order.id, [])
+        if waiting and view is None:  # a fill came first and accepted it: as it is now
+            view = codec.encode(order_view(order))
+        for request in waiting:
+            self.reply(request, {"type": "order.accepted"}, {"order": view})
+
     def on_book_killed(self, msg: Message) -> None:
-        """A FOK the latest trade could not fill whole: its rejection is all that remains."""
+        """An order that never rested, refused (`reason`, KILLS): a FOK the market could
+        not fill whole, a post_only that would have taken; its rejection is all that remains."""
         if msg["epoch"] != self.epoch:
             return
         order = self.accounts.open_orders.get(msg["order_id"])
         if order is not None and order.pending:
-            self.kill(order, "the market could not fill all of it at once")
+            reason = msg.get("reason") or "fok"
+            if reason not in KILLS:
+                log.warning("order %d killed for an unknown reason %r", order.id, reason)
+            code, words = KILLS.get(reason, KILLS["fok"])
+            self.kill(order, words, code)
 
-    def kill(self, order: Order, reason: str) -> None:
+    def kill(
+        self, order: Order, reason: str, code: ErrorCode = ErrorCode.MATCH_FOK_NOT_FILLED
+    ) -> None:
         self.accounts.close(order, "rejected", self.core.clock.now_ns())
         self.store_order(order)
         self.event(order.user_id, "order.rejected", order, detail=reason)
         for request in self.pending_replies.pop(order.id, []):
-            self.reply_error(request, ErrorCode.MATCH_FOK_NOT_FILLED, f"order {order.id}: {reason}")
+            self.reply_error(request, code, f"order {order.id}: {reason}")
 
     def on_book_replaced(self, msg: Message) -> None:
         if msg["epoch"] != self.epoch or msg["old_id"] not in self.replacing:
@@ -364,18 +423,29 @@ class OrderDesk:
         self.reply(request, {"type": "order.replaced"}, {"order": new_view, "replaced": old_view})
 
     def on_replace_rejected(self, msg: Message) -> None:
+        """The old order filled or closed meanwhile, or (`reason` "post_only") the
+        replacement of a post_only order would have taken: the old one stays as it is."""
         if msg["epoch"] != self.epoch:
+            return
+        if msg.get("reason") == "post_only":
+            self.refuse_replace(
+                msg["old_id"],
+                "was not replaced: post_only, and the replacement would have traded at once",
+                ErrorCode.MATCH_POST_ONLY_WOULD_TAKE,
+            )
             return
         self.refuse_replace(msg["old_id"], "filled or closed before it could be replaced")
 
-    def refuse_replace(self, old_id: int, reason: str) -> None:
+    def refuse_replace(
+        self, old_id: int, reason: str, code: ErrorCode = ErrorCode.MATCH_REPLACE_TOO_LATE
+    ) -> None:
         old, request = self.replacing.pop(old_id, (None, None))
         if old is None or request is None:
             return
         self.accounts.unreplace(old)
         if old.side == "sell":
             self.store_position(old.user_id, old.symbol)
-        self.reply_error(request, ErrorCode.MATCH_REPLACE_TOO_LATE, f"order {old_id} {reason}")
+        self.reply_error(request, code, f"order {old_id} {reason}")
 
     def on_cancel_rejected(self, msg: Message) -> None:
         """The matcher no longer holds the order: it filled, or the book lost it."""
@@ -408,8 +478,8 @@ class OrderDesk:
         """Give the matcher every open order under a new epoch; fills from older epochs are void.
 
         What was on its way to the old book is settled here: replacements are refused,
-        undecided IOC/FOK orders end (canceled or rejected), and an IOC with fills is
-        canceled through the new book. Epochs are only compared for equality, so a random
+        undecided IOC/FOK/post_only orders end (canceled or rejected), and an IOC with
+        fills is canceled through the new book. Epochs are only compared for equality, so a random
         one is enough and needs no clock.
         """
         previous = self.epoch
@@ -420,6 +490,12 @@ class OrderDesk:
         for order in list(self.accounts.open_orders.values()):
             if order.pending and order.time_in_force == "fok":
                 self.kill(order, "the matcher restarted before it could fill")
+            elif order.pending and order.post_only:
+                self.kill(
+                    order,
+                    "the matcher restarted before it could rest; nothing was done, place it again",
+                    ErrorCode.SYSTEM_UNAVAILABLE,
+                )
             elif order.pending:
                 self.cancel(order, [])
             elif order.time_in_force in IMMEDIATE:

@@ -12,7 +12,15 @@ from decimal import Decimal
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
-from actors.accountant.accounts import OPEN_STATUSES, Account, Accounts, Order, Position, User
+from actors.accountant.accounts import (
+    DEFAULT_STP,
+    OPEN_STATUSES,
+    Account,
+    Accounts,
+    Order,
+    Position,
+    User,
+)
 from actors.accountant.ledger import (
     AccountRow,
     EquitySnapshotRow,
@@ -97,6 +105,8 @@ def load_accounts(engine: Engine, market: Market) -> tuple[Accounts, dict[int, i
                 trading_day=o.trading_day or "",
                 queue_after=o.queue_after or 0,
                 queue_ts=o.queue_ts or 0,
+                post_only=o.post_only,
+                stp=o.stp or DEFAULT_STP,
             )
         _derive_reservations(accounts)
         for user_id, coid, order_id in session.execute(

@@ -40,9 +40,15 @@ MODELS: tuple[type[Base], ...] = (
 )
 KEYED = frozenset({USERS, ACCOUNTS, POSITIONS, ORDERS})
 # Columns added at the end of a table's rows since the journal began, with the values a
-# row journaled before them gets (the epoch columns of migration 0007): a journal left by
-# an older version after a crash is projected with them.
-ADDED: dict[int, tuple[Any, ...]] = {ACCOUNTS: (0, 0), FILLS: (0,), SNAPSHOTS: (0,)}
+# row journaled before them gets (the epoch columns of migration 0007, the orders' post_only,
+# stp and cancel_reason of 0008): a journal left by an older version after a crash is
+# projected with them.
+ADDED: dict[int, tuple[Any, ...]] = {
+    ACCOUNTS: (0, 0),
+    ORDERS: (False, None, None),
+    FILLS: (0,),
+    SNAPSHOTS: (0,),
+}
 
 
 def columns(table: int) -> tuple[str, ...]:
@@ -138,6 +144,9 @@ def order_row(o: Order) -> Row:
         o.ts_updated,
         o.queue_after or None,
         o.queue_ts,
+        o.post_only,
+        o.stp,
+        o.cancel_reason,
     )
 
 
@@ -276,6 +285,9 @@ _BUILT = {
         "ts_updated",
         "queue_after",
         "queue_ts",
+        "post_only",
+        "stp",
+        "cancel_reason",
     ),
     FILLS: (
         "id",

@@ -9,7 +9,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from actors.accountant.accounts import Account, Order, Position, Reset, User, mark
+from actors.accountant.accounts import DEFAULT_STP, Account, Order, Position, Reset, User, mark
 from protocol.messages import AccountView, FillView, OrderView, PositionView
 from protocol.values import average, iso_time, money, number, ratio
 
@@ -35,7 +35,10 @@ def order_view(o: Any) -> OrderView:
         "triggered": o.triggered,
         "replaces": o.replaces,
         "replaced_by": o.replaced_by,
+        "post_only": o.post_only,
+        "stp": o.stp or DEFAULT_STP,  # a row from before stp: the default
         "status": o.status,
+        "cancel_reason": o.cancel_reason,
         "filled_qty": number(filled),
         "avg_fill_price": average(o.filled_value, filled) if filled else None,
         "commission": money(o.commission),
@@ -66,7 +69,10 @@ def order_view_of_row(order: Order, row: tuple[Any, ...]) -> OrderView:
         "triggered": row[13],
         "replaces": row[14],
         "replaced_by": row[15],
+        "post_only": row[27],
+        "stp": row[28],
         "status": row[17],
+        "cancel_reason": row[29],
         "filled_qty": row[18],
         "avg_fill_price": average(order.filled_value, filled) if filled else None,
         "commission": money_text(row[20]),

@@ -278,6 +278,7 @@ HTTP_ROUTES = [
     ("GET", "/v1/history.csv", None),
     ("GET", "/v1/stats", None),
     ("GET", "/v1/quotes/600000", None),
+    ("GET", "/v1/depth/600000", None),
     ("GET", "/v1/control", None),
     ("POST", "/v1/control", {"state": "stopped"}),
     ("GET", "/v1/admin/users", None),
@@ -357,6 +358,7 @@ def test_a_malformed_authorization_header_is_refused(
         pytest.param({"v": 1, "type": "order.cancel", "rid": RID, "order_id": 1}, id="cancel"),
         pytest.param({"v": 1, "type": "user.list", "rid": RID}, id="user.list"),
         pytest.param({"v": 1, "type": "control.set", "rid": RID, "state": "stopped"}, id="ctl"),
+        pytest.param({"v": 1, "type": "depth.get", "rid": RID, "symbol": "600000"}, id="depth"),
     ],
 )
 def test_a_zmq_request_before_login_is_refused(

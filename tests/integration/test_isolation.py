@@ -86,6 +86,7 @@ def test_admin_operations_need_the_admin_token(server: Server) -> None:
         ("GET", "/v1/history.csv"),
         ("GET", "/v1/stats"),
         ("GET", "/v1/quotes/600000"),
+        ("GET", "/v1/depth/600000"),
         ("GET", "/v1/control"),
         ("GET", "/v1/events"),
         ("GET", "/v1/admin/users"),

@@ -9,7 +9,7 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from actors.accountant.accounts import Account, Accounts, Order
+from actors.accountant.accounts import Account, Accounts, Order, User
 from actors.accountant.admin import new_user_rows
 from actors.accountant.balance import imbalances
 from actors.accountant.journal import catch_up, open_journal, projected_seq, write_offline
@@ -18,11 +18,15 @@ from actors.accountant.ledger import (
     CapitalRow,
     EquitySnapshotRow,
     OperationRow,
+    OrderRow,
     make_engine,
     migrate,
 )
+from actors.accountant.orders import OrderDesk
+from actors.accountant.queries import load_accounts
 from actors.accountant.rows import (
     ACCOUNTS,
+    ORDERS,
     SNAPSHOTS,
     account_row,
     capital_row,
@@ -32,6 +36,7 @@ from actors.accountant.rows import (
     position_row,
     snapshot_row,
 )
+from actors.accountant.views import order_view
 from actors.market.rules import Market, OrderSpec
 from protocol.settings import Settings
 
@@ -241,4 +246,82 @@ def test_the_books_balance_across_a_reset_and_a_missing_entry_shows(tmp_path: Pa
     assert imbalances(engine) == [
         "user 1: cash 5000.00 + fees + bought - sold = 8005.00, capital put in 8005.01"
     ]
+    engine.dispose()
+
+
+def test_orders_from_before_0008_are_not_post_only_and_cancel_the_newest(tmp_path: Path) -> None:
+    """Revision 0008: an existing order gets post_only false and no stp, which its view
+    shows as the default; a journal row from before the columns is projected so too."""
+    from alembic import command
+    from alembic.config import Config
+    from sqlalchemy import text
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    cfg = Config()
+    cfg.set_main_option("script_location", str(Path("actors/accountant/migrations").resolve()))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0007")
+        conn.execute(
+            text(
+                "INSERT INTO users (id, name, token_hash, is_admin, ts_created)"
+                " VALUES (1, 'ann', 'h', 0, 0)"
+            )
+        )
+        conn.execute(
+            text(
+                "INSERT INTO orders (id, user_id, client_order_id, symbol, side, type, qty, price,"
+                " status, filled_qty, filled_value, commission, tax, reserved_cash, ts_created,"
+                " ts_updated) VALUES (7, 1, NULL, '600000', 'buy', 'limit', '100', '8.50', 'new',"
+                " '0', '0', '0', '0', '855.00', 1, 1)"
+            )
+        )
+    migrate(engine)
+    accounts = Accounts(Market.from_settings(Settings()))
+    accounts.add_user(User(1, "ann", "h", False), Account(1, D("10000.00"), D("10000.00")))
+    spec = OrderSpec("600000", "buy", "limit", "gtc", D(100), D("8.60"), limit_price=D("8.60"))
+    order = accounts.place(1, spec, None, 2, post_only=True, stp="cancel_both")
+    assert isinstance(order, Order)
+    journal = open_journal(str(engine.url), "NORMAL")
+    journal.append([(ORDERS, order_row(order)[1][:-3])])  # as a version before 0008 wrote it
+    assert catch_up(engine, journal) == 1
+    with Session(engine) as session:
+        rows = session.scalars(select(OrderRow).order_by(OrderRow.id)).all()
+        views = [order_view(row) for row in rows]
+    assert [(r.id, r.post_only, r.stp, r.cancel_reason) for r in rows] == [
+        (1, False, None, None),
+        (7, False, None, None),
+    ]
+    assert [(v["post_only"], v["stp"], v["cancel_reason"]) for v in views] == [
+        (False, "cancel_newest", None)
+    ] * 2
+    journal.append([order_row(order)])
+    catch_up(engine, journal)
+    with Session(engine) as session:
+        row = session.get(OrderRow, 1)
+        assert row is not None and (row.post_only, row.stp) == (True, "cancel_both")
+    journal.close()
+    engine.dispose()
+
+
+def test_an_open_orders_post_only_and_stp_come_back_after_a_restart(tmp_path: Path) -> None:
+    """load_accounts: the matcher's book snapshot after a restart has them again."""
+    engine = make_engine(_ledger(tmp_path), "NORMAL")
+    accounts = Accounts(Market.from_settings(Settings()))
+    user, rows = new_user_rows(1, "ann", "token", D("10000.00"), False, 1)
+    accounts.add_user(user, Account(1, D("10000.00"), D("10000.00")))
+    spec = OrderSpec("600000", "buy", "limit", "gtc", D(100), D("8.60"), limit_price=D("8.60"))
+    order = accounts.place(1, spec, None, 2, post_only=True, stp="cancel_oldest")
+    assert isinstance(order, Order)
+    order.status = "new"  # the matcher rested it
+    write_offline(engine, [*rows, order_row(order), account_row(accounts.accounts[1], 2)])
+    loaded, _ = load_accounts(engine, accounts.market)
+    again = loaded.open_orders[order.id]
+    assert (again.post_only, again.stp, again.cancel_reason) == (True, "cancel_oldest", None)
+    book_order = OrderDesk.book_order(again)
+    assert (book_order["post_only"], book_order["stp"], book_order["user_id"]) == (
+        True,
+        "cancel_oldest",
+        1,
+    )
     engine.dispose()
