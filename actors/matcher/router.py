@@ -202,17 +202,19 @@ class Router:
 
     def fill_or_kill(self, book: Book, order: Resting) -> None:
         """IOC and FOK never rest: fill what the latest trade allows (FOK: all or nothing),
-        then answer `book.canceled` for an IOC's rest or `book.killed` for a FOK."""
+        then answer `book.canceled` for an IOC's rest or `book.killed` for a FOK, with why."""
         fok = order.time_in_force == "fok"
-        if not self.trades(book) or (
-            fok and not self.instant and book.fillable(order) < order.leaves_qty
-        ):
-            self.answer("book.killed" if fok else "book.canceled", order_id=order.order_id)
+        kind = "book.killed" if fok else "book.canceled"
+        if not self.trades(book):
+            self.answer(kind, order_id=order.order_id, reason="market_closed")
+            return
+        if fok and not self.instant and book.fillable(order) < order.leaves_qty:
+            self.answer(kind, order_id=order.order_id, reason="fok")
             return
         book.add(order)
         self.fill_new(book, order)
         if book.remove(order.order_id) is not None:
-            self.answer("book.killed" if fok else "book.canceled", order_id=order.order_id)
+            self.answer(kind, order_id=order.order_id, reason="fok" if fok else "ioc")
 
     def on_cancel(self, msg: Message) -> None:
         if self.epoch is None or msg["epoch"] != self.epoch:

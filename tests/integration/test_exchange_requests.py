@@ -4,15 +4,9 @@ depth.get (docs/protocol.md 3.3, 3.27).
 
 The server is in paper mode, wait fills, on an external feed: each test prints the
 trades it needs on a symbol of its own (previous close 10.00); one symbol, XEX, is in
-exchange mode. In paper mode the matcher
-answers a post_only order at once: `book.rested` when it would not trade against the
-latest trade, `book.killed` (reason post_only) when it would.
-
-Tests marked NEEDS_MATCHER_SIDE need the matcher's side of issue 16 (book.rested,
-book.killed and book.replace_rejected with reason post_only, depth.get answered, the
-cancel and kill reasons in paper mode); until it is merged they fail (post_only orders
-stay pending_new and their requests time out) and are expected to. Once it is merged
-they pass and, being strict, fail as XPASS until the mark is taken off.
+exchange mode. In paper mode the matcher answers a post_only order at once: `book.rested`
+when it would not trade against the latest trade, `book.killed` (reason post_only) when
+it would.
 """
 
 from __future__ import annotations
@@ -33,10 +27,6 @@ _free_symbols = iter(SYMBOLS)
 EXCHANGE = "XEX"  # the one symbol in exchange mode
 DEPTH_FIELDS = {"symbol", "seq", "bids", "asks", "bid", "ask", "last", "ts", "time"}
 PROPAGATE = 0.3  # s: long enough for an order or a trade to reach the matcher here
-NEEDS_MATCHER_SIDE = pytest.mark.xfail(
-    reason="needs the matcher's side of issue 16 (book.rested, reasons, depth.get)",
-    strict=True,
-)
 
 
 @pytest.fixture(scope="module")
@@ -200,7 +190,6 @@ def test_depth_of_an_unknown_symbol_or_with_levels_out_of_range_is_refused(
 # NEED THE MATCHER'S SIDE ---------------------------------------------------------------------
 
 
-@NEEDS_MATCHER_SIDE
 def test_a_post_only_order_that_would_rest_is_accepted_and_kept_through_a_replace(
     trader: Trader,
 ) -> None:
@@ -231,7 +220,6 @@ def test_a_post_only_order_that_would_rest_is_accepted_and_kept_through_a_replac
         time.sleep(0.05)
 
 
-@NEEDS_MATCHER_SIDE
 def test_a_post_only_order_that_would_take_is_refused_on_both_apis(trader: Trader) -> None:
     sym = symbol()
     trader.trade(sym, "10.00", 10_000)
@@ -253,7 +241,6 @@ def test_a_post_only_order_that_would_take_is_refused_on_both_apis(trader: Trade
     assert kinds == ["order.rejected", "order.rejected"]
 
 
-@NEEDS_MATCHER_SIDE
 def test_a_post_only_replacement_that_would_take_is_refused_and_the_order_stays(
     trader: Trader,
 ) -> None:
@@ -269,14 +256,12 @@ def test_a_post_only_replacement_that_would_take_is_refused_and_the_order_stays(
     assert trader.http.get("/v1/account").json()["reserved_cash"] == "995.00"  # 990 + 5
 
 
-@NEEDS_MATCHER_SIDE
 def test_depth_of_a_paper_mode_symbol_is_refused_not_exchange(trader: Trader) -> None:
     error = trader.refusal("GET", "/v1/depth/X01", 409, params={"levels": 5})
     assert error["code"] == "REQUEST_NOT_EXCHANGE"
     assert zmq_code(trader.zmq.depth, "X01") == "REQUEST_NOT_EXCHANGE"
 
 
-@NEEDS_MATCHER_SIDE
 def test_ioc_and_fok_sent_while_the_market_is_closed_say_so(
     feed_server: Server, trader: Trader
 ) -> None:
@@ -297,7 +282,6 @@ def test_ioc_and_fok_sent_while_the_market_is_closed_say_so(
         feed_server.set_control("running")
 
 
-@NEEDS_MATCHER_SIDE
 def test_depth_of_an_exchange_mode_symbol_has_its_levels_on_both_apis(trader: Trader) -> None:
     r = trader.http.get(f"/v1/depth/{EXCHANGE}", params={"levels": 3})
     assert r.status_code == 200, r.text
