@@ -592,7 +592,13 @@ class Gateway:
     def _take_public(self, items: list[tuple[str, bytes]]) -> None:
         for topic, payload in items:
             if not topic.startswith(
-                (topics.CONTROL, topics.STEP, topics.MARKET_PREFIX, topics.DEPTH_PREFIX)
+                (
+                    topics.CONTROL,
+                    topics.STEP,
+                    topics.MARKET_PREFIX,
+                    topics.DEPTH_PREFIX,
+                    topics.REFERENCE_PREFIX,
+                )
             ):
                 continue
             decoded = codec.decode_internal(payload)

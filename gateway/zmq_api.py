@@ -416,7 +416,7 @@ class ClientEndpoint:
         if topic.startswith(topics.DEPTH_PREFIX):
             topic = topics.market(topic[len(topics.DEPTH_PREFIX) :])
         elif topic not in (topics.CONTROL, topics.STEP) and not topic.startswith(
-            topics.MARKET_PREFIX
+            (topics.MARKET_PREFIX, topics.REFERENCE_PREFIX)
         ):
             return
         if not self._subscribed(topic):

@@ -198,10 +198,19 @@ class MarketFeed:
         bands = {
             symbol: self.market.price_band(symbol, self.prev_close_today(symbol))
             for symbol in self.closes
-            if self.flows(symbol) and symbol not in self.exchange
+            if self.flows(symbol)
         }
         for tick in self.source.step(bands):
-            self.trade(tick.symbol, str(tick.last), tick.volume, now)
+            if tick.symbol in self.exchange:  # no trade: the price agents quote around
+                self.reference(tick.symbol, str(tick.last), now)
+            else:
+                self.trade(tick.symbol, str(tick.last), tick.volume, now)
+
+    def reference(self, symbol: str, price: str, ts: int) -> None:
+        """Exchange mode: the feed's price of a symbol is no trade but a reference,
+        published on ref.<symbol> (docs/protocol.md)."""
+        message = {"type": "reference", "symbol": symbol, "price": price, "ts": ts}
+        self.bus.send(PUB, {**message, "time": iso_time(ts)}, topics.reference(symbol))
 
     def request(self, msg: Message) -> None:
         """quote.get: the symbol's latest quote."""
@@ -297,8 +306,9 @@ class MarketFeed:
             ts = pushed.ts if self.market_time else self.clock.now_ns()
             if not self.flows(pushed.symbol) or ts < self.last_ts:
                 continue
-            if pushed.symbol in self.exchange:
-                continue  # its trades are the exchange's own
+            if pushed.symbol in self.exchange:  # its trades are the exchange's own
+                self.reference(pushed.symbol, pushed.last, ts)
+                continue
             self.last_ts = ts
             self.trade(pushed.symbol, pushed.last, pushed.volume, ts, pushed.extra)
 
