@@ -197,6 +197,9 @@ class CnASettings(_Section):
     odd_lots: Literal["sell_all", "any"] = "sell_all"  # an odd-lot sell sells all it may, or any
     min_notional: Decimal = Field(default=Decimal(0), ge=0)
     mode: MarketMode | None = None  # paper or exchange; default: market.mode
+    # exchange mode on the cn_a calendar: the opening (09:15-09:25) and closing (14:57-15:00)
+    # call auctions (docs/market-rules.md 7)
+    call_auctions: bool = True
 
 
 class UsEquitySettings(_Section):

@@ -48,6 +48,14 @@ KILLS: dict[str, tuple[ErrorCode, str]] = {
 }
 
 
+# the matcher refuses cancels and replacements in parts of the call auctions
+NO_CANCEL = "no_cancel"
+NOT_CANCELABLE = (
+    "cannot be canceled or replaced now: from 09:20 to the open and in the closing call "
+    "auction, orders stay (docs/market-rules.md 7)"
+)
+
+
 class OrderDesk:
     """Handlers of order commands (from the gateway) and of the matcher's answers."""
 
@@ -434,6 +442,9 @@ class OrderDesk:
                 ErrorCode.MATCH_POST_ONLY_WOULD_TAKE,
             )
             return
+        if msg.get("reason") == NO_CANCEL:
+            self.refuse_replace(msg["old_id"], NOT_CANCELABLE, ErrorCode.MATCH_NOT_CANCELABLE)
+            return
         self.refuse_replace(msg["old_id"], "filled or closed before it could be replaced")
 
     def refuse_replace(
@@ -453,6 +464,11 @@ class OrderDesk:
             return
         waiters = self.cancel_waiters.pop(msg["order_id"], [])
         order = self.accounts.open_orders.get(msg["order_id"])
+        if order is not None and msg.get("reason") == NO_CANCEL:  # a call auction's rule
+            order.cancel_pending = False
+            code = ErrorCode.MATCH_NOT_CANCELABLE
+            self.refuse_cancels(order.id, NOT_CANCELABLE, waiters, code)
+            return
         if order is not None:
             # Open here but not in the book: nothing can fill it, so the cancel stands.
             log.warning("order %d open in the ledger but not in the book; canceled", order.id)
@@ -461,15 +477,18 @@ class OrderDesk:
         self.refuse_cancels(msg["order_id"], "filled before it could be canceled", waiters)
 
     def refuse_cancels(
-        self, order_id: int, reason: str, waiters: list[Message] | None = None
+        self,
+        order_id: int,
+        reason: str,
+        waiters: list[Message] | None = None,
+        code: ErrorCode = ErrorCode.REQUEST_ORDER_NOT_OPEN,
     ) -> None:
-        """Answer the cancels waiting on an order that closed some other way."""
+        """Answer the cancels waiting on an order that closed some other way (or that the
+        matcher may not cancel now)."""
         if waiters is None:
             waiters = self.cancel_waiters.pop(order_id, [])
         for request in waiters:
-            self.reply_error(
-                request, ErrorCode.REQUEST_ORDER_NOT_OPEN, f"order {order_id} {reason}"
-            )
+            self.reply_error(request, code, f"order {order_id} {reason}")
 
     def on_book_sync(self, _msg: Message) -> None:
         self.send_book_snapshot()

@@ -50,7 +50,8 @@ class SessionControl:
         self.market_time = settings.control.clock == "market"
         self.state = str(load_control(settings).get("state", settings.control.initial_state))
         self.saved_time = self.clock.now_ns()
-        self.session: dict[str, tuple[bool, str]] = {}  # profile -> (open, trading day)
+        # profile -> (open, trading day, phase, cancels allowed)
+        self.session: dict[str, tuple[bool, str, str, bool]] = {}
         self.seq = 0
         self.listeners: list[Callable[[Message], None]] = []  # told every control state
         self.replay: Callable[[], Message] | None = None  # a replay's progress, when asked
@@ -71,12 +72,15 @@ class SessionControl:
     def check_session(self) -> bool:
         """Whether a session opened or closed, or a trading day turned, since last time."""
         now = self.clock.now_ns()
-        session = {name: (s(now), s.trading_day(now)) for name, s in self.sessions.items()}
+        session = {
+            name: (s(now), s.trading_day(now), s.phase(now), s.cancels(now))
+            for name, s in self.sessions.items()
+        }
         if session == self.session:
             return False
         level = logging.INFO if self.replay is None else logging.DEBUG  # a replay: each bar
-        for name, (open_, day) in session.items():
-            if open_ != self.session.get(name, (False, ""))[0]:
+        for name, (open_, day, _phase, _cancels) in session.items():
+            if open_ != self.session.get(name, (False,))[0]:
                 log.log(level, "%s session %s (%s)", name, "open" if open_ else "closed", day)
         self.session = session
         return True
@@ -120,8 +124,10 @@ class SessionControl:
                 "trading": self.state == "running" and open_,
                 "trading_day": day,
                 "last_close": self.sessions[name].last_close(now),
+                "phase": phase,
+                "cancels": cancels,
             }
-            for name, (open_, day) in self.session.items()
+            for name, (open_, day, phase, cancels) in self.session.items()
         }
         view = {
             "type": "control",

@@ -33,6 +33,12 @@ CALENDAR_START = "2000-01-01"  # replays reach back this far (actors/controller/
 NS = 1_000_000_000
 MINUTE = 60 * NS
 CN_A_HOURS = ("09:30-11:30", "13:00-15:00")
+# trading phases (docs/market-rules.md 7); the call auctions' lengths before the open and
+# before the close
+CONTINUOUS, CLOSED = "continuous", "closed"
+OPENING_CALL_PHASE, PRE_OPEN_PHASE, CLOSING_CALL_PHASE = "opening_call", "pre_open", "closing_call"
+OPENING_CALL, PRE_OPEN, CLOSING_CALL = 15 * MINUTE, 5 * MINUTE, 3 * MINUTE
+NO_CANCELS_BEFORE_OPEN = 10 * MINUTE  # from 09:20 to the open, orders cannot be canceled
 US_EQUITY_HOURS = ("09:30-16:00",)
 log = logging.getLogger("controller")
 
@@ -47,6 +53,13 @@ class Sessions(Protocol):
     def trading_day(self, ts_ns: int) -> str:
         """The trading day a time belongs to, YYYY-MM-DD: the session in progress, else
         the next one (an order placed overnight is for the next day's session)."""
+
+    def phase(self, ts_ns: int) -> str:
+        """The trading phase: `continuous` in session, `closed` out of it, and with call
+        auctions `opening_call`, `pre_open` and `closing_call` (docs/market-rules.md 7)."""
+
+    def cancels(self, ts_ns: int) -> bool:
+        """Whether orders may be canceled now (not in parts of the call auctions)."""
 
 
 def market_sessions(settings: Settings) -> dict[str, Sessions]:
@@ -67,7 +80,8 @@ def sessions_for(settings: Settings, kind: str | None = None) -> Sessions:
     if kind == "profile":
         kind = settings.market.profile
     if kind == "cn_a":
-        return ExchangeSessions("XSHG", CN_A_HOURS, "Asia/Shanghai")
+        calls = settings.profiles.cn_a.call_auctions and bool(settings.exchange_symbols())
+        return ExchangeSessions("XSHG", CN_A_HOURS, "Asia/Shanghai", calls)
     if kind == "us_equity":
         return ExchangeSessions("XNYS", US_EQUITY_HOURS, "America/New_York")
     if kind == "hours":
@@ -77,6 +91,12 @@ def sessions_for(settings: Settings, kind: str | None = None) -> Sessions:
 
 class AlwaysOpen:
     def __call__(self, ts_ns: int) -> bool:
+        return True
+
+    def phase(self, ts_ns: int) -> str:
+        return CONTINUOUS
+
+    def cancels(self, ts_ns: int) -> bool:
         return True
 
     def last_close(self, ts_ns: int) -> int:
@@ -93,7 +113,9 @@ class ExchangeSessions:
     pandas look-up took some 65 us). Minutes are the calendar's: a session's minutes run
     from its open to before its close, less its break."""
 
-    def __init__(self, exchange: str, hours: tuple[str, ...], zone: str) -> None:
+    def __init__(
+        self, exchange: str, hours: tuple[str, ...], zone: str, calls: bool = False
+    ) -> None:
         import exchange_calendars  # a second or two of pandas import: only when asked for
 
         # exchange-calendars still reads Series.values, which pandas 3 deprecates; harmless
@@ -110,6 +132,36 @@ class ExchangeSessions:
         self.beyond = DailyHours(hours, zone, weekdays_only=True)
         self.end = self.closes[-1] + 60 * NS  # the minute after the last one it knows
         self.warned = False
+        self.calls = calls  # the A-share call auctions around each day's open and close
+
+    def phase(self, ts_ns: int) -> str:
+        """With call auctions: 15 to 5 minutes before the day's open the opening call, the
+        5 minutes after it pre-open (orders wait, nothing trades), the last 3 minutes of
+        the day the closing call; the lunch break is closed."""
+        if not self.calls or ts_ns >= self.end:
+            return CONTINUOUS if self(ts_ns) else CLOSED
+        minute = ts_ns - ts_ns % MINUTE
+        n = bisect_right(self.opens, minute + OPENING_CALL) - 1
+        if n < 0:
+            return CLOSED
+        open_, close = self.opens[n], self.closes[n]
+        if open_ - OPENING_CALL <= minute < open_ - PRE_OPEN:
+            return OPENING_CALL_PHASE
+        if open_ - PRE_OPEN <= minute < open_:
+            return PRE_OPEN_PHASE
+        if not self(ts_ns):
+            return CLOSED
+        return CLOSING_CALL_PHASE if minute >= close - CLOSING_CALL else CONTINUOUS
+
+    def cancels(self, ts_ns: int) -> bool:
+        """Whether orders may be canceled: not from 09:20 to the open, nor in the closing
+        call (with call auctions)."""
+        phase = self.phase(ts_ns)
+        if phase == OPENING_CALL_PHASE:
+            minute = ts_ns - ts_ns % MINUTE
+            open_ = self.opens[bisect_right(self.opens, minute + OPENING_CALL) - 1]
+            return minute < open_ - NO_CANCELS_BEFORE_OPEN
+        return phase not in (PRE_OPEN_PHASE, CLOSING_CALL_PHASE)
 
     def __call__(self, ts_ns: int) -> bool:
         if ts_ns >= self.end:
@@ -157,6 +209,12 @@ def _ns(stamp: Any) -> int:
 
 
 class DailyHours:
+    def phase(self, ts_ns: int) -> str:
+        return CONTINUOUS if self(ts_ns) else CLOSED
+
+    def cancels(self, ts_ns: int) -> bool:
+        return True
+
     def __init__(self, hours: tuple[str, ...], zone: str, weekdays_only: bool = False) -> None:
         self.windows = session_windows(hours)
         self.zone = ZoneInfo(zone)

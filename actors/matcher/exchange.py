@@ -18,7 +18,7 @@ total, and which levels changed since it was last asked (`take_depth_changes`).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from itertools import islice
 
 from actors.market.rules import MAKER, TAKER, ZERO
@@ -245,6 +245,85 @@ class ExchangeBook(Book):
                 if total >= taker.leaves_qty:
                     return total, False
         return total, False
+
+    # CALL AUCTIONS -----------------------------------------------------------------------
+
+    def auction(self, prev_close: Decimal | None, shanghai: bool) -> Outcome:
+        """A call auction (docs/market-rules.md 7): every order that crosses at the one price
+        auction_price chooses trades there, in price-time priority on each side. The newer
+        order of each pair is its taker; self-trade prevention applies as in continuous
+        trading (the newer's `stp`). Stops wait for the next continuous trade."""
+        out = Outcome()
+        price = self.auction_price(prev_close, shanghai)
+        if price is None:
+            return out
+        while self._bids and self._asks:
+            bid_price, bids = self._bids.peekitem(-1)
+            ask_price, asks = self._asks.peekitem(0)
+            if bid_price < price or ask_price > price:
+                break
+            bid: Resting = next(iter(bids.values()))
+            ask: Resting = next(iter(asks.values()))
+            taker, maker = (bid, ask) if bid.seq > ask.seq else (ask, bid)
+            if taker.user_id == maker.user_id:
+                if taker.stp in (CANCEL_OLDEST, CANCEL_BOTH):
+                    self.remove(maker.order_id)
+                    out.close(maker, "self_trade")
+                if taker.stp in (CANCEL_NEWEST, CANCEL_BOTH):
+                    self.remove(taker.order_id)
+                    out.close(taker, "self_trade")
+                continue
+            qty = min(taker.leaves_qty, maker.leaves_qty)
+            for order, liquidity in ((taker, TAKER), (maker, MAKER)):
+                order.leaves_qty -= qty
+                order.cum_qty += qty
+                out.events.append(Match(order.order_id, qty, price, order.cum_qty, liquidity))
+                if order.leaves_qty:
+                    self._touched.add((order.side, order.price))
+                else:
+                    self.remove(order.order_id)
+            out.prints.append(Print(price, qty, taker.side, taker.order_id, maker.order_id))
+            self.last = price
+        return out
+
+    def auction_price(self, prev_close: Decimal | None, shanghai: bool) -> Decimal | None:
+        """The price of a call auction, or None when nothing crosses. Of the prices where
+        (1) the most shares trade, (2) every bid above it and every ask below it trades
+        whole and (3) one side at it trades whole: on the Shanghai exchange the declared
+        price that leaves the fewest shares unmatched, and the midpoint (half up, to the
+        tick) of those if several; on Shenzhen the price nearest the previous close."""
+        bids = [(p, _total(lv)) for p, lv in self._bids.items()]
+        asks = [(p, _total(lv)) for p, lv in self._asks.items()]
+        if not bids or not asks or bids[-1][0] < asks[0][0]:
+            return None
+
+        def volumes(price: Decimal) -> tuple[Decimal, Decimal, bool]:
+            """Shares that trade at `price`, those left unmatched, and whether it is valid."""
+            buy = sum((q for p, q in bids if p >= price), ZERO)
+            sell = sum((q for p, q in asks if p <= price), ZERO)
+            above = sum((q for p, q in bids if p > price), ZERO)
+            below = sum((q for p, q in asks if p < price), ZERO)
+            traded = min(buy, sell)
+            return traded, abs(buy - sell), bool(traded) and above <= traded >= below
+
+        scored = {p: volumes(p) for p in sorted({p for p, _ in bids} | {p for p, _ in asks})}
+        valid = {p: v for p, v in scored.items() if v[2]}
+        if not valid:
+            return None
+        most = max(v[0] for v in valid.values())
+        best = sorted(p for p, v in valid.items() if v[0] == most)
+        tick = self.model.profile.tick_size
+        if shanghai:
+            fewest = min(valid[p][1] for p in best)
+            best = [p for p in best if valid[p][1] == fewest]
+            middle = (best[0] + best[-1]) / 2
+            return (middle / tick).to_integral_value(ROUND_HALF_UP) * tick
+        if prev_close is not None:
+            nearest = min(max(prev_close, best[0]), best[-1])
+            traded, _, ok = volumes(nearest)
+            if ok and traded == most:
+                return nearest
+        return min(best, key=lambda p: (abs(p - (prev_close or p)), p))
 
     # STOPS -------------------------------------------------------------------------------
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from decimal import Decimal
 from typing import Any
 
@@ -32,6 +32,9 @@ log = logging.getLogger("matcher")
 # s between two reports to the controller of the replay.done answered here (a replay's
 # timeouts are seconds; a report per bar time would wake it a thousand times a second)
 DONES_EVERY = 0.02
+CONTINUOUS = "continuous"
+CALL_PHASES = frozenset({"opening_call", "closing_call"})
+NO_CANCEL = "no_cancel"  # a cancel or replacement refused in a call auction
 MAX_RESET_LEVELS = 100_000  # a depth reset carries the whole book
 
 
@@ -63,6 +66,12 @@ class Router:
         # per profile's market, from the controller: its trading day, and whether it trades
         self.trading_day: dict[str, str] = {}
         self.trading: dict[str, bool] = {}
+        # exchange mode: each market's trading phase (call auctions), whether the running
+        # state lets an auction happen, and whether orders may be canceled now
+        self.phase: dict[str, str] = {}
+        self.running = False
+        self.cancels: dict[str, bool] = {}
+        self.prev_closes: dict[str, Decimal] = {}
         self.bar_times: dict[str, int] = {}  # a replay: each symbol's latest bar filled on
         # without a control heartbeat for this long, the run state is unknown: fill nothing
         self.control_expiry = 3 * settings.control.heartbeat_interval + 1.0
@@ -160,8 +169,16 @@ class Router:
         return self.trading_day.get(book.model.profile.name, "")
 
     def trades(self, book: Book) -> bool:
-        """Whether the book's market trades now: running and in session."""
-        return self.trading.get(book.model.profile.name, False)
+        """Whether the book's market trades now: running and in session; an exchange book
+        only in continuous trading (not in a call auction)."""
+        name = book.model.profile.name
+        if not self.trading.get(name, False):
+            return False
+        return not isinstance(book, ExchangeBook) or self.phase.get(name, CONTINUOUS) == CONTINUOUS
+
+    def cancelable(self, book: Book) -> bool:
+        """Whether the book's orders may be canceled now (not in parts of a call auction)."""
+        return not isinstance(book, ExchangeBook) or self.cancels.get(book.model.profile.name, True)
 
     def on_add(self, msg: Message) -> None:
         if self.epoch is None or msg["epoch"] != self.epoch:
@@ -219,6 +236,10 @@ class Router:
     def on_cancel(self, msg: Message) -> None:
         if self.epoch is None or msg["epoch"] != self.epoch:
             return  # the next snapshot lists it among the cancels
+        book = self.books.get(msg.get("symbol", ""))
+        if book is not None and msg["order_id"] in book and not self.cancelable(book):
+            self.answer("book.cancel_rejected", order_id=msg["order_id"], reason=NO_CANCEL)
+            return
         self.cancel(msg["order_id"], msg.get("symbol"))
 
     def cancel(self, order_id: int, symbol: str | None = None) -> None:
@@ -237,6 +258,14 @@ class Router:
         if new.time_in_force == "day" and not new.day:
             new.day = self.day(book)
         old = book.get(msg["old_id"])
+        if old is not None and not self.cancelable(book):
+            self.answer(
+                "book.replace_rejected",
+                old_id=old.order_id,
+                order_id=new.order_id,
+                reason=NO_CANCEL,
+            )
+            return
         changed = old is None or (old.cum_qty, old.triggered) != (
             Decimal(msg["cum_qty"]),
             msg["triggered"],
@@ -340,8 +369,9 @@ class Router:
 
     def on_trade(self, quote: Message) -> None:
         book = self.book(quote["symbol"])
-        if isinstance(book, ExchangeBook):
-            return  # its own prints, published back: the feed fills nothing here
+        if isinstance(book, ExchangeBook):  # its own prints, published back: no fills
+            self.prev_closes[book.symbol] = Decimal(quote["prev_close"])  # for its auctions
+            return
         if book.see(trade(quote)) and self.trades(book) and self.epoch is not None:
             triggers = book.trigger()
             self.emit(book, triggers, book.fill_everything() if self.instant else book.match())
@@ -373,6 +403,7 @@ class Router:
 
     def on_control(self, state: Message) -> None:
         markets = state["markets"]
+        self.call_auctions(state)
         days = {name: m["trading_day"] for name, m in markets.items()}
         if days != self.trading_day:
             self.trading_day = days
@@ -387,6 +418,31 @@ class Router:
                     resumed.add(name)
             self.trading[name] = trading
         self.fill_all_books(resumed)
+
+    def call_auctions(self, state: Message) -> None:
+        """A call auction ends when its phase does: its exchange books trade at one price
+        each (docs/market-rules.md 7), before DAY orders expire at the close."""
+        running = state["state"] == "running"
+        for name, market in state["markets"].items():
+            phase = market.get("phase", CONTINUOUS)
+            ended = self.phase.get(name)
+            self.phase[name] = phase
+            self.cancels[name] = market.get("cancels", True)
+            if ended not in CALL_PHASES or ended == phase or not (self.running and running):
+                continue
+            for book in self.exchange_books() if self.epoch is not None else ():
+                if book.model.profile.name == name:
+                    prev_close = self.prev_closes.get(book.symbol)
+                    outcome = book.auction(prev_close, shanghai=book.symbol.startswith("6"))
+                    log.info("%s %s auction: %d trades", book.symbol, ended, len(outcome.prints))
+                    self.emit_outcome(book, outcome)
+        self.running = running
+
+    def exchange_books(self) -> Iterator[ExchangeBook]:
+        for symbol in self.exchange_symbols:
+            book = self.books[symbol]
+            if isinstance(book, ExchangeBook):
+                yield book
 
     def on_bar(
         self,
@@ -526,13 +582,13 @@ class Router:
     def flush_market(self) -> None:
         """At the end of each turn: the turn's prints and depth changes to the controller,
         which publishes them (trades as quotes on md.<symbol>, depth on depth.<symbol>)."""
-        for symbol in self.exchange_symbols:
-            book = self.books[symbol]
-            if symbol in self.reset_depth or book.depth_changed:  # type: ignore[attr-defined]
-                self.flush_depth(book)  # type: ignore[arg-type]
+        for book in self.exchange_books():
+            if book.symbol in self.reset_depth or book.depth_changed:
+                self.flush_depth(book)
         if self.prints or self.depth_out:
-            for p in self.prints:
-                p += [best(self.books[p[0]]).get(side) for side in ("bid", "ask")]  # type: ignore[arg-type]
+            for p in self.prints:  # the best bid and ask once the turn is done
+                quote = best(self.books[p[0]])
+                p += [quote["bid"], quote["ask"]]
             self.bus.send(
                 topics.CONTROLLER,
                 {"type": "exchange.md", "trades": self.prints, "depth": self.depth_out},
