@@ -1,5 +1,5 @@
 """Share deposits in the accountant: the admin puts shares into an account as capital
-(`account.deposit`, and `user.create` with `positions`; docs/protocol.md 3.27).
+(`account.deposit`, and `user.create` with `positions`; docs/protocol.md 3.28).
 
 A deposit is valued at the symbol's reference price (its last trade, else its previous
 close: Core.reference_price) to its profile's cash unit. That value is the shares' cost

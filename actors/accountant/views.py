@@ -179,7 +179,7 @@ def reset_view(reset: Reset, canceled: list[int], now_ns: int) -> dict[str, Any]
 
 
 def deposit_view(deposit: Any, now_ns: int) -> dict[str, Any]:
-    """What a share deposit (accounts.Deposit) did (docs/protocol.md 4.12): the
+    """What a share deposit (accounts.Deposit) did (docs/protocol.md 3.28): the
     account.deposited reply's fields, and the `deposit` map of its event."""
     return {
         "user_id": deposit.user_id,
