@@ -1,15 +1,31 @@
 """Share deposits as plain arithmetic and checks: the position, the account's capital, the
 returns measured against it, and the refusals (actors/accountant/deposits.py, accounts.py
-`deposit`, views.py, stats.py)."""
+`deposit`, views.py, stats.py); and in the ledger: the deposit entries balance.imbalances
+checks, migration 0008d, journal rows from before it."""
 
 from __future__ import annotations
 
 from decimal import Decimal as D
+from pathlib import Path
 
 import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from actors.accountant.accounts import Account, Accounts, Order, Rejection, User
+from actors.accountant.admin import new_user_rows
+from actors.accountant.balance import imbalances
 from actors.accountant.deposits import MAX_DEPOSIT_SYMBOLS, deposit_positions, deposit_qty
+from actors.accountant.journal import catch_up, open_journal, write_offline
+from actors.accountant.ledger import AccountRow, CapitalRow, make_engine, migrate
+from actors.accountant.rows import (
+    ACCOUNTS,
+    account_row,
+    capital_row,
+    fill_row,
+    order_row,
+    position_row,
+)
 from actors.accountant.stats import summary
 from actors.accountant.views import account_view, position_view
 from actors.market.rules import Market, OrderSpec
@@ -241,3 +257,107 @@ def test_the_positions_of_a_new_user_are_checked_all_before_any_is_made() -> Non
     with pytest.raises(RejectError) as caught:
         deposit_positions(MARKET, too_many)
     assert caught.value.code is ErrorCode.REQUEST_INVALID
+
+
+# IN THE LEDGER ---------------------------------------------------------------------------
+
+
+def _ledger(tmp_path: Path) -> str:
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    migrate(make_engine(url, "NORMAL"))
+    return url
+
+
+def test_journal_account_rows_written_before_deposits_are_projected_with_none_deposited(
+    tmp_path: Path,
+) -> None:
+    """An account row journaled by the version before migration 0008d (with its epoch
+    columns, without deposited_value) still catches up."""
+    url = _ledger(tmp_path)
+    engine = make_engine(url, "NORMAL")
+    journal = open_journal(url, "NORMAL")
+    _, rows = new_user_rows(1, "ann", "token", D("100.00"), False, 1)
+    reset = Account(1, D("70.00"), D("70.00"), epoch=2, epoch_ts=5)
+    journal.append([*rows, (ACCOUNTS, account_row(reset, 5)[1][:-1])])
+    assert catch_up(engine, journal) == 1
+    with Session(engine) as session:
+        account = session.scalars(select(AccountRow)).one()
+    assert (account.cash, account.epoch, account.epoch_ts) == (D("70.00"), 2, 5)
+    assert account.deposited_value == 0
+    journal.close()
+    engine.dispose()
+
+
+def test_accounts_from_before_deposits_have_none_deposited_and_still_balance(
+    tmp_path: Path,
+) -> None:
+    """Revision 0008d adds deposited_value, 0 for every account that was there."""
+    from alembic import command
+    from alembic.config import Config
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    cfg = Config()
+    cfg.set_main_option("script_location", str(Path("actors/accountant/migrations").resolve()))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0007")
+    write_offline(engine, new_user_rows(1, "ann", "token", D("500.00"), False, 1)[1][:1])
+    with engine.begin() as conn:
+        conn.exec_driver_sql(
+            "INSERT INTO accounts (user_id, initial_cash, cash, reserved_cash, commission_paid,"
+            " tax_paid, realized_pnl, bought_value, sold_value, ts_updated, epoch, epoch_ts)"
+            " VALUES (1, '500.00', '500.00', '0', '0', '0', '0', '0', '0', 1, 0, 0)"
+        )
+        conn.exec_driver_sql(
+            "INSERT INTO capital (user_id, epoch, ts_event, kind, amount)"
+            " VALUES (1, 0, 1, 'capital', '500.00')"
+        )
+    migrate(engine)
+    with Session(engine) as session:
+        account = session.scalars(select(AccountRow)).one()
+    assert (account.cash, account.deposited_value) == (D("500.00"), 0)
+    assert imbalances(engine) == []
+    engine.dispose()
+
+
+def test_the_books_balance_with_deposits_and_a_missing_or_wrong_entry_shows(
+    tmp_path: Path,
+) -> None:
+    """imbalances(): a deposit adds shares, not cash; the account's deposited_value is
+    its epoch's deposit entries."""
+    engine = make_engine(_ledger(tmp_path), "NORMAL")
+    accounts = Accounts(Market.from_settings(Settings()))
+    user, rows = new_user_rows(1, "ann", "token", D("10000.00"), False, 1)
+    accounts.add_user(user, Account(1, D("10000.00"), D("10000.00")))
+    done = accounts.deposit(1, "600000", D(1000), D("8.50"))
+    deposit = capital_row(1, 0, 2, done.value, "600000", D(1000), kind="deposit")
+    spec = OrderSpec("600000", "sell", "limit", "gtc", D(400), D("9.00"), limit_price=D("9.00"))
+    order = accounts.place(1, spec, None, 3)
+    assert isinstance(order, Order)
+    fill = accounts.fill(order, D(400), D("9.00"), 4)
+    rows += [order_row(order), fill_row(fill), account_row(accounts.accounts[1], 4)]
+    rows.append(position_row(accounts.position(1, "600000")))
+    write_offline(engine, rows)  # the deposit entry is missing
+    assert imbalances(engine) == [
+        "user 1: deposited_value 8500.00, epoch 0's deposits 0",
+        "user 1 600000: holds 600, bought - sold - written off + deposited = -400",
+    ]
+    write_offline(engine, [deposit])
+    assert imbalances(engine) == []
+    with Session(engine) as session:
+        [entry] = session.scalars(select(CapitalRow).where(CapitalRow.kind == "deposit"))
+    assert (entry.epoch, entry.amount, entry.symbol, entry.qty) == (0, D("8500.00"), "600000", 1000)
+
+    done = accounts.reset(1, D("5000.00"), 5)  # the deposited shares are written off
+    [gone] = done.written_off
+    write_offline(
+        engine,
+        [
+            capital_row(1, done.epoch, 5, done.change),
+            capital_row(1, done.epoch, 5, gone.cost_basis, gone.symbol, gone.qty),
+            account_row(accounts.accounts[1], 5),
+            position_row(accounts.position(1, "600000")),
+        ],
+    )
+    assert imbalances(engine) == []
+    engine.dispose()
