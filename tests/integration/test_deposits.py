@@ -5,6 +5,7 @@ and the command line with and without a server."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import time
 from collections.abc import Iterator
@@ -376,3 +377,41 @@ def test_deposits_survive_kill_9_and_a_restart_and_the_ledger_balances(tmp_path:
         assert held == {"600000": "100", "AAPL": "3"}
         assert [e["kind"] for e in late.history()["entries"]] == ["account.deposited"] * 2
         httpx.get(server.url + "/v1/health", timeout=5).raise_for_status()
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("actors.matcher.exchange") is None,
+    reason="needs the matcher's exchange mode (issue 16), merged beside this branch",
+)
+def test_in_exchange_mode_a_user_created_with_shares_sells_them_to_another_user(
+    tmp_path: Path,
+) -> None:
+    """What deposits are for: in exchange mode nobody could sell before somebody bought.
+    The seller's resting order is the maker of the buyer's; the ledger balances."""
+    with Server(tmp_path / "server", fill_mode="wait", market={"mode": "exchange"}) as server:
+        admin = server.client(server.admin_token)
+        seller_made = admin.create_user(fresh_name("sell"), "1000", {"600000": 1000})
+        cost = D(seller_made["positions"][0]["cost_basis"])
+        seller = server.client(seller_made["token"])
+        buyer = server.client(server.new_user(fresh_name("buy"), "100000"))
+        ask = seller.place_order("600000", "sell", 600, "8.50")
+        assert ask["status"] == "new"  # nobody bids yet: it rests in the book
+        bid = buyer.place_order("600000", "buy", 600, "8.50")
+        bought = buyer.wait_for("order.filled", bid["id"])["fill"]
+        sold = seller.wait_for("order.filled", ask["id"])["fill"]
+        assert (bought["price"], sold["price"], bought["qty"], sold["qty"]) == (
+            "8.50",
+            "8.50",
+            "600",
+            "600",
+        )
+        assert (bought["liquidity"], sold["liquidity"]) == ("taker", "maker")
+        [held] = seller.positions()
+        assert (held["qty"], D(held["cost_basis"])) == ("400", cost * 400 / 1000)
+        fees = D(sold["commission"]) + D(sold["tax"])
+        account = seller.account()
+        assert D(account["realized_pnl"]) == D(sold["value"]) - fees - cost * 600 / 1000
+        assert D(account["cash"]) == D(1000) + D(sold["value"]) - fees
+        assert [p["qty"] for p in buyer.positions()] == ["600"]
+        server.stop()
+        assert ledger_balances(server) == []
