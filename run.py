@@ -2,10 +2,11 @@
 
     python run.py                          start on the embedded defaults (SQLite, synthetic feed)
     python run.py --config my.toml         start with a configuration file
-    python run.py user create --name N --cash C [--json]
+    python run.py user create --name N --cash C [--shares SYMBOL=QTY ...] [--json]
     python run.py user list [--json]
     python run.py user rotate|revoke --name N [--json]
     python run.py user reset --name N [--cash C] [--json]
+    python run.py user deposit --name N --symbol S --qty Q [--json]
     python run.py digest                   a hash of the trading state (docs/reliability.md)
     python run.py control run|stop|pause
     python run.py backtest [--data CSV] [--start D] [--end D] [--speed max|lockstep|xN]
@@ -119,17 +120,45 @@ def _admin_client(settings: Settings) -> Any:
     return TradeClient(running.endpoints.client_api, token, timeout=10, events=False)
 
 
-def user_create(settings: Settings, name: str, cash: str) -> dict[str, Any]:
-    """The new user's id, name, token, cash, and the Alpaca key id that goes with the
-    token (docs/alpaca.md)."""
+def user_create(
+    settings: Settings, name: str, cash: str, shares: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """The new user's id, name, token, cash, the shares deposited into its account
+    (`shares`: symbol -> qty), and the Alpaca key id that goes with the token
+    (docs/alpaca.md)."""
+    keys = ("user_id", "name", "token", "cash", "deposited_value", "positions")
     with no_server(settings) as free:
         if not free:
             with _admin_client(settings) as client:
-                reply = client.create_user(name, cash)
-            created = {k: reply[k] for k in ("user_id", "name", "token", "cash")}
+                reply = client.create_user(name, cash, shares)
+            created = {k: reply[k] for k in keys}
         else:
-            created = offline.create_user(settings, name, cash)
+            created = offline.create_user(settings, name, cash, shares)
     return {**created, "key_id": key_id(hash_token(created["token"]))}
+
+
+def user_deposit(settings: Settings, name: str, symbol: str, qty: str) -> dict[str, Any]:
+    """Deposit shares into the account of the user `name` as capital (account.deposit):
+    on the running server at the symbol's last price (else its previous close), or, with
+    no server running, straight into the ledger at its previous close in the symbol
+    table."""
+    with no_server(settings) as free:
+        if free:
+            return offline.deposit(settings, name, symbol, qty)
+        with _admin_client(settings) as client:
+            user_id = next((u["user_id"] for u in client.users() if u["name"] == name), None)
+            if user_id is None:
+                raise SystemExit(f"no user named {name!r}")
+            reply = client.deposit(user_id, symbol, qty)
+    return {"name": name, **{k: v for k, v in reply.items() if k not in ("type", "rid", "v")}}
+
+
+def shares_argument(text: str) -> tuple[str, str]:
+    """`--shares SYMBOL=QTY`."""
+    symbol, equals, qty = text.partition("=")
+    if not equals or not symbol.strip() or not qty.strip():
+        raise argparse.ArgumentTypeError(f"takes SYMBOL=QTY, e.g. 600000=5000; got {text!r}")
+    return symbol.strip(), qty.strip()
 
 
 def user_list(settings: Settings) -> list[dict[str, Any]]:
@@ -245,6 +274,14 @@ def parser() -> argparse.ArgumentParser:
     create = user_sub.add_parser("create", parents=[common], help="create a user with capital")
     create.add_argument("--name", required=True)
     create.add_argument("--cash", required=True, help="starting capital, e.g. 1000000")
+    create.add_argument(
+        "--shares",
+        action="append",
+        type=shares_argument,
+        default=[],
+        metavar="SYMBOL=QTY",
+        help="shares to start with, deposited as capital (repeat for more symbols)",
+    )
     create.add_argument("--json", action="store_true", help="print one JSON object")
     listing = user_sub.add_parser("list", parents=[common], help="list users")
     listing.add_argument("--json", action="store_true")
@@ -260,6 +297,15 @@ def parser() -> argparse.ArgumentParser:
     reset.add_argument("--name", required=True)
     reset.add_argument("--cash", help="the new capital (default: the account's initial cash)")
     reset.add_argument("--json", action="store_true", help="print one JSON object")
+    deposit = user_sub.add_parser(
+        "deposit",
+        parents=[common],
+        help="put shares into an account as capital, valued at the last price",
+    )
+    deposit.add_argument("--name", required=True)
+    deposit.add_argument("--symbol", required=True)
+    deposit.add_argument("--qty", required=True, help="shares (or units), e.g. 5000")
+    deposit.add_argument("--json", action="store_true", help="print one JSON object")
     ctl = sub.add_parser("control", parents=[common], help="run, stop or pause trading")
     ctl.add_argument("action", choices=["run", "stop", "pause"])
     backtest_arguments(sub.add_parser("backtest", parents=[common], help="run a backtest"))
@@ -380,11 +426,17 @@ def _dispatch(args: argparse.Namespace, command: str, settings: Settings) -> int
     if command == "serve":
         return serve(settings)
     if command == "user" and args.user_command == "create":
-        created = user_create(settings, args.name, args.cash)
+        shares = dict(args.shares)
+        if len(shares) < len(args.shares):
+            print("--shares names a symbol twice", file=sys.stderr)
+            return 2
+        created = user_create(settings, args.name, args.cash, shares)
         if args.json:
             print(json.dumps(created))
         else:
             print(f"user {created['name']} id {created['user_id']} cash {created['cash']}")
+            for p in created["positions"]:
+                print(f"shares {p['qty']} {p['symbol']}, cost basis {p['cost_basis']}")
             print(f"token {created['token']}")
             print(f"alpaca key id {created['key_id']} (the secret key is the token)")
         return 0
@@ -418,6 +470,18 @@ def _dispatch(args: argparse.Namespace, command: str, settings: Settings) -> int
                 f"user {done['name']} id {done['user_id']}: epoch {done['epoch']}, cash "
                 f"{done['capital']} (was {done['previous_cash']}); "
                 f"{len(done['canceled_orders'])} orders canceled; written off: {gone}"
+            )
+        return 0
+    if command == "user" and args.user_command == "deposit":
+        done = user_deposit(settings, args.name, args.symbol, args.qty)
+        if args.json:
+            print(json.dumps(done))
+        else:
+            held = done["position"]
+            print(
+                f"user {done['name']} id {done['user_id']}: deposited {done['qty']} "
+                f"{done['symbol']} at {done['price']}, value {done['value']}; "
+                f"now holds {held['qty']}"
             )
         return 0
     if command == "digest":

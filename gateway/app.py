@@ -43,6 +43,7 @@ from protocol.messages import (
     BacktestFields,
     ConsoleLogin,
     ControlFields,
+    DepositFields,
     OrderFields,
     ReplaceFields,
     ReplayDoneFields,
@@ -428,6 +429,15 @@ def create_app(settings: Settings, gateway: Gateway, sessions: Sessions) -> Fast
         user_id: UserId, user: Auth, body: ResetFields | None = None
     ) -> JSONResponse:
         command = {**to_command(body or ResetFields(), "account.reset"), "user_id": user_id}
+        return await ask(command, user, None)
+
+    @app.post(
+        "/v1/admin/users/{user_id}/deposit",
+        tags=["admin"],
+        summary="Put shares into a user's account as capital (admin)",
+    )
+    async def deposit_shares(user_id: UserId, body: DepositFields, user: Auth) -> JSONResponse:
+        command = {**to_command(body, "account.deposit"), "user_id": user_id}
         return await ask(command, user, None)
 
     # LOCK-STEP REPLAY (HTTP bots) -------------------------------------------------------

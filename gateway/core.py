@@ -45,6 +45,7 @@ from protocol.messages import (
     CONTROLLER_REQUESTS,
     MATCHER_REQUESTS,
     REPLAY_REQUESTS,
+    DepositFields,
     NewOrder,
     OrderFields,
     ReplaceFields,
@@ -88,13 +89,14 @@ def _canonical(value: Any, field: str, code: ErrorCode) -> str:
 
 
 def to_command(
-    request: Request | OrderFields | ReplaceFields | UserFields | ResetFields, kind: str
+    request: Request | OrderFields | ReplaceFields | UserFields | ResetFields | DepositFields,
+    kind: str,
 ) -> dict[str, Any]:
     """An internal command from a validated client request; numbers become exact strings.
 
     Raises:
         RejectError: a bad number or an order whose fields do not fit its type
-            (protocol.orders), REQUEST_INVALID_AMOUNT.
+            (protocol.orders), REQUEST_INVALID_AMOUNT, REQUEST_INVALID_QTY.
     """
     # the validated values themselves: the models are flat, and model_dump cost a third
     # of the gateway's time per order
@@ -107,6 +109,13 @@ def to_command(
         fields = replace_command(fields)
     elif isinstance(request, UserFields | ResetFields) and request.cash is not None:
         fields["cash"] = _canonical(request.cash, "cash", ErrorCode.REQUEST_INVALID_AMOUNT)
+        if isinstance(request, UserFields) and request.positions is not None:
+            fields["positions"] = {
+                symbol: _canonical(qty, f"qty of {symbol}", ErrorCode.REQUEST_INVALID_QTY)
+                for symbol, qty in request.positions.items()
+            }
+    elif isinstance(request, DepositFields):
+        fields["qty"] = _canonical(request.qty, "qty", ErrorCode.REQUEST_INVALID_QTY)
     fields["type"] = kind
     return fields
 

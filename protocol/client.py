@@ -275,8 +275,15 @@ class TradeClient:
         """Lock-step replay: done with the bar time `ts` (its orders acknowledged)."""
         return self.request("replay.done", ts=ts)
 
-    def create_user(self, name: str, cash: Number) -> dict[str, Any]:
-        return self.request("user.create", name=name, cash=_wire(cash))
+    def create_user(
+        self, name: str, cash: Number, positions: dict[str, Number] | None = None
+    ) -> dict[str, Any]:
+        """(admin) A user with `cash` and, deposited as capital, `positions` (symbol ->
+        qty): the `user.created` reply, with the token."""
+        fields: dict[str, Any] = {"name": name, "cash": _wire(cash)}
+        if positions:
+            fields["positions"] = {s: _wire(q) for s, q in positions.items()}
+        return self.request("user.create", **fields)
 
     def users(self) -> list[dict[str, Any]]:
         return self.request("user.list")["users"]
@@ -306,6 +313,11 @@ class TradeClient:
         if user_id is not None:
             fields["user_id"] = user_id
         return self.request("account.reset", **fields)
+
+    def deposit(self, user_id: int, symbol: str, qty: Number) -> dict[str, Any]:
+        """(admin) Put `qty` shares of `symbol` into the account of `user_id` as capital:
+        the `account.deposited` reply (`symbol`, `qty`, `price`, `value`, `position`)."""
+        return self.request("account.deposit", user_id=user_id, symbol=symbol, qty=_wire(qty))
 
     def revoke_token(self, user_id: int) -> dict[str, Any]:
         """(admin) `user_id` can no longer sign in until its token is rotated."""

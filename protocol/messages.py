@@ -358,6 +358,9 @@ class BacktestFields(BaseModel):
     on_timeout: Literal["continue", "stop"] | None = None
 
 
+MAX_DEPOSIT_SYMBOLS = 100  # symbols one user.create may deposit shares of
+
+
 class UserFields(BaseModel):
     """The body of `POST /v1/admin/users`."""
 
@@ -365,6 +368,14 @@ class UserFields(BaseModel):
 
     name: Annotated[StrictStr, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.@-]+$")]
     cash: WireNumber  # starting capital, CNY, at most two decimals
+    # shares to start with, symbol -> qty, deposited as capital (account.deposit)
+    positions: (
+        Annotated[
+            dict[Annotated[StrictStr, Field(min_length=1, max_length=32)], WireNumber],
+            Field(max_length=MAX_DEPOSIT_SYMBOLS),
+        ]
+        | None
+    ) = None
 
 
 class CreateUser(Request, UserFields):
@@ -419,6 +430,24 @@ class RevokeToken(Request):
     user_id: Id
 
 
+class DepositFields(BaseModel):
+    """The body of `POST /v1/admin/users/{user_id}/deposit`."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    symbol: Annotated[StrictStr, Field(min_length=1, max_length=32)]
+    qty: WireNumber  # shares (or units): above 0, a multiple of the symbol's qty_step
+
+
+class DepositShares(Request, DepositFields):
+    """`account.deposit` (admin): put `qty` shares of `symbol` into the account of
+    `user_id` as capital, valued at the symbol's last price (else its previous close);
+    the cash does not change. Replies `account.deposited`."""
+
+    type: Literal["account.deposit"] = "account.deposit"
+    user_id: Id
+
+
 def validation_message(exc: ValidationError) -> str:
     """The first field a request got wrong, and what that field takes (plain_message)."""
     return plain_message(exc.errors())
@@ -434,6 +463,7 @@ _TAKES = {
         _NUMBER,
     ),
     **dict.fromkeys(("last", "volume", "bid", "ask"), _NUMBER),  # a pushed quote (9.5)
+    "positions": _NUMBER,  # a qty of user.create's positions, under its symbol
 }
 # pydantic's names for the kinds it tried, which follow the field in an error's place
 _KIND = re.compile(r"^(int|float|str|bool|none|constrained-\w+|function-.*|.*\[.*\])$")
@@ -455,7 +485,11 @@ def plain_message(
     kinds = {str(e["loc"][-1]) for e in found if e.get("loc") and _KIND.match(str(e["loc"][-1]))}
     name = field.rsplit(".", 1)[-1]
     if len(kinds) > 1 and any(e["type"] != "missing" for e in found):
-        said = _TAKES.get(name) or " or ".join(dict.fromkeys(_plain(e) for e in found))
+        said = (
+            _TAKES.get(name)
+            or _TAKES.get(field.split(".", 1)[0])
+            or " or ".join(dict.fromkeys(_plain(e) for e in found))
+        )
     else:
         said = _plain(found[0])
     more = len(problems) - 1
@@ -537,10 +571,11 @@ REQUESTS: dict[str, type[Request]] = {
         RevokeToken,
         GetDigest,
         ResetAccount,
+        DepositShares,
     )
 }
 ADMIN_REQUESTS = frozenset(
-    {"control.set", "user.create", "user.list", "token.revoke", "state.digest"}
+    {"control.set", "user.create", "user.list", "token.revoke", "state.digest", "account.deposit"}
 )
 # Requests the accountant forwards to the controller after authenticating them.
 CONTROLLER_REQUESTS = frozenset(
@@ -625,6 +660,7 @@ class AccountView(TypedDict):
     market_value: str
     equity: str
     initial_cash: str
+    deposited_value: str  # the value of the shares deposited this epoch, when deposited
     commission_paid: str
     tax_paid: str
     realized_pnl: str
@@ -651,6 +687,18 @@ class ResetView(TypedDict):
     capital_change: str  # capital - previous_cash: put in (or, negative, taken out)
     canceled_orders: list[int]  # the orders the reset canceled
     written_off: list[WrittenOff]  # the positions it removed
+
+
+class DepositView(TypedDict):
+    """The `account.deposited` reply's fields, and the `deposit` map of its event (with
+    `position`, the reply's only)."""
+
+    user_id: int
+    symbol: str
+    qty: str
+    price: str  # the reference price it was valued at: the last trade, else prev close
+    value: str  # qty x price, to the profile's cash unit: the shares' cost basis
+    time: str
 
 
 class PositionView(TypedDict):

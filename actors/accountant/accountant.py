@@ -3,8 +3,9 @@ its handler, on the I/O loop, one burst at a time.
 
 Client requests come through the gateway with the hash of the client's token; the user
 is resolved here, and admin requests need the admin token. Orders go to the OrderDesk,
-users and tokens to the AdminDesk; account, positions and symbols are answered from
-memory; orders, fills, history and stats from the ledger's tables (the Projector).
+users and tokens to the AdminDesk, resets to the ResetDesk, share deposits to the
+DepositDesk; account, positions and symbols are answered from memory; orders, fills,
+history and stats from the ledger's tables (the Projector).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 from actors.accountant.accounts import User
 from actors.accountant.admin import AdminDesk
 from actors.accountant.core import Core, Message
+from actors.accountant.deposits import DepositDesk
 from actors.accountant.orders import OrderDesk
 from actors.accountant.resets import ResetDesk
 from actors.accountant.views import position_view
@@ -44,8 +46,9 @@ class Accountant:
         self.core = core
         self.accounts = core.accounts
         self.orders = OrderDesk(core)
-        self.admin = AdminDesk(core)
         self.resets = ResetDesk(core, self.orders)
+        self.deposits = DepositDesk(core, self.resets.pending)
+        self.admin = AdminDesk(core, self.deposits)
         self.run_state: str | None = None
         self.sessions: dict[str, bool] | None = None  # each market's session, open or not
         # a replay's control states come with its steps, in order with its fills
@@ -65,6 +68,7 @@ class Accountant:
             **self.orders.user_handlers,
             **self.admin.user_handlers,
             **self.resets.user_handlers,
+            **self.deposits.user_handlers,
             "session.login": self.on_login,
             "account.get": self.on_get_account,
             "positions.list": self.on_list_positions,

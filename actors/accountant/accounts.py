@@ -9,7 +9,8 @@ per order, so the reservation of an order's rest covers every fee its fills can 
   counted since the account's epoch began (its creation, or its last reset)
 - over the account's life, cash + all fees + all bought - all sold = the capital put in
   (the sum of its capital entries: `reset` returns the change), and a position holds
-  the shares bought less those sold and those a reset wrote off
+  the shares bought less those sold and those a reset wrote off, plus those deposited
+  (`deposit`: shares put in as capital, which leave the cash alone)
 - reserved_cash = the sum of reserved_cash over the account's open orders
 - position.reserved_qty = the sum of leaves_qty over the position's open sell orders
 - cash - reserved_cash >= 0 and position.qty - position.reserved_qty >= 0
@@ -51,6 +52,9 @@ class Account:
     sold_value: Decimal = ZERO
     epoch: int = 0  # one more at each reset; the fields above count from its start
     epoch_ts: int = 0  # when the epoch began (0: at the account's creation)
+    # the value of the shares deposited in this epoch, at their price when deposited: with
+    # initial_cash, the capital returns are measured against
+    deposited_value: Decimal = ZERO
 
     @property
     def available_cash(self) -> Decimal:
@@ -178,6 +182,19 @@ class Reset:
     capital: Decimal
     change: Decimal
     written_off: tuple[WriteOff, ...]
+
+
+@dataclass(slots=True, frozen=True)
+class Deposit:
+    """What `Accounts.deposit` did: `qty` shares of `symbol` put into the account at
+    `price`, worth `value` (qty x price to the profile's cash unit), their cost basis."""
+
+    user_id: int
+    epoch: int
+    symbol: str
+    qty: Decimal
+    price: Decimal
+    value: Decimal
 
 
 @dataclass(slots=True)
@@ -539,9 +556,25 @@ class Accounts:
         account.initial_cash = account.cash = capital
         account.reserved_cash = account.commission_paid = account.tax_paid = ZERO
         account.realized_pnl = account.bought_value = account.sold_value = ZERO
+        account.deposited_value = ZERO  # deposited shares were written off with the rest
         return Reset(
             user_id, account.epoch, previous, capital, capital - previous, tuple(written_off)
         )
+
+    # DEPOSITS ------------------------------------------------------------------------
+
+    def deposit(self, user_id: int, symbol: str, qty: Decimal, price: Decimal) -> Deposit:
+        """Put `qty` shares of `symbol` into the account as capital, valued at `price`
+        (the qty is checked already): the position gains them with that value as their
+        cost basis, the cash does not change. They are sellable at once: T+1 locks shares
+        bought, not shares deposited."""
+        account = self.accounts[user_id]
+        value = (qty * price).quantize(self.market.rules(symbol).cash_unit, ROUND_HALF_UP)
+        pos = self.position(user_id, symbol)
+        pos.qty += qty
+        pos.cost_basis += value
+        account.deposited_value += value
+        return Deposit(user_id, account.epoch, symbol, qty, price, value)
 
     # VALUATION -----------------------------------------------------------------------
 

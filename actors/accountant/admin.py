@@ -1,6 +1,6 @@
 """Users and tokens in the accountant: create and list users, rotate and revoke tokens, and
 the state digest (docs/reliability.md). Admin requests need the admin token; a user may
-rotate their own token."""
+rotate their own token. A user may be created with shares (deposits.py)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,10 @@ from typing import Any
 
 from actors.accountant.accounts import Account, User
 from actors.accountant.core import Core, Message
+from actors.accountant.deposits import DepositDesk, deposit_positions
 from actors.accountant.digest import ledger_parts, summary
 from actors.accountant.rows import Row, account_row, capital_row, operation_row, user_row
+from actors.accountant.views import position_view
 from protocol import topics
 from protocol.errors import ErrorCode, RejectError
 from protocol.tokens import hash_token, new_token, revoked_hash
@@ -25,9 +27,10 @@ MAX_CASH = Decimal("10000000000")  # 1e10 per user: far beyond paper needs, far 
 class AdminDesk:
     """Handlers of user, token and digest requests."""
 
-    def __init__(self, core: Core) -> None:
+    def __init__(self, core: Core, deposits: DepositDesk) -> None:
         self.core = core
         self.accounts = core.accounts
+        self.deposits = deposits
         self.handlers = {"book.digested": self.on_book_digested}
         self.user_handlers = {
             "user.create": self.on_create_user,
@@ -41,19 +44,29 @@ class AdminDesk:
         cash = capital(msg["cash"])
         if msg["name"] in self.accounts.by_name:
             raise RejectError(ErrorCode.REQUEST_NAME_TAKEN, f"a user named {msg['name']!r} exists")
+        shares = deposit_positions(self.core.market, msg.get("positions"))  # all, or none
         token = new_token()
         user_id = max(self.accounts.users, default=0) + 1
         user, rows = new_user_rows(
             user_id, msg["name"], token, cash, False, self.core.clock.now_ns()
         )
-        self.accounts.add_user(user, _account(user.id, cash))
+        account = _account(user.id, cash)
+        self.accounts.add_user(user, account)
         self.core.work.rows += rows
+        for symbol, qty in shares:
+            self.deposits.deposit(user, symbol, qty)
+        last, sellable = self.core.last_prices, self.accounts.sellable
         created = {
             "type": "user.created",
             "user_id": user.id,
             "name": user.name,
             "token": token,
             "cash": money(cash),
+            "deposited_value": money(account.deposited_value),
+            "positions": [
+                position_view(p, last.get(p.symbol), sellable(p))
+                for p in self.accounts.user_positions(user.id)
+            ],
         }
         self.core.reply(msg, created)
         log.info("user.created id=%d name=%s", user.id, user.name)
@@ -68,6 +81,7 @@ class AdminDesk:
                     "name": user.name,
                     "is_admin": user.is_admin,
                     "initial_cash": view["initial_cash"],
+                    "deposited_value": view["deposited_value"],
                     "cash": view["cash"],
                     "equity": view["equity"],
                 }

@@ -167,16 +167,23 @@ class Core:
         return view
 
     def account_event(
-        self, user_id: int, kind: str, now_ns: int, detail: str, values: dict[str, Message]
+        self,
+        user_id: int,
+        kind: str,
+        now_ns: int,
+        detail: str,
+        values: dict[str, Message],
+        **entry: Any,
     ) -> None:
         """A private event about the account itself (no order), with its operation-log
-        row under the same seq; `values` are fields of the event beside `account`."""
+        row under the same seq; `values` are fields of the event beside `account`, `entry`
+        more fields of the row (symbol, qty, price)."""
         seq = self.user_seqs.get(user_id, 0) + 1
         self.user_seqs[user_id] = seq
         account = self.accounts.accounts[user_id]
         cash, reserved = account.cash, account.reserved_cash
         self.work.rows.append(
-            operation_row(now_ns, kind, user_id=user_id, seq=seq, cash=cash, detail=detail)
+            operation_row(now_ns, kind, user_id=user_id, seq=seq, cash=cash, detail=detail, **entry)
         )
         body = {
             "type": "event",

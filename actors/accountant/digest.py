@@ -45,6 +45,7 @@ def ledger_parts(accounts: Accounts, user_seqs: dict[int, int]) -> dict[str, Any
                 _text(a.tax_paid),
                 _text(a.realized_pnl),
                 a.epoch,
+                _text(a.deposited_value),
             ]
             for a in sorted(accounts.accounts.values(), key=lambda a: a.user_id)
         ],

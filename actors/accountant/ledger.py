@@ -96,6 +96,9 @@ class AccountRow(Base):
     # 3.26); the counters above and the statistics count from its start, `epoch_ts`
     epoch: Mapped[int] = mapped_column(server_default="0")
     epoch_ts: Mapped[TsNs] = mapped_column(server_default="0")
+    # the value of the shares deposited in the epoch (its `deposit` capital entries):
+    # returns are measured against initial_cash + deposited_value
+    deposited_value: Mapped[Amount] = mapped_column(server_default="0")
 
 
 class PositionRow(Base):
@@ -226,15 +229,20 @@ class CapitalRow(Base):
     change of cash to the new capital (positive: put in, negative: taken out). Their sum
     is the capital put in over the account's life: cash + fees + bought - sold equals it.
     `write_off` entries: a reset removed `qty` shares of `symbol` that had cost `amount`.
+    `deposit` entries: the admin put `qty` shares of `symbol` into the account, worth
+    `amount` then (their cost basis); the cash does not change, so they are not in the sum
+    above: a position holds bought - sold - written off + deposited.
     """
 
     __tablename__ = "capital"
     __table_args__ = (Index("ix_capital_user", "user_id", "id"),)
     id: Mapped[int] = mapped_column(SERIAL, primary_key=True, autoincrement=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
-    epoch: Mapped[int]  # the epoch that starts with it: 0 at creation, N at the Nth reset
+    # the epoch that starts with it: 0 at creation, N at the Nth reset; a deposit's: the
+    # epoch it was made in
+    epoch: Mapped[int]
     ts_event: Mapped[TsNs]
-    kind: Mapped[str] = mapped_column(String(16))  # capital | write_off
+    kind: Mapped[str] = mapped_column(String(16))  # capital | write_off | deposit
     amount: Mapped[Amount]
     symbol: Mapped[str | None] = mapped_column(String(32))
     qty: Mapped[Amount | None]

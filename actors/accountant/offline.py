@@ -1,5 +1,5 @@
 """The ledger with no accountant running, for run.py and backtests: migrate and seed it,
-create and list users, change a token, and the state digest.
+create and list users, deposit shares, change a token, and the state digest.
 
 The caller holds the ledger lock (actors/runtime/supervisor.py `no_server`). Each function
 first brings the tables up to the journal (`prepare`), as the accountant does when it
@@ -17,17 +17,28 @@ from typing import Any
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
+from actors.accountant.accounts import Account, Accounts, Deposit
 from actors.accountant.admin import capital, new_user_rows
+from actors.accountant.deposits import deposit_detail, deposit_positions, deposit_qty
 from actors.accountant.digest import books_from_orders, ledger_parts, summary
 from actors.accountant.journal import catch_up, open_journal, write_offline
 from actors.accountant.ledger import AccountRow, UserRow, make_engine, migrate
 from actors.accountant.queries import load_accounts
-from actors.accountant.rows import operation_row, user_row
+from actors.accountant.rows import (
+    Row,
+    account_row,
+    capital_row,
+    operation_row,
+    position_row,
+    user_row,
+)
+from actors.accountant.views import deposit_view, position_view
 from actors.market.rules import Market
 from actors.matcher.router import book_part
 from protocol.errors import RejectError
 from protocol.settings import Settings
 from protocol.tokens import hash_token, new_token, revoked_hash
+from protocol.values import money
 
 ADMIN_TOKEN_FILE = "admin_token"
 DEMO_TOKEN_FILE = "demo_token"
@@ -75,23 +86,109 @@ def write_secret(path: Path, text: str) -> None:
         fh.write(text + "\n")
 
 
-def create_user(settings: Settings, name: str, cash_text: str) -> dict[str, Any]:
-    """Write a user with `cash` straight into the ledger. Raises SystemExit when refused."""
+def create_user(
+    settings: Settings, name: str, cash_text: str, positions: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """Write a user with `cash`, and the shares of `positions` (symbol -> qty) deposited,
+    straight into the ledger. Raises SystemExit when refused."""
+    market = Market.from_settings(settings)
     try:
         cash = capital(cash_text)
     except RejectError as rej:
         raise SystemExit(f"--cash: {rej.message}") from None
+    try:
+        shares = deposit_positions(market, positions)
+    except RejectError as rej:
+        raise SystemExit(f"--shares: {rej.code.value}: {rej.message}") from None
     engine = prepare(settings)
     try:
-        with Session(engine) as session:
-            if session.scalar(select(UserRow.id).where(UserRow.name == name)) is not None:
-                raise SystemExit(f"a user named {name!r} exists")
-            user_id = (session.scalar(select(func.max(UserRow.id))) or 0) + 1
+        accounts, user_seqs = load_accounts(engine, market)
+        if name in accounts.by_name:
+            raise SystemExit(f"a user named {name!r} exists")
+        user_id = max(accounts.users, default=0) + 1
         token = new_token()
-        write_offline(engine, new_user_rows(user_id, name, token, cash, False, time.time_ns())[1])
+        now = time.time_ns()
+        user, rows = new_user_rows(user_id, name, token, cash, False, now)
+        accounts.add_user(user, Account(user_id=user_id, initial_cash=cash, cash=cash))
+        for symbol, qty in shares:
+            rows += _deposit_rows(accounts, user_seqs, user_id, symbol, qty, now)[1]
+        write_offline(engine, rows)
     finally:
         engine.dispose()
-    return {"user_id": user_id, "name": name, "token": token, "cash": str(cash)}
+    account = accounts.accounts[user_id]
+    return {
+        "user_id": user_id,
+        "name": name,
+        "token": token,
+        "cash": str(cash),
+        "deposited_value": money(account.deposited_value),
+        "positions": _positions(accounts, user_id),
+    }
+
+
+def deposit(settings: Settings, name: str, symbol: str, qty_text: str) -> dict[str, Any]:
+    """Deposit `qty` shares of `symbol` into the account of user `name`, straight into the
+    ledger, valued at the symbol's previous close in the symbol table (with no server
+    running no trade is known). Returns the fields of an account.deposited reply, with
+    the name. Raises SystemExit when refused."""
+    market = Market.from_settings(settings)
+    try:
+        qty = deposit_qty(market, symbol, qty_text)
+    except RejectError as rej:
+        raise SystemExit(f"{rej.code.value}: {rej.message}") from None
+    engine = prepare(settings)
+    try:
+        accounts, user_seqs = load_accounts(engine, market)
+        user_id = accounts.by_name.get(name)
+        if user_id is None:
+            raise SystemExit(f"no user named {name!r}")
+        now = time.time_ns()
+        done, rows = _deposit_rows(accounts, user_seqs, user_id, symbol, qty, now)
+        write_offline(engine, rows)
+    finally:
+        engine.dispose()
+    pos = accounts.position(user_id, symbol)
+    held = position_view(pos, None, accounts.sellable(pos))
+    return {"name": name, **deposit_view(done, now), "position": dict(held)}
+
+
+def _deposit_rows(
+    accounts: Accounts,
+    user_seqs: dict[int, int],
+    user_id: int,
+    symbol: str,
+    qty: Decimal,
+    now: int,
+) -> tuple[Deposit, list[Row]]:
+    """A deposit at the symbol's previous close in the symbol table, and its ledger rows as
+    the accountant writes them (deposits.DepositDesk)."""
+    price = accounts.market.listed(symbol).prev_close
+    done = accounts.deposit(user_id, symbol, qty, price)
+    seq = user_seqs[user_id] = user_seqs.get(user_id, 0) + 1
+    account = accounts.accounts[user_id]
+    return done, [
+        capital_row(user_id, done.epoch, now, done.value, symbol, qty, kind="deposit"),
+        position_row(accounts.position(user_id, symbol)),
+        account_row(account, now),
+        operation_row(
+            now,
+            "account.deposited",
+            user_id=user_id,
+            seq=seq,
+            symbol=symbol,
+            qty=qty,
+            price=price,
+            cash=account.cash,
+            detail=deposit_detail(done),
+        ),
+    ]
+
+
+def _positions(accounts: Accounts, user_id: int) -> list[dict[str, Any]]:
+    """Position views at cost: no price is known offline."""
+    return [
+        dict(position_view(p, None, accounts.sellable(p))) for p in accounts.user_positions(user_id)
+    ]
 
 
 def list_users(settings: Settings) -> list[dict[str, Any]]:
@@ -107,6 +204,7 @@ def list_users(settings: Settings) -> list[dict[str, Any]]:
                     "name": u.name,
                     "is_admin": u.is_admin,
                     "initial_cash": str(a.initial_cash),
+                    "deposited_value": str(a.deposited_value),
                     "cash": str(a.cash),
                     "equity": None,
                 }

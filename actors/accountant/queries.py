@@ -23,6 +23,7 @@ from actors.accountant.accounts import (
 )
 from actors.accountant.ledger import (
     AccountRow,
+    CapitalRow,
     EquitySnapshotRow,
     FillRow,
     OperationRow,
@@ -63,6 +64,7 @@ def load_accounts(engine: Engine, market: Market) -> tuple[Accounts, dict[int, i
                     sold_value=a.sold_value,
                     epoch=a.epoch,
                     epoch_ts=a.epoch_ts,
+                    deposited_value=a.deposited_value,
                 ),
             )
         for p in session.scalars(select(PositionRow)):
@@ -247,8 +249,20 @@ class Queries:
             )
             or 0
         )
+        deposits = list(
+            session.execute(
+                select(CapitalRow.ts_event, CapitalRow.amount)
+                .where(
+                    CapitalRow.user_id == user_id,
+                    CapitalRow.epoch == epoch,
+                    CapitalRow.kind == "deposit",
+                )
+                .order_by(CapitalRow.id)
+            )
+        )
         body = summary(
             initial_cash=Decimal(account["initial_cash"]),
+            deposits=[(ts, amount) for ts, amount in deposits],
             curve=curve,
             sell_pnls=sells,
             fills=fills,

@@ -9,7 +9,11 @@ ledger gets the capital entry of the change, one write-off entry per position, t
 account's row, an equity snapshot (the first point of the new curve) and the operation
 log's `account.reset` entry; the reply and the `account.reset` event leave once that
 burst is committed, as every acknowledgement does. Until then the user may place,
-replace or reset nothing (REQUEST_RESET_PENDING).
+replace or reset nothing, nor get shares deposited (REQUEST_RESET_PENDING).
+
+Shares the admin deposited (deposits.py) are written off with the rest, and the new epoch
+starts with cash only (deposited_value 0): a reset does not bring them back; the admin
+deposits them again.
 """
 
 from __future__ import annotations

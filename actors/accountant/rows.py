@@ -50,6 +50,9 @@ ADDED: dict[int, tuple[Any, ...]] = {
     SNAPSHOTS: (0,),
 }
 
+# An account row journaled before migration 0008d has no deposited_value: none then.
+ADDED[ACCOUNTS] += ("0",)
+
 
 def columns(table: int) -> tuple[str, ...]:
     """The columns a row of `table` fills, in order (a database-numbered id is left out)."""
@@ -99,6 +102,7 @@ def account_row(a: Account, now_ns: int) -> Row:
         now_ns,
         a.epoch,
         a.epoch_ts,
+        text(a.deposited_value),
     )
 
 
@@ -222,10 +226,13 @@ def capital_row(
     amount: Decimal,
     symbol: str | None = None,
     qty: Decimal | None = None,
+    kind: str | None = None,
 ) -> Row:
     """A capital entry (cash put in, or taken out if negative), or with `symbol` and
-    `qty` a write-off of shares that had cost `amount` (ledger.CapitalRow)."""
-    kind = "capital" if symbol is None else "write_off"
+    `qty` a write-off of shares that had cost `amount`, or (kind "deposit") shares put in
+    worth `amount` (ledger.CapitalRow)."""
+    if kind is None:
+        kind = "capital" if symbol is None else "write_off"
     return CAPITAL, (user_id, epoch, ts_event, kind, text(amount), symbol, text(qty))
 
 
@@ -246,6 +253,7 @@ _BUILT = {
         "ts_updated",
         "epoch",
         "epoch_ts",
+        "deposited_value",
     ),
     POSITIONS: (
         "user_id",

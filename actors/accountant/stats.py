@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Sequence
 from decimal import Decimal
 
@@ -37,22 +38,37 @@ def summary(
     tax_paid: Decimal,
     realized_pnl: Decimal,
     unrealized_pnl: Decimal,
+    deposits: Sequence[tuple[int, Decimal]] = (),
 ) -> dict[str, object]:
-    """The `stats` reply body. `curve` holds (ts_ns, cash, equity), oldest first, ending now.
+    """The `stats` reply body. `curve` holds (ts_ns, cash, equity), oldest first, ending now;
+    `deposits` (ts_ns, value) the shares deposited in the epoch.
 
-    Returns are relative to initial_cash; an account started with none has returns of 0.
+    Returns are relative to the capital put in: initial_cash and, from its time, each
+    deposit's value (a deposit is not a profit); an account started with none has
+    returns of 0. The drawdown starts from the capital put in before the first point.
     """
-    equities = [initial_cash, *(e for _, _, e in curve)]
+    deposits = sorted(deposits)
+    times = [at for at, _ in deposits]
+    bases = [initial_cash]  # bases[n]: the capital once the first n deposits are in
+    for _, value in deposits:
+        bases.append(bases[-1] + value)
+    deposited = bases[-1] - initial_cash
+
+    def base(ts: int) -> Decimal:
+        return bases[bisect_right(times, ts)]
+
+    def growth(value: Decimal, capital: Decimal) -> str:
+        return ratio(value / capital - 1 if capital else ZERO)
+
+    start = base(curve[0][0]) if curve else initial_cash + deposited
+    equities = [start, *(e for _, _, e in curve)]
     equity = equities[-1]
     rate = win_rate(sell_pnls)
-
-    def growth(value: Decimal) -> str:
-        return ratio(value / initial_cash - 1 if initial_cash else ZERO)
-
     return {
         "initial_cash": money(initial_cash),
+        "deposited_value": money(deposited),
         "equity": money(equity),
-        "total_return": growth(equity),
+        "total_return": growth(equity, initial_cash + deposited),
         "max_drawdown": ratio(max_drawdown(equities)),
         "realized_pnl": money(realized_pnl),
         "unrealized_pnl": money(unrealized_pnl),
@@ -66,7 +82,7 @@ def summary(
                 "time": iso_time(ts),
                 "cash": money(cash),
                 "equity": money(eq),
-                "return": growth(eq),
+                "return": growth(eq, base(ts)),
             }
             for ts, cash, eq in curve
         ],

@@ -145,7 +145,8 @@ def account_view(
     user: User, account: Account, market_value: Decimal, cost_basis: Decimal
 ) -> AccountView:
     equity = account.cash + market_value
-    total_return = (equity / account.initial_cash - 1) if account.initial_cash else Decimal(0)
+    base = account.initial_cash + account.deposited_value  # the capital put in this epoch
+    total_return = (equity / base - 1) if base else Decimal(0)
     return {
         "user_id": user.id,
         "name": user.name,
@@ -155,6 +156,7 @@ def account_view(
         "market_value": money(market_value),
         "equity": money(equity),
         "initial_cash": money(account.initial_cash),
+        "deposited_value": money(account.deposited_value),
         "commission_paid": money(account.commission_paid),
         "tax_paid": money(account.tax_paid),
         "realized_pnl": money(account.realized_pnl),
@@ -179,6 +181,19 @@ def reset_view(reset: Reset, canceled: list[int], now_ns: int) -> dict[str, Any]
             {"symbol": w.symbol, "qty": number(w.qty), "cost_basis": money(w.cost_basis)}
             for w in reset.written_off
         ],
+    }
+
+
+def deposit_view(deposit: Any, now_ns: int) -> dict[str, Any]:
+    """What a share deposit (accounts.Deposit) did (docs/protocol.md 3.28): the
+    account.deposited reply's fields, and the `deposit` map of its event."""
+    return {
+        "user_id": deposit.user_id,
+        "symbol": deposit.symbol,
+        "qty": number(deposit.qty),
+        "price": number(deposit.price),
+        "value": money(deposit.value),
+        "time": iso_time(now_ns),
     }
 
 

@@ -138,7 +138,8 @@ def _history(
         if since <= moment <= until:
             buckets[int(moment.timestamp()) // step * step] = equity
     earlier = [equity for moment, equity in curve if moment < since]
-    base = earlier[-1] if earlier else Decimal(stats["initial_cash"])
+    put_in = Decimal(stats["initial_cash"]) + Decimal(stats["deposited_value"])
+    base = earlier[-1] if earlier else put_in  # the capital: cash and the shares deposited
     stamps = sorted(buckets)
     profit = [buckets[t] - base for t in stamps]
     return {

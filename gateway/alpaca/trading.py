@@ -25,7 +25,7 @@ from gateway.alpaca.lockstep import LockStepBots
 from gateway.core import Gateway, to_command
 from protocol.errors import ErrorCode, RejectError, error_body
 from protocol.messages import OrderFields, ReplaceFields, WireNumber
-from protocol.values import number, parse_decimal
+from protocol.values import money, number, parse_decimal
 
 Auth = Annotated[str, Depends(alpaca_auth)]
 JSON = dict[str, Any]
@@ -267,7 +267,9 @@ def router(api: TradingApi) -> APIRouter:
         curve = stats["equity_curve"]
         today = datetime.now(UTC).strftime("%Y-%m-%d")
         before = [p["equity"] for p in curve if p["time"] < today]
-        last_equity = before[-1] if before else view["initial_cash"]
+        # before any point of an earlier day: the capital put in, cash and shares deposited
+        put_in = Decimal(view["initial_cash"]) + Decimal(view["deposited_value"])
+        last_equity = before[-1] if before else money(put_in)
         created = curve[0]["time"] if curve else None
         return JSONResponse(shapes.account(view, api.profile, last_equity, created))
 

@@ -117,6 +117,10 @@ function money(a) {
 }
 
 // value / base - 1 to six places, half up; "0.000000" without a base (the admin's)
+// What returns are measured against: the cash put in and the shares deposited (their value
+// when deposited), this epoch.
+const capital = (a) => add(dec(a.initial_cash), dec(a.deposited_value ?? "0"));
+
 function growth(value, base) {
   if (base.units === 0n) return "0.000000";
   const scale = Math.max(value.scale, base.scale);
@@ -169,6 +173,8 @@ function showAccount(a) {
   const shown = [
     ["Cash", a.cash], ["Reserved", a.reserved_cash], ["Available", a.available_cash],
     ["Market value", a.market_value], ["Equity", a.equity], ["Return", percent(a.total_return)],
+    // shares the admin put in count in the capital, not as profit
+    ...(dec(a.deposited_value ?? "0").units ? [["Shares deposited", a.deposited_value]] : []),
     ["Realised P&L", a.realized_pnl], ["Unrealised P&L", a.unrealized_pnl],
     ["Fees paid", a.commission_paid + " + tax " + a.tax_paid],
     ["Since", a.reset_at ? `reset ${a.reset_at.slice(0, 19).replace("T", " ")} UTC (epoch ${a.epoch})` : "opened"],
@@ -477,6 +483,7 @@ async function refreshAll() {
 const EVENTS = [
   "order.accepted", "order.partially_filled", "order.filled", "order.canceled", "order.expired",
   "order.replaced", "order.rejected", "order.triggered", "events.lost", "account.reset",
+  "account.deposited",
 ];
 
 function listen() {
@@ -565,7 +572,7 @@ function revalue(symbol, last, t) {
     market_value: money(value),
     equity: money(equity),
     unrealized_pnl: money(sub(value, cost)),
-    total_return: growth(equity, dec(account.initial_cash)),
+    total_return: growth(equity, capital(account)),
   });
   drawEquity(t, state.account.equity);
 }
@@ -807,7 +814,7 @@ function showUsers(users) {
   fillRows($("#users"), users, (u) => [
     cell(u.user_id), cell(u.name), cell(u.is_admin ? "admin" : "trader"), cell(u.initial_cash, "num"),
     cell(u.cash, "num"), cell(u.equity, "num"),
-    u.is_admin ? cell("") : signed(percent(growth(dec(u.equity), dec(u.initial_cash)))),
+    u.is_admin ? cell("") : signed(percent(growth(dec(u.equity), capital(u)))),
   ]);
   for (const tr of $("#users tbody").children) tr.dataset.name = tr.children[1]?.textContent ?? "";
   $("#users-time").textContent = `As of ${new Date().toISOString().slice(11, 19)} UTC.`;

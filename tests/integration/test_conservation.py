@@ -1,13 +1,14 @@
 """Money and shares are conserved over the real four processes, whatever clients do.
 
-Hypothesis generates short sequences of orders, cancels, account resets and pause/resume
-switches; fresh users play them over ZeroMQ. Once the server is quiet, what the API
-reports must add up exactly (decimal strings read as Decimal): within the account's epoch
-(since its last reset) cash plus fees plus what was bought less what was sold is the
-initial cash, and over its whole life the same sum over every fill is the capital put in
-(the starting cash and each reset's capital_change); the reservation is what the open
-orders can still cost, positions hold the net filled shares less those resets wrote off,
-and nothing is negative.
+Hypothesis generates short sequences of orders, cancels, account resets, share deposits
+by the admin and pause/resume switches; fresh users play them over ZeroMQ. Once the server
+is quiet, what the API reports must add up exactly (decimal strings read as Decimal):
+within the account's epoch (since its last reset) cash plus fees plus what was bought less
+what was sold is the initial cash, and over its whole life the same sum over every fill is
+the capital put in (the starting cash and each reset's capital_change; deposits bring
+shares, not cash); the reservation is what the open orders can still cost, positions hold
+the net filled shares plus those deposited less those resets wrote off, their cost is what
+was paid for them or their value when deposited, and nothing is negative.
 """
 
 from __future__ import annotations
@@ -81,10 +82,11 @@ def need(
 class Op:
     """One client action; `pick` chooses a user or an order, modulo how many there are."""
 
-    kind: str  # buy, sell, cancel, reset, pause, resume, settle (wait until the server is quiet)
+    # buy, sell, cancel, reset, deposit, pause, resume, settle (wait until the server is quiet)
+    kind: str
     pick: int = 0
     symbol: str = SYMBOLS[0]
-    qty: int = 1  # lots for buys, shares for sells
+    qty: int = 1  # lots for buys and deposits (which add pick % 50 shares), shares for sells
     amount: str = "some"  # sells: all, some or few of the shares held, or any qty at all
     price_cents: int = 100  # instant mode: the limit; wait mode: ignored
     far: bool = False  # wait mode: far from the market (rests) or through it (fills)
@@ -117,7 +119,14 @@ def ops(instant: bool) -> st.SearchStrategy[list[Op]]:
         kind=st.sampled_from(["cancel", "pause", "resume", "settle", "reset"]),
         pick=st.integers(0, 99),
     )
-    return st.lists(st.one_of(buy, sell, buy, sell, other), min_size=6, max_size=16)
+    deposit = st.builds(
+        Op,
+        kind=st.just("deposit"),
+        pick=st.integers(0, 99),
+        symbol=st.sampled_from(SYMBOLS),
+        qty=st.integers(1, 20),
+    )
+    return st.lists(st.one_of(buy, sell, buy, sell, other, deposit), min_size=6, max_size=16)
 
 
 initial_cash = st.lists(
@@ -140,6 +149,9 @@ class Player:
     capital: Decimal = ZERO  # put in over the account's life: initial cash and reset changes
     written_off: dict[str, Decimal] = field(default_factory=lambda: defaultdict(Decimal))
     epoch: int = 0
+    # shares the admin deposited: over the account's life, and in its epoch with their value
+    deposited: dict[str, Decimal] = field(default_factory=lambda: defaultdict(Decimal))
+    epoch_deposits: dict[str, tuple[Decimal, Decimal]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.capital = self.initial_cash
@@ -152,6 +164,7 @@ class Session:
         self.server = server
         self.instant = instant
         self.paused = False
+        self.admin = server.client(server.admin_token)
         self.players = [
             Player(server.client(server.new_user(fresh_name("cons"), format(c, "f"))), c)
             for c in cash
@@ -166,6 +179,8 @@ class Session:
             self.cancel(player, op.pick)
         elif op.kind == "reset":
             self.reset(player, reset_cash(op.pick))
+        elif op.kind == "deposit":
+            self.deposit(player, op)
         elif op.kind == "settle":
             for each in self.players:
                 settled(each.client, lambda snap, p=each: self.paused or not self.pending(p, snap))
@@ -241,6 +256,19 @@ class Session:
         player.capital += Decimal(done["capital_change"])
         for w in done["written_off"]:
             player.written_off[w["symbol"]] += Decimal(w["qty"])
+        player.epoch_deposits.clear()  # written off with the rest: the epoch starts with cash
+
+    def deposit(self, player: Player, op: Op) -> None:
+        qty = op.qty * 100 + op.pick % 50
+        user_id = player.client.account()["user_id"]
+        done = self.admin.deposit(user_id, op.symbol, qty)
+        note(f"deposit {qty} {op.symbol}: at {done['price']}, {done['value']}")
+        value = Decimal(done["value"])
+        assert (done["symbol"], done["qty"]) == (op.symbol, str(qty))
+        assert value == Decimal(done["price"]) * qty
+        player.deposited[op.symbol] += qty
+        held, cost = player.epoch_deposits.get(op.symbol, (ZERO, ZERO))
+        player.epoch_deposits[op.symbol] = (held + qty, cost + value)
 
     @staticmethod
     def pending(player: Player, snap: Snapshot) -> set[int]:
@@ -323,6 +351,8 @@ def assert_conserved(player: Player, snap: Snapshot, instant: bool) -> None:
 
     # money: every cent is cash, a fee, or the other side of a trade
     assert Decimal(account["initial_cash"]) == player.initial_cash
+    deposited = sum((value for _, value in player.epoch_deposits.values()), ZERO)
+    assert Decimal(account["deposited_value"]) == deposited  # shares, not cash
     assert d["cash"] + commission_paid + tax_paid + bought - sold == player.initial_cash
     assert commission_paid == sum((Decimal(f["commission"]) for f in fills), ZERO)
     assert tax_paid == sum((Decimal(f["tax"]) for f in fills), ZERO)
@@ -390,10 +420,13 @@ def assert_conserved(player: Player, snap: Snapshot, instant: bool) -> None:
         ZERO,
     )
 
-    # shares: positions hold what was bought less what was sold
+    # shares: positions hold what was bought or deposited less what was sold
     net: dict[str, Decimal] = defaultdict(Decimal)
     proceeds: dict[str, Decimal] = defaultdict(Decimal)
     costs: dict[str, Decimal] = defaultdict(Decimal)
+    for symbol, (qty, value) in player.epoch_deposits.items():
+        net[symbol] += qty
+        costs[symbol] += value  # their cost basis: their value when deposited
     for f in fills:
         qty, value = Decimal(f["qty"]), Decimal(f["value"])
         fees = Decimal(f["commission"]) + Decimal(f["tax"])
@@ -406,7 +439,8 @@ def assert_conserved(player: Player, snap: Snapshot, instant: bool) -> None:
     positions = {p["symbol"]: p for p in snap.positions}
     assert set(positions) == {s for s, q in net.items() if q}
     assert all(q >= 0 for q in net.values())
-    for symbol in {f["symbol"] for f in every_fill}:  # over the life: less the write-offs
+    # over the life: plus the deposits, less the write-offs
+    for symbol in {f["symbol"] for f in every_fill} | set(player.deposited):
         lifetime = sum(
             (
                 Decimal(f["qty"]) * (1 if f["side"] == "buy" else -1)
@@ -416,7 +450,7 @@ def assert_conserved(player: Player, snap: Snapshot, instant: bool) -> None:
             ZERO,
         )
         held = Decimal(positions[symbol]["qty"]) if symbol in positions else ZERO
-        assert held == lifetime - player.written_off[symbol]
+        assert held == lifetime + player.deposited[symbol] - player.written_off[symbol]
     realized = ZERO
     for symbol in net:
         pos = positions.get(symbol)
@@ -444,8 +478,9 @@ def assert_conserved(player: Player, snap: Snapshot, instant: bool) -> None:
 
 # Hand-picked scripts that surely reach what random ones may miss: tiny sells whose fees
 # exceed their proceeds, orders resting while paused, partial sells, flat positions, a
-# reset with orders resting and shares held.
+# reset with orders resting and shares held, deposited shares sold and written off.
 INSTANT_SCRIPT = [
+    Op("deposit", pick=36, symbol="000725", qty=2),  # 236 for player 0: an odd lot, reset below
     Op("buy", pick=0, symbol="000725", qty=5, price_cents=410),
     Op("buy", pick=1, symbol="600000", qty=2, price_cents=851),
     Op("settle"),
@@ -462,6 +497,8 @@ INSTANT_SCRIPT = [
 WAIT_SCRIPT = [
     Op("buy", pick=0, symbol="000725", qty=5),
     Op("buy", pick=1, symbol="600000", qty=2),
+    Op("deposit", pick=1, symbol="600000", qty=3),  # 301 more for player 1, reset below
+    Op("deposit", pick=2, symbol="000725", qty=1),  # 102 more for player 0, sold in part
     Op("settle"),
     Op("sell", pick=0, symbol="000725", qty=1, amount="few"),
     Op("sell", pick=0, symbol="000725", qty=120, amount="some", far=True),

@@ -115,7 +115,7 @@ def test_portfolio_history_keeps_the_last_point_of_each_bucket_in_the_period() -
         {"time": "2026-12-07T10:00:50Z", "equity": "100200.00"},  # same minute: kept
         {"time": "2026-12-07T10:05:00Z", "equity": "98010.00"},
     ]
-    stats = {"initial_cash": "100000.00", "equity_curve": curve}
+    stats = {"initial_cash": "100000.00", "deposited_value": "0.00", "equity_curve": curve}
     history = calendars.portfolio_history(stats, "1D", "1Min", None, None, None)
     assert history["equity"] == [100200.0, 98010.0] and history["base_value"] == 99000.0
     assert history["timestamp"][1] - history["timestamp"][0] == 300

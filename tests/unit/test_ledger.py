@@ -203,7 +203,7 @@ def test_journal_rows_written_before_the_epoch_columns_are_projected_with_epoch_
     engine = make_engine(url, "NORMAL")
     journal = open_journal(url, "NORMAL")
     _, rows = new_user_rows(1, "ann", "token", D("100.00"), False, 1)
-    old_account = account_row(Account(1, D("100.00"), D("90.00")), 2)[1][:-2]
+    old_account = account_row(Account(1, D("100.00"), D("90.00")), 2)[1][:-3]
     old_snapshot = snapshot_row(1, 3, D("90.00"), D(0), "interval", 0)[1][:-1]
     journal.append([*rows, (ACCOUNTS, old_account), (SNAPSHOTS, old_snapshot)])
     assert catch_up(engine, journal) == 1
@@ -211,6 +211,7 @@ def test_journal_rows_written_before_the_epoch_columns_are_projected_with_epoch_
         account = session.scalars(select(AccountRow)).one()
         snapshot = session.scalars(select(EquitySnapshotRow)).one()
     assert (account.cash, account.epoch, account.epoch_ts) == (D("90.00"), 0, 0)
+    assert account.deposited_value == 0
     assert (snapshot.equity, snapshot.epoch) == (D("90.00"), 0)
     journal.close()
     engine.dispose()
@@ -239,7 +240,9 @@ def test_the_books_balance_across_a_reset_and_a_missing_entry_shows(tmp_path: Pa
         position_row(accounts.position(1, "600000")),
     ]
     write_offline(engine, reset_rows)  # the write-off entry is missing
-    assert imbalances(engine) == ["user 1 600000: holds 0, bought - sold - written off = 300"]
+    assert imbalances(engine) == [
+        "user 1 600000: holds 0, bought - sold - written off + deposited = 300"
+    ]
     write_offline(engine, [capital_row(1, done.epoch, 4, gone.cost_basis, gone.symbol, gone.qty)])
     assert imbalances(engine) == []
     write_offline(engine, [capital_row(1, done.epoch, 5, D("0.01"))])  # a cent too many
