@@ -271,11 +271,17 @@ class Server:
         self._clients.append(md)
         return md
 
-    def new_user(self, name: str, cash: str = "1000000") -> str:
-        """Create a user through the admin HTTP API; returns its token."""
+    def new_user(
+        self, name: str, cash: str = "1000000", positions: dict[str, str] | None = None
+    ) -> str:
+        """Create a user through the admin HTTP API, with shares deposited if `positions`
+        (symbol -> qty); returns its token."""
+        body: dict[str, Any] = {"name": name, "cash": cash}
+        if positions:
+            body["positions"] = positions
         r = httpx.post(
             self.url + "/v1/admin/users",
-            json={"name": name, "cash": cash},
+            json=body,
             headers=self.auth(self.admin_token),
             timeout=15,
         )
