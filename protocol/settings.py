@@ -198,7 +198,7 @@ class CnASettings(_Section):
     min_notional: Decimal = Field(default=Decimal(0), ge=0)
     mode: MarketMode | None = None  # paper or exchange; default: market.mode
     # exchange mode on the cn_a calendar: the opening (09:15-09:25) and closing (14:57-15:00)
-    # call auctions (docs/market-rules.md 7)
+    # call auctions (docs/market-rules.md 1.9)
     call_auctions: bool = True
 
 

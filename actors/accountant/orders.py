@@ -52,7 +52,7 @@ KILLS: dict[str, tuple[ErrorCode, str]] = {
 NO_CANCEL = "no_cancel"
 NOT_CANCELABLE = (
     "cannot be canceled or replaced now: from 09:20 to the open and in the closing call "
-    "auction, orders stay (docs/market-rules.md 7)"
+    "auction, orders stay (docs/market-rules.md 1.9)"
 )
 
 

@@ -33,7 +33,7 @@ CALENDAR_START = "2000-01-01"  # replays reach back this far (actors/controller/
 NS = 1_000_000_000
 MINUTE = 60 * NS
 CN_A_HOURS = ("09:30-11:30", "13:00-15:00")
-# trading phases (docs/market-rules.md 7); the call auctions' lengths before the open and
+# trading phases (docs/market-rules.md 1.9); the call auctions' lengths before the open and
 # before the close
 CONTINUOUS, CLOSED = "continuous", "closed"
 OPENING_CALL_PHASE, PRE_OPEN_PHASE, CLOSING_CALL_PHASE = "opening_call", "pre_open", "closing_call"
@@ -56,7 +56,7 @@ class Sessions(Protocol):
 
     def phase(self, ts_ns: int) -> str:
         """The trading phase: `continuous` in session, `closed` out of it, and with call
-        auctions `opening_call`, `pre_open` and `closing_call` (docs/market-rules.md 7)."""
+        auctions `opening_call`, `pre_open` and `closing_call` (docs/market-rules.md 1.9)."""
 
     def cancels(self, ts_ns: int) -> bool:
         """Whether orders may be canceled now (not in parts of the call auctions)."""

@@ -249,7 +249,7 @@ class ExchangeBook(Book):
     # CALL AUCTIONS -----------------------------------------------------------------------
 
     def auction(self, prev_close: Decimal | None, shanghai: bool) -> Outcome:
-        """A call auction (docs/market-rules.md 7): every order that crosses at the one price
+        """A call auction (docs/market-rules.md 1.9): every order that crosses at the one price
         auction_price chooses trades there, in price-time priority on each side. The newer
         order of each pair is its taker; self-trade prevention applies as in continuous
         trading (the newer's `stp`). Stops wait for the next continuous trade."""

@@ -421,7 +421,7 @@ class Router:
 
     def call_auctions(self, state: Message) -> None:
         """A call auction ends when its phase does: its exchange books trade at one price
-        each (docs/market-rules.md 7), before DAY orders expire at the close."""
+        each (docs/market-rules.md 1.9), before DAY orders expire at the close."""
         running = state["state"] == "running"
         for name, market in state["markets"].items():
             phase = market.get("phase", CONTINUOUS)

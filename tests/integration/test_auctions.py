@@ -1,6 +1,6 @@
 """A-share call auctions in exchange mode over the real processes, on market time: the
 test moves the clock with the external feed's timestamps through the opening call, the
-pre-open, continuous trading and the closing call of one XSHG day (docs/market-rules.md 7).
+pre-open, continuous trading and the closing call of one XSHG day (docs/market-rules.md 1.9).
 """
 
 from __future__ import annotations

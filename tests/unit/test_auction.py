@@ -1,4 +1,4 @@
-"""A-share call auctions in exchange mode (docs/market-rules.md 7): the price, the trades
+"""A-share call auctions in exchange mode (docs/market-rules.md 1.9): the price, the trades
 at it, and the phases of the cn_a calendar."""
 
 from __future__ import annotations
