@@ -4,7 +4,8 @@
     .venv/bin/python -m bench.crash --kills 40 --json out.json
 
 Users trade at random (new orders of every type and time in force, cancels, replaces,
-now and then a reset of their own account) over ZeroMQ and HTTP, recording every answer,
+now and then a reset of their own account) over ZeroMQ and HTTP, recording every answer
+(with `--mode exchange` against each other, each starting with shares deposited),
 while a killer sends SIGKILL to a random one of the four processes every `--every`
 seconds (the supervisor restarts it). Then the flow stops, the server settles, every open
 order is canceled, and the checks run:
@@ -108,12 +109,21 @@ def random_order(rng: random.Random, coid: str) -> dict[str, Any]:
 class Trader(threading.Thread):
     """One user sending random requests until told to stop, over ZeroMQ or HTTP."""
 
-    def __init__(self, server: Server, name: str, api: str, seed: int, stop: threading.Event):
+    def __init__(
+        self,
+        server: Server,
+        name: str,
+        api: str,
+        seed: int,
+        stop: threading.Event,
+        shares: dict[str, str] | None = None,
+    ):
         super().__init__(daemon=True)
         self.server, self.name, self.api = server, name, api
         self.rng = random.Random(seed)
         self.stop_flag = stop
-        self.token = server.new_user(name, CASH)
+        self.shares = shares or {}  # deposited when the user is created
+        self.token = server.new_user(name, CASH, positions=self.shares)
         self.record = Record()
         self.open: list[int] = []
         self.sent = 0
@@ -297,7 +307,8 @@ def check(server: Server, traders: list[Trader], restart: bool = True) -> dict[s
             changed = [k for k in digest["parts"] if digest["parts"][k] != again["parts"].get(k)]
             problems.append(
                 f"digest changed over a restart in {changed}: "
-                f"before {digest['parts']}, after {again['parts']}"
+                f"before {digest['parts']}, after {again['parts']}; counters before "
+                f"{digest['counters']}, after {again['counters']}"
             )
     for trader in traders:
         client = TradeClient(server.api, trader.token, timeout=30, events=False)
@@ -350,7 +361,8 @@ def check(server: Server, traders: list[Trader], restart: bool = True) -> dict[s
                 f"acknowledged resets and {rec.resets_unknown} unanswered"
             )
         epoch_fills = [f for f in fills if f["epoch"] == account["epoch"]]
-        problems += reconcile(trader.name, account, client.positions(), epoch_fills)
+        deposited = trader.shares if account["epoch"] == 0 else {}  # a reset writes them off
+        problems += reconcile(trader.name, account, client.positions(), epoch_fills, deposited)
         client.close()
     digest = admin.digest()
     admin.close()
@@ -360,11 +372,18 @@ def check(server: Server, traders: list[Trader], restart: bool = True) -> dict[s
 
 
 def reconcile(
-    name: str, account: dict[str, Any], positions: list[dict[str, Any]], fills: list[dict]
+    name: str,
+    account: dict[str, Any],
+    positions: list[dict[str, Any]],
+    fills: list[dict],
+    deposited: dict[str, str] | None = None,
 ) -> list[str]:
-    """Cash and positions follow from the fills to the cent; nothing stays reserved."""
+    """Cash and positions follow from the fills (and the shares deposited) to the cent;
+    nothing stays reserved."""
     cash = Decimal(account["initial_cash"])
     held: Counter[str] = Counter()
+    for symbol, qty in (deposited or {}).items():
+        held[symbol] += Decimal(qty)  # type: ignore[assignment]
     for f in fills:
         value, fees = Decimal(f["value"]), Decimal(f["commission"]) + Decimal(f["tax"])
         sign = -1 if f["side"] == "buy" else 1
@@ -383,16 +402,24 @@ def reconcile(
 
 
 def run(
-    folder: Path, kills: int, every: float, users: int, seed: int, restart: bool = True
+    folder: Path,
+    kills: int,
+    every: float,
+    users: int,
+    seed: int,
+    restart: bool = True,
+    mode: str = "paper",
 ) -> dict[str, Any]:
-    """Start a server in `folder`, trade and kill, check; the figures as a dict."""
+    """Start a server in `folder`, trade and kill, check; the figures as a dict. In
+    exchange mode the users trade with each other, each starting with shares."""
     rng = random.Random(seed)
-    market = {"tick_interval": 0.05}
+    market = {"tick_interval": 0.05, "mode": mode}
     limits = {"request_timeout": 5.0, "rate_per_user": 0}
+    shares = {symbol: "5000" for symbol in SYMBOLS} if mode == "exchange" else None
     with Server(folder, fill_mode="wait", market=market, limits=limits) as server:
         stop = threading.Event()
         traders = [
-            Trader(server, f"crash{n}", "zmq" if n % 2 == 0 else "http", seed + n, stop)
+            Trader(server, f"crash{n}", "zmq" if n % 2 == 0 else "http", seed + n, stop, shares)
             for n in range(users)
         ]
         started = time.monotonic()
@@ -429,10 +456,11 @@ def main() -> int:
     p.add_argument("--every", type=float, default=3.0, help="seconds between kills")
     p.add_argument("--users", type=int, default=6)
     p.add_argument("--seed", type=int, default=2017)
+    p.add_argument("--mode", choices=["paper", "exchange"], default="paper")
     p.add_argument("--json", type=Path, help="also write the figures here")
     args = p.parse_args()
     with tempfile.TemporaryDirectory(prefix="tradeserver-crash-") as folder:
-        figures = run(Path(folder), args.kills, args.every, args.users, args.seed)
+        figures = run(Path(folder), args.kills, args.every, args.users, args.seed, mode=args.mode)
     print(json.dumps(figures, indent=2))
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2))

@@ -64,6 +64,7 @@ Event = Match | Trigger | Closed | Rested
 class Outcome:
     events: list[Event] = field(default_factory=list)  # in the order they happened
     prints: list[Print] = field(default_factory=list)
+    stops_saw: int = 0  # the prints the waiting stops have been shown
 
     @property
     def matches(self) -> list[Match]:
@@ -328,12 +329,10 @@ class ExchangeBook(Book):
     # STOPS -------------------------------------------------------------------------------
 
     def _trigger_stops(self, out: Outcome) -> None:
-        """Trail and trigger the waiting stops on each print since they were last looked
-        at, print by print; what triggers comes in as a taker, whose prints are looked at
-        in turn."""
-        seen = 0
-        while seen < len(out.prints) and self._stops:
-            prints, seen = out.prints[seen:], len(out.prints)
+        """Trail and trigger the waiting stops on each print they have not been shown yet,
+        print by print; what triggers comes in as a taker, whose prints are shown in turn."""
+        while out.stops_saw < len(out.prints) and self._stops:
+            prints, out.stops_saw = out.prints[out.stops_saw :], len(out.prints)
             triggered: list[Resting] = []
             for done in prints:
                 for order in sorted(self._stops.values(), key=lambda o: o.seq):
