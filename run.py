@@ -59,13 +59,26 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
     return build_settings(getattr(args, "config", None), flags=flags)
 
 
+def market_mode(settings: Settings) -> str:
+    """How orders fill, for the banner: paper mode's fill mode, exchange mode's symbols."""
+    exchange = settings.exchange_symbols()
+    paper = f"paper mode, fill mode {settings.trading.fill_mode}"
+    if not exchange:
+        return paper
+    if len(exchange) == len(settings.market.symbols):
+        return "exchange mode"
+    return (
+        f"exchange mode for {', '.join(exchange[:6])}{' ...' if len(exchange) > 6 else ''}; {paper}"
+    )
+
+
 def banner(settings: Settings) -> str:
     e = settings.endpoints
     url = f"http://{e.http_host}:{e.http_port}"
     demo_file = settings.data_dir / DEMO_TOKEN_FILE
     lines = [
         "TradeServer is running "
-        f"(fill mode {settings.trading.fill_mode}, sessions {settings.control.sessions}, "
+        f"({market_mode(settings)}, sessions {settings.control.sessions}, "
         f"data in {settings.data_dir})",
         f"  HTTP API     {url}   (OpenAPI docs: {url}/docs)",
         f"  ZeroMQ       requests {e.client_api} (DEALER/REQ), market data {e.client_pub} (SUB)",

@@ -93,7 +93,7 @@ def _check_banner_and_fill(
         assert proc.stdout is not None
         banner = [proc.stdout.readline() for _ in range(8)]
         text = "".join(banner)
-        assert "TradeServer is running (fill mode instant" in text, text
+        assert "TradeServer is running (paper mode, fill mode instant" in text, text
         assert f"http://127.0.0.1:{http_port}/docs" in text
         token = (data_dir / "demo_token").read_text().strip()
         assert f"token {token}" in text
