@@ -334,6 +334,10 @@ class Accounts:
         self._release_replace_hold(old)
         if new is not None and new.client_order_id is not None:
             self.client_ids.pop((new.user_id, new.client_order_id), None)
+        if new is not None and self.next_order_id == new.id + 1:
+            # never stored nor shown: its id is free again, as a restart would find it
+            # (the next id follows the ledger's highest; the state digest compares them)
+            self.next_order_id = new.id
         return new
 
     def _release_replace_hold(self, old: Order) -> None:

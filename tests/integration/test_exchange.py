@@ -250,3 +250,27 @@ def wait_status(http: Any, order_id: int, status: str, timeout: float = 10.0) ->
             assert order.get("status") == status, order
             return order
         time.sleep(0.05)
+
+
+def test_a_refused_replacement_leaves_the_digest_as_a_restart_finds_it(tmp_path: Any) -> None:
+    """A replacement the matcher refuses is never stored: the order id it took is free
+    again, so the state digest is the same before and after a restart (the crash
+    harness's digest over a restart saw the next order id differ)."""
+    with Server(tmp_path, fill_mode="wait", market={"mode": "exchange"}) as srv:
+        _, alice = trader(srv, "AAPL")
+        _, bob = trader(srv, "AAPL")
+        bid = alice.place_order("AAPL", "buy", 10, "229.99", time_in_force="gtc", post_only=True)
+        rest(bob, "AAPL", "sell", 10, "230.01")
+        with pytest.raises(TradeError) as refused:
+            alice.replace_order(bid["id"], limit_price="230.01")
+        assert refused.value.code == "MATCH_POST_ONLY_WOULD_TAKE"
+        admin = srv.client(srv.admin_token)
+        admin.login(srv.admin_token)
+        before = admin.digest()
+        admin.close()
+        srv.restart()
+        admin = srv.client(srv.admin_token)
+        admin.login(srv.admin_token)
+        after = admin.digest()
+        assert after["counters"] == before["counters"]
+        assert after["digest"] == before["digest"]
