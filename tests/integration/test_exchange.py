@@ -274,3 +274,27 @@ def test_a_refused_replacement_leaves_the_digest_as_a_restart_finds_it(tmp_path:
         after = admin.digest()
         assert after["counters"] == before["counters"]
         assert after["digest"] == before["digest"]
+
+
+def test_depth_and_trades_reach_the_public_event_stream(exchange: Server) -> None:
+    from tests.integration.test_market_stream import PATH, events, read_until
+
+    _, alice = trader(exchange, "SPY")
+    _, bob = trader(exchange, "SPY")
+    http = exchange.http(exchange.demo_token)
+    with http.stream("GET", PATH, params={"symbols": "SPY"}) as response:
+        assert response.status_code == 200
+        stream = events(response.iter_lines())
+        ask = rest(alice, "SPY", "sell", 7, "612.34")
+        seen = read_until(
+            stream, lambda e: e[0] == "depth" and ["612.34", "7"] in e[1]["asks"], seconds=10
+        )
+        bob.place_order("SPY", "buy", 7, "612.34", time_in_force="ioc")
+        seen += read_until(
+            stream, lambda e: e[0] == "quote" and e[1].get("taker_side") == "buy", seconds=10
+        )
+    depth = [data for name, data in seen if name == "depth"]
+    assert all(d["symbol"] == "SPY" and isinstance(d["seq"], int) for d in depth)
+    trade = seen[-1][1]
+    assert (trade["last"], n(trade["volume"])) == ("612.34", 7)
+    assert alice.wait_for("order.filled", ask["id"])["order"]["id"] == ask["id"]
