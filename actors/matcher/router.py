@@ -386,7 +386,8 @@ class Router:
             if book.model.profile.name not in markets:
                 continue
             if isinstance(book, ExchangeBook):
-                self.emit_outcome(book, book.uncross())
+                if self.trades(book):  # not in a call auction: it trades when the call ends
+                    self.emit_outcome(book, book.uncross())
             elif self.instant:
                 self.emit(book, [], book.fill_everything())
             else:
