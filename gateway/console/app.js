@@ -2,10 +2,12 @@
 // admin token, the operator's), updated by the server's push streams: the user's private
 // events (GET /v1/events) and the public market data and run state (GET /v1/market/events).
 // No framework, no build step, no polling; the charts are TradingView's lightweight-charts,
-// served from /console/vendor/. Every request goes to this gateway's /v1 API with the
-// session cookie; those that change something carry X-TradeServer-Console (see
-// gateway/console.py).
+// served from /console/vendor/; the order book and the trade tape of an exchange-mode
+// symbol are book.js's, the exact decimals decimal.js's. Every request goes to this
+// gateway's /v1 API with the session cookie; those that change something carry
+// X-TradeServer-Console (see gateway/console.py).
 
+import { BookPanel } from "./book.js";
 import { add, dec, decimal, growth, isMultiple, money, mul, positive, sub, ZERO } from "./decimal.js";
 
 const $ = (selector, root = document) => root.querySelector(selector);
@@ -13,6 +15,7 @@ const state = {
   symbols: new Map(), fillsBefore: null, fillsNewest: null, historyAfter: 0, events: null, replacing: null,
   session: null, market: null, marketKey: "", account: null, positions: new Map(), health: null,
   ticks: new Map(), charts: {}, equityLast: 0, report: null,
+  book: null, // the order book and trade tape of the charted symbol (book.js)
 };
 const MAX_TICKS = 20000; // per symbol, in this page's memory
 
@@ -276,6 +279,18 @@ function ticketProblem(order) {
   return null;
 }
 
+// A level of the order book was clicked: its price goes into the ticket, for that symbol.
+function usePrice(symbol, price) {
+  const form = $("#ticket");
+  form.symbol.value = symbol;
+  if (!["limit", "stop_limit"].includes(form.type.value)) form.type.value = "limit";
+  showRules();
+  form.limit_price.value = price;
+  const message = $("#ticket-message");
+  message.className = "";
+  message.textContent = `Limit price ${price} from the ${symbol} book: choose the side and quantity, then send.`;
+}
+
 async function sendOrder(event) {
   event.preventDefault();
   const form = event.target;
@@ -429,7 +444,7 @@ function closeEvents() {
   state.marketKey = "";
 }
 
-// MARKET STREAM: quotes of the charted and the held symbols, and the run state -----------
+// MARKET STREAM: quotes (and depth) of the charted and the held symbols, and the run state
 
 function followMarket() {
   if (!state.session) return;
@@ -444,6 +459,9 @@ function followMarket() {
   const onTick = (event) => takeTick(JSON.parse(event.data));
   source.addEventListener("quote", onTick);
   source.addEventListener("bar", onTick);
+  source.addEventListener("depth", (event) => state.book.depth(JSON.parse(event.data)));
+  // open again after a break too: the book asks for a snapshot (what the break lost)
+  source.addEventListener("open", () => state.book.streamOpened(key ? key.split(",") : []));
   source.addEventListener("control", (event) => showControl(JSON.parse(event.data)));
 }
 
@@ -464,6 +482,7 @@ function takeTick(message) {
     ? { t: seconds(message.time), o: message.open, h: message.high, l: message.low, c: message.close }
     : { t: seconds(message.time), o: last, h: last, l: last, c: last };
   if (addTick(message.symbol, tick) && message.symbol === $("#chart-symbol").value) drawTick(tick);
+  if (message.type === "quote") state.book.quote(message);
   revalue(message.symbol, last, tick.t);
 }
 
@@ -626,6 +645,9 @@ async function chooseChartSymbol() {
   }
   drawPrice();
   followMarket();
+  const streaming = state.market?.readyState === EventSource.OPEN &&
+    (!state.marketKey || state.marketKey.split(",").includes(symbol));
+  state.book.show(symbol, streaming);
 }
 
 async function loadEquity() {
@@ -877,6 +899,7 @@ function showView(name) {
 
 function showSignIn(message = "") {
   closeEvents();
+  state.book.clear();
   state.session = null;
   state.account = null;
   state.positions = new Map();
@@ -932,6 +955,7 @@ async function signOut() {
 }
 
 async function start() {
+  state.book = new BookPanel({ api, usePrice });
   $("#sign-in-form").addEventListener("submit", signIn);
   $("#sign-out").addEventListener("click", signOut);
   $("#ticket").addEventListener("submit", sendOrder);
