@@ -184,13 +184,13 @@ def test_the_ladder_and_the_tape_follow_the_book_as_users_trade(
     expect(page.locator("#spread")).to_contain_text("Spread 0.06 · last 8.50")
     # the ladder is the server's book
     book = exchange.http(taker).get(f"/v1/depth/{SYMBOL}").json()
+    expect(page.locator("#ladder")).to_have_attribute("data-seq", str(book["seq"]))
     shown = page.evaluate(
         """() => ["asks", "bids"].map((side) =>
             [...document.querySelectorAll(`#${side} tr:not(.empty)`)]
                 .map((tr) => [tr.dataset.price, tr.dataset.qty]))"""
     )
     assert shown == [list(reversed(book["asks"])), book["bids"]]
-    assert page.locator("#ladder").get_attribute("data-seq") == str(book["seq"])
 
     ARTIFACTS.mkdir(exist_ok=True)
     page.evaluate("document.querySelector('#charts-title').parentElement.scrollIntoView()")
