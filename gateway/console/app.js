@@ -2,15 +2,20 @@
 // admin token, the operator's), updated by the server's push streams: the user's private
 // events (GET /v1/events) and the public market data and run state (GET /v1/market/events).
 // No framework, no build step, no polling; the charts are TradingView's lightweight-charts,
-// served from /console/vendor/. Every request goes to this gateway's /v1 API with the
-// session cookie; those that change something carry X-TradeServer-Console (see
-// gateway/console.py).
+// served from /console/vendor/; the order book and the trade tape of an exchange-mode
+// symbol are book.js's, the exact decimals decimal.js's. Every request goes to this
+// gateway's /v1 API with the session cookie; those that change something carry
+// X-TradeServer-Console (see gateway/console.py).
+
+import { BookPanel } from "./book.js";
+import { add, dec, decimal, growth, isMultiple, money, mul, positive, sub, ZERO } from "./decimal.js";
 
 const $ = (selector, root = document) => root.querySelector(selector);
 const state = {
   symbols: new Map(), fillsBefore: null, fillsNewest: null, historyAfter: 0, events: null, replacing: null,
   session: null, market: null, marketKey: "", account: null, positions: new Map(), health: null,
   ticks: new Map(), charts: {}, equityLast: 0, report: null,
+  book: null, // the order book and trade tape of the charted symbol (book.js)
 };
 const MAX_TICKS = 20000; // per symbol, in this page's memory
 
@@ -44,89 +49,9 @@ async function api(method, path, body) {
   return data;
 }
 
-// EXACT DECIMALS (client-side checks only; the server decides) --------------------------
-
-function decimal(text) {
-  const match = /^(\d+)(?:\.(\d+))?$/.exec(String(text).trim());
-  if (!match) return null;
-  const fraction = match[2] || "";
-  return { units: BigInt(match[1] + fraction), scale: fraction.length };
-}
-
-function isMultiple(value, step) {
-  const a = decimal(value);
-  const b = decimal(step);
-  if (!a || !b || b.units === 0n) return false;
-  const scale = Math.max(a.scale, b.scale);
-  const x = a.units * 10n ** BigInt(scale - a.scale);
-  const y = b.units * 10n ** BigInt(scale - b.scale);
-  return x % y === 0n;
-}
-
-function positive(value) {
-  const d = decimal(value);
-  return d !== null && d.units > 0n;
-}
-
-// Signed exact decimals for live valuation, rounded as the server rounds (half up, money
-// to 8 places shown with 2 when whole cents: protocol/values.py). Never binary floats.
-function dec(text) {
-  const match = /^(-?)(\d+)(?:\.(\d+))?$/.exec(String(text).trim());
-  if (!match) return null;
-  const fraction = match[3] || "";
-  const units = BigInt(match[2] + fraction);
-  return { units: match[1] ? -units : units, scale: fraction.length };
-}
-
-const scaled = (a, scale) => a.units * 10n ** BigInt(scale - a.scale);
-const ZERO = { units: 0n, scale: 0 };
-
-function add(a, b) {
-  const scale = Math.max(a.scale, b.scale);
-  return { units: scaled(a, scale) + scaled(b, scale), scale };
-}
-
-const sub = (a, b) => add(a, { units: -b.units, scale: b.scale });
-const mul = (a, b) => ({ units: a.units * b.units, scale: a.scale + b.scale });
-
-function halfUp(numerator, denominator) {
-  // numerator / denominator (denominator > 0), rounded half away from zero
-  const negative = numerator < 0n;
-  const n = negative ? -numerator : numerator;
-  let q = n / denominator;
-  if ((n % denominator) * 2n >= denominator) q += 1n;
-  return negative ? -q : q;
-}
-
-function round(a, scale) {
-  if (a.scale <= scale) return { units: scaled(a, scale), scale };
-  return { units: halfUp(a.units, 10n ** BigInt(a.scale - scale)), scale };
-}
-
-function text(a) {
-  const negative = a.units < 0n;
-  const digits = (negative ? -a.units : a.units).toString().padStart(a.scale + 1, "0");
-  const whole = digits.slice(0, digits.length - a.scale);
-  return (negative ? "-" : "") + whole + (a.scale ? "." + digits.slice(digits.length - a.scale) : "");
-}
-
-function money(a) {
-  const exact = round(a, 8);
-  const cents = round(exact, 2);
-  return scaled(cents, 8) === exact.units ? text(cents) : text(exact).replace(/0+$/, "");
-}
-
-// value / base - 1 to six places, half up; "0.000000" without a base (the admin's)
 // What returns are measured against: the cash put in and the shares deposited (their value
 // when deposited), this epoch.
 const capital = (a) => add(dec(a.initial_cash), dec(a.deposited_value ?? "0"));
-
-function growth(value, base) {
-  if (base.units === 0n) return "0.000000";
-  const scale = Math.max(value.scale, base.scale);
-  const units = halfUp((scaled(value, scale) - scaled(base, scale)) * 1000000n, scaled(base, scale));
-  return text({ units, scale: 6 });
-}
 
 // RENDERING -----------------------------------------------------------------------------
 
@@ -354,6 +279,18 @@ function ticketProblem(order) {
   return null;
 }
 
+// A level of the order book was clicked: its price goes into the ticket, for that symbol.
+function usePrice(symbol, price) {
+  const form = $("#ticket");
+  form.symbol.value = symbol;
+  if (!["limit", "stop_limit"].includes(form.type.value)) form.type.value = "limit";
+  showRules();
+  form.limit_price.value = price;
+  const message = $("#ticket-message");
+  message.className = "";
+  message.textContent = `Limit price ${price} from the ${symbol} book: choose the side and quantity, then send.`;
+}
+
 async function sendOrder(event) {
   event.preventDefault();
   const form = event.target;
@@ -507,7 +444,7 @@ function closeEvents() {
   state.marketKey = "";
 }
 
-// MARKET STREAM: quotes of the charted and the held symbols, and the run state -----------
+// MARKET STREAM: quotes (and depth) of the charted and the held symbols, and the run state
 
 function followMarket() {
   if (!state.session) return;
@@ -522,6 +459,9 @@ function followMarket() {
   const onTick = (event) => takeTick(JSON.parse(event.data));
   source.addEventListener("quote", onTick);
   source.addEventListener("bar", onTick);
+  source.addEventListener("depth", (event) => state.book.depth(JSON.parse(event.data)));
+  // open again after a break too: the book asks for a snapshot (what the break lost)
+  source.addEventListener("open", () => state.book.streamOpened(key ? key.split(",") : []));
   source.addEventListener("control", (event) => showControl(JSON.parse(event.data)));
 }
 
@@ -542,6 +482,7 @@ function takeTick(message) {
     ? { t: seconds(message.time), o: message.open, h: message.high, l: message.low, c: message.close }
     : { t: seconds(message.time), o: last, h: last, l: last, c: last };
   if (addTick(message.symbol, tick) && message.symbol === $("#chart-symbol").value) drawTick(tick);
+  if (message.type === "quote") state.book.quote(message);
   revalue(message.symbol, last, tick.t);
 }
 
@@ -704,6 +645,9 @@ async function chooseChartSymbol() {
   }
   drawPrice();
   followMarket();
+  const streaming = state.market?.readyState === EventSource.OPEN &&
+    (!state.marketKey || state.marketKey.split(",").includes(symbol));
+  state.book.show(symbol, streaming);
 }
 
 async function loadEquity() {
@@ -955,6 +899,7 @@ function showView(name) {
 
 function showSignIn(message = "") {
   closeEvents();
+  state.book.clear();
   state.session = null;
   state.account = null;
   state.positions = new Map();
@@ -1010,6 +955,7 @@ async function signOut() {
 }
 
 async function start() {
+  state.book = new BookPanel({ api, usePrice });
   $("#sign-in-form").addEventListener("submit", signIn);
   $("#sign-out").addEventListener("click", signOut);
   $("#ticket").addEventListener("submit", sendOrder);
