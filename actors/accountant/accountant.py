@@ -160,6 +160,7 @@ class Accountant:
                     "symbol": s.symbol,
                     "name": s.name,
                     "profile": p.name,
+                    "mode": "exchange" if p.exchange else "paper",
                     "prev_close": str(prev_close),
                     "tick_size": str(p.tick_size),
                     "lot_size": wire_qty(p.lot_size),

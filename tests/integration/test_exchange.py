@@ -204,6 +204,8 @@ def test_a_client_rebuilds_the_book_from_a_snapshot_and_numbered_changes(
 
 def test_depth_of_a_paper_symbol_is_refused(exchange: Server) -> None:
     _, client = trader(exchange, "AAPL")
+    modes = {s["symbol"]: s["mode"] for s in client.symbols()}
+    assert (modes["600000"], modes["AAPL"]) == ("paper", "exchange")
     with pytest.raises(TradeError) as refused:
         client.depth("600000")
     assert refused.value.code == "REQUEST_NOT_EXCHANGE"
