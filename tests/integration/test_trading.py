@@ -278,6 +278,7 @@ def test_symbols_list_the_tradable_symbols_with_their_rules(server: Server) -> N
         "symbol": "600000",
         "name": "SPD Bank",
         "profile": "cn_a",
+        "mode": "paper",
         "prev_close": "8.50",
         "tick_size": "0.01",
         "lot_size": 100,
