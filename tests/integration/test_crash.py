@@ -24,7 +24,7 @@ def test_nothing_acknowledged_is_lost_while_processes_are_killed(tmp_path: Path)
 
 
 def test_in_exchange_mode_users_trade_with_each_other_through_kills(tmp_path: Path) -> None:
-    figures = run(tmp_path, kills=12, every=2.0, users=4, seed=16, mode="exchange")
+    figures = run(tmp_path, kills=8, every=2.0, users=4, seed=16, mode="exchange")
     assert figures["problems"] == [], "\n".join(map(str, figures["problems"]))
     assert set(figures["kills"]) == {"controller", "matcher", "accountant", "gateway"}
     assert figures["counts"]["acked orders"] > 50, figures
