@@ -11,6 +11,7 @@ import logging
 import random
 import time
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -25,6 +26,7 @@ OPEN = frozenset({"new", "partially_filled"})
 CALL_PHASES = frozenset({"opening_call", "pre_open", "closing_call"})
 BUSY_BACKOFF = 1.0  # s an agent waits after SYSTEM_BUSY, a timeout or an unavailable peer
 SIDE_BACKOFF = 5.0  # s a side rests after the cash or the shares for it ran out
+TOP_UP_EVERY = 10.0  # s at least between two deposits of more shares into one agent
 # refusals that are part of the game: counted, not logged
 EXPECTED = frozenset(
     {
@@ -87,6 +89,7 @@ class Agent:
         info: SymbolInfo,
         params: AgentSettings,
         tally: Counter[str],
+        deposited: Decimal | None = None,
     ) -> None:
         self.name = name
         self.info = info
@@ -96,8 +99,9 @@ class Agent:
         self.rng = random.Random(f"{params.seed}:{name}")
         self.link: Link | None = None
         self.lot = info.round_lot
-        self.start_qty = params.shares * self.lot  # the deposit it was created with
-        self.position = self.start_qty
+        # the shares deposited into its user: its inventory is counted from them
+        self.deposited = params.shares * self.lot if deposited is None else deposited
+        self.position = self.deposited
         self.open: dict[int, Resting] = {}
         self.market = MarketState()
         self.reference: Decimal | None = None
@@ -108,6 +112,10 @@ class Agent:
         self.unsynced = True  # position and open orders to read from the server
         self.backoff_until = 0.0
         self.side_backoff = {"buy": 0.0, "sell": 0.0}
+        # more shares to sell, asked of the runner (T+1 locks what it bought today)
+        self.top_up: Callable[[Agent], Awaitable[None]] | None = None
+        self.wants_shares = False
+        self.next_top_up = 0.0
 
     # INPUTS (from the runner and the connection) -----------------------------------------
 
@@ -168,7 +176,7 @@ class Agent:
     @property
     def inventory(self) -> Decimal:
         """Round lots bought (positive) or sold (negative) since the deposit."""
-        return (self.position - self.start_qty) / self.lot
+        return (self.position - self.deposited) / self.lot
 
     @property
     def active(self) -> bool:
@@ -237,6 +245,7 @@ class Agent:
             self.side_backoff["buy"] = now + SIDE_BACKOFF
         elif code in ("RISK_INSUFFICIENT_SHARES", "RISK_T_PLUS_ONE"):
             self.side_backoff["sell"] = now + SIDE_BACKOFF
+            self.wants_shares = True
         elif code.startswith("AUTH_"):
             self.backoff_until = now + BUSY_BACKOFF
             self.unsynced = True
@@ -267,6 +276,11 @@ class Agent:
             if self.unsynced:
                 await self.sync()
                 continue
+            now = time.monotonic()
+            if self.wants_shares and self.top_up is not None and now >= self.next_top_up:
+                self.wants_shares = False
+                self.next_top_up = now + TOP_UP_EVERY
+                await self.top_up(self)
             await self.act()
 
     def tick(self) -> float:

@@ -24,6 +24,7 @@ class SymbolInfo:
     min_notional: Decimal
     limit_down: Decimal | None
     limit_up: Decimal | None
+    mode: str = ""  # paper or exchange ("": a server that does not say)
 
     @classmethod
     def from_reply(cls, row: dict[str, Any]) -> SymbolInfo:
@@ -40,6 +41,7 @@ class SymbolInfo:
             min_notional=Decimal(str(row["min_notional"])),
             limit_down=opt("limit_down"),
             limit_up=opt("limit_up"),
+            mode=str(row.get("mode", "")),
         )
 
     @property

@@ -30,8 +30,16 @@ from actors.agents.link import Link, Message, Refused
 from actors.agents.market_maker import MarketMaker
 from actors.agents.momentum import MomentumTrader
 from actors.agents.noise import NoiseTrader
-from actors.agents.pricing import SymbolInfo
-from actors.agents.users import TOKENS_FILE, AgentSpec, TokenFile, plan, provision, renew
+from actors.agents.pricing import SymbolInfo, wire
+from actors.agents.users import (
+    DEPOSITS_FILE,
+    TOKENS_FILE,
+    AgentSpec,
+    KeptFile,
+    plan,
+    provision,
+    renew,
+)
 from actors.runtime import process
 from protocol import codec, topics
 from protocol.settings import Settings
@@ -76,13 +84,15 @@ class Runner:
         self.agents: list[Agent] = []
         self.by_symbol: dict[str, list[Agent]] = {}
         self.trading_days: dict[str, str] = {}
+        self.deposits = KeptFile(settings.data_dir / DEPOSITS_FILE)
+        self.admin_link: Link | None = None
 
     async def run(self, stop: asyncio.Event) -> None:
         """Until `stop` is set: start the agents, feed them, report; then cancel quotes."""
         ctx = zmq.asyncio.Context()
         admin: Link | None = None
         try:
-            admin = await self.admin(ctx, stop)
+            admin = self.admin_link = await self.admin(ctx, stop)
             if admin is None:
                 return
             while not await self.start(ctx, admin):
@@ -148,12 +158,17 @@ class Runner:
         agents: list[Agent] = []
         try:
             infos = await self.symbol_infos(admin)
-            specs = plan(self.params, [s for s in symbols if s in infos])
-            tokens = TokenFile(self.settings.data_dir / TOKENS_FILE)
-            await provision(admin, specs, infos, self.params, tokens)
+            booked = [s for s in symbols if s in infos and infos[s].mode != "paper"]
+            specs = plan(self.params, booked)
+            tokens = KeptFile(self.settings.data_dir / TOKENS_FILE)
+            await provision(admin, specs, infos, self.params, tokens, self.deposits)
             control = await admin.request("control.get")
             for spec in specs:
-                agent = KINDS[spec.kind](spec.name, infos[spec.symbol], self.params, self.tally)
+                deposited = Decimal(self.deposits.entries[spec.name])
+                agent = KINDS[spec.kind](
+                    spec.name, infos[spec.symbol], self.params, self.tally, deposited
+                )
+                agent.top_up = self.top_up
                 agents.append(agent)
                 await self.connect(ctx, admin, agent, spec, tokens)
                 agent.on_control(control)
@@ -181,11 +196,11 @@ class Runner:
         admin: Link,
         agent: Agent,
         spec: AgentSpec,
-        tokens: TokenFile,
+        tokens: KeptFile,
     ) -> None:
         """Sign the agent in on a connection of its own, with a new token if its kept one
         no longer works (rotated or revoked by the admin)."""
-        link = Link(ctx, self.api, tokens.tokens[spec.name], self.timeout, agent.on_message)
+        link = Link(ctx, self.api, tokens.entries[spec.name], self.timeout, agent.on_message)
         try:
             await agent.connect(link)
         except Refused as refused:
@@ -193,6 +208,37 @@ class Runner:
                 raise
             link.token = await renew(admin, spec.name, await self.user_id(admin, spec), tokens)
             await agent.connect(link)
+
+    async def top_up(self, agent: Agent) -> None:
+        """Deposit into an agent that may sell no more as many shares again as it has had
+        deposited: under T+1 what it bought today is locked, so every sell uses up its
+        deposit, and doubling it each time it runs out soon covers a day's sells with few
+        deposits. Its inventory is counted from the new total, kept before asking (a crash
+        between the two leaves it counted from one deposit too many, not too few)."""
+        qty = agent.deposited if agent.params.shares else Decimal(0)
+        if not qty or self.admin_link is None or agent.link is None:
+            return
+        before = agent.deposited
+        agent.deposited = before + qty
+        self.deposits.save(agent.name, wire(agent.deposited))
+        try:
+            await self.admin_link.request(
+                "account.deposit",
+                user_id=agent.link.user["user_id"],
+                symbol=agent.symbol,
+                qty=wire(qty),
+            )
+        except Refused as refused:
+            agent.deposited = before
+            self.deposits.save(agent.name, wire(before))
+            log.warning("%s: no more shares deposited: %s", agent.name, refused.message)
+            return
+        except TimeoutError:
+            log.warning("%s: a deposit of %s %s got no answer", agent.name, wire(qty), agent.symbol)
+            return
+        self.tally["account.deposit"] += 1
+        agent.side_backoff["sell"] = 0.0
+        log.info("%s: deposited %s %s more (T+1)", agent.name, wire(qty), agent.symbol)
 
     async def symbol_infos(self, admin: Link) -> dict[str, SymbolInfo]:
         rows = (await admin.request("symbols.list"))["symbols"]

@@ -1,7 +1,8 @@
 """The agents' users: one per agent, named for its kind, symbol and number
 (`agent-mm-AAPL-1`), created by the admin with `[agents] cash` and a deposit of its
-symbol's shares on the first start, found by name on the next; their tokens are kept in
-the data dir, readable by this user only (`agent_tokens.json`)."""
+symbol's shares on the first start, found by name on the next. Their tokens are kept in
+the data dir, readable by this user only (`agent_tokens.json`), and beside them the
+shares deposited into each (`agent_deposits.json`): what its inventory is counted from."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from actors.agents.pricing import SymbolInfo, wire
 from protocol.settings import AgentSettings
 
 TOKENS_FILE = "agent_tokens.json"
+DEPOSITS_FILE = "agent_deposits.json"
 KINDS = ("mm", "noise", "momentum")  # in the order they are made and named
 log = logging.getLogger("agents")
 
@@ -51,26 +53,27 @@ def plan(params: AgentSettings, symbols: list[str]) -> list[AgentSpec]:
     ]
 
 
-class TokenFile:
-    """Agent name -> token, in a JSON file only its owner can read, rewritten whole."""
+class KeptFile:
+    """Agent name -> text (a token, a quantity), in a JSON file only its owner can read,
+    rewritten whole at each change."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.tokens: dict[str, str] = {}
+        self.entries: dict[str, str] = {}
         try:
             loaded = json.loads(path.read_text())
         except (OSError, ValueError):
             loaded = {}
         if isinstance(loaded, dict):
-            self.tokens = {k: v for k, v in loaded.items() if isinstance(v, str)}
+            self.entries = {k: v for k, v in loaded.items() if isinstance(v, str)}
 
-    def save(self, name: str, token: str) -> None:
-        self.tokens[name] = token
+    def save(self, name: str, text: str) -> None:
+        self.entries[name] = text
         tmp = self.path.with_suffix(".tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         os.fchmod(fd, 0o600)
         with os.fdopen(fd, "w") as fh:
-            json.dump(self.tokens, fh, indent=1, sort_keys=True)
+            json.dump(self.entries, fh, indent=1, sort_keys=True)
         os.replace(tmp, self.path)
 
 
@@ -79,19 +82,22 @@ async def provision(
     specs: list[AgentSpec],
     infos: dict[str, SymbolInfo],
     params: AgentSettings,
-    tokens: TokenFile,
+    tokens: KeptFile,
+    deposits: KeptFile,
 ) -> None:
-    """Make sure each agent has a user and its token is in `tokens`: created with the cash
-    and its symbol's shares when new; found by name (and given a new token if its own is
-    not kept) when it exists. A restart reuses them all."""
+    """Make sure each agent has a user, its token in `tokens` and its deposit in
+    `deposits`: created with the cash and its symbol's shares when new; found by name (and
+    given a new token if its own is not kept) when it exists. A restart reuses them all."""
     users = {u["name"]: u["user_id"] for u in (await admin.request("user.list"))["users"]}
     for spec in specs:
-        if spec.name in users and spec.name in tokens.tokens:
+        shares = params.shares * infos[spec.symbol].round_lot
+        if spec.name not in deposits.entries:  # a user made before deposits were kept too
+            deposits.save(spec.name, wire(shares))
+        if spec.name in users and spec.name in tokens.entries:
             continue
         if spec.name in users:
             await renew(admin, spec.name, users[spec.name], tokens)
             continue
-        shares = params.shares * infos[spec.symbol].round_lot
         fields: dict[str, Any] = {"name": spec.name, "cash": wire(params.cash)}
         if shares:
             fields["positions"] = {spec.symbol: wire(shares)}
@@ -115,7 +121,7 @@ async def provision(
         )
 
 
-async def renew(admin: Link, name: str, user_id: int, tokens: TokenFile) -> str:
+async def renew(admin: Link, name: str, user_id: int, tokens: KeptFile) -> str:
     """A new token for an agent's user whose token was lost or revoked."""
     token = str((await admin.request("token.rotate", user_id=user_id))["token"])
     tokens.save(name, token)

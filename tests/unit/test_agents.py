@@ -11,12 +11,13 @@ from decimal import Decimal as D
 from typing import Any
 
 from actors.agents.base import Agent, MarketState, Resting
+from actors.agents.link import Refused
 from actors.agents.market_maker import MarketMaker, Quote, ladder, plan_requote
 from actors.agents.momentum import NS, momentum_signal
 from actors.agents.noise import NoiseTrader, pick_side
 from actors.agents.pricing import SymbolInfo
-from actors.agents.runner import connectable, traded_symbols
-from actors.agents.users import AgentSpec, TokenFile, plan
+from actors.agents.runner import Runner, connectable, traded_symbols
+from actors.agents.users import AgentSpec, KeptFile, plan
 from protocol.settings import AgentSettings, Settings
 
 CN_A = {
@@ -258,10 +259,10 @@ def test_each_symbol_gets_its_makers_noise_and_momentum_traders_by_name() -> Non
 
 
 def test_tokens_are_kept_readable_by_their_owner_only(tmp_path: Any) -> None:
-    tokens = TokenFile(tmp_path / "agent_tokens.json")
+    tokens = KeptFile(tmp_path / "agent_tokens.json")
     tokens.save("agent-mm-AAPL-1", "secret")
     assert (tmp_path / "agent_tokens.json").stat().st_mode & 0o777 == 0o600
-    assert TokenFile(tmp_path / "agent_tokens.json").tokens == {"agent-mm-AAPL-1": "secret"}
+    assert KeptFile(tmp_path / "agent_tokens.json").entries == {"agent-mm-AAPL-1": "secret"}
 
 
 def test_agents_trade_exchange_mode_symbols_only_and_only_when_enabled() -> None:
@@ -279,3 +280,36 @@ def test_a_wildcard_endpoint_is_reached_on_loopback() -> None:
     assert connectable("tcp://*:5555") == "tcp://127.0.0.1:5555"
     assert connectable("tcp://0.0.0.0:5555") == "tcp://127.0.0.1:5555"
     assert connectable("tcp://10.0.0.5:5555") == "tcp://10.0.0.5:5555"
+
+
+def test_an_agent_out_of_sellable_shares_gets_more_and_counts_its_inventory_from_them(
+    tmp_path: Any,
+) -> None:
+    """Under T+1 what it bought today is locked: its sells are refused until a deposit."""
+    settings = Settings.model_validate({"server": {"data_dir": str(tmp_path)}})
+    runner = Runner(settings)
+    agent = NoiseTrader("agent-noise-600000-1", info(), AgentSettings(shares=50), Counter())
+    agent.position = D(5300)  # 3 lots bought since its deposit of 50
+    assert agent.inventory == 3
+    agent.refused(Refused("RISK_T_PLUS_ONE", "RISK_T_PLUS_ONE: ..."), "sell")
+    assert agent.wants_shares and not agent.side_ok("sell")
+
+    class Admin:
+        def __init__(self) -> None:
+            self.sent: list[tuple[str, dict[str, Any]]] = []
+
+        async def request(self, type: str, **fields: Any) -> dict[str, Any]:
+            self.sent.append((type, fields))
+            return {"type": "account.deposited"}
+
+    admin = Admin()
+    runner.admin_link = admin  # type: ignore[assignment]
+    agent.link = Recorder(agent)  # type: ignore[assignment]
+    agent.link.user = {"user_id": 7}
+    asyncio.run(runner.top_up(agent))
+    assert admin.sent == [("account.deposit", {"user_id": 7, "symbol": "600000", "qty": "5000"})]
+    # as many again as it had: 50 lots
+    assert agent.deposited == 10000 and agent.side_ok("sell")
+    assert KeptFile(tmp_path / "agent_deposits.json").entries == {agent.name: "10000"}
+    agent.position += 5000  # the deposit's event
+    assert agent.inventory == 3
