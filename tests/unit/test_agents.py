@@ -196,6 +196,8 @@ class Recorder:
         reply: dict[str, Any] = {"type": "ok"}
         if type == "order.new":
             reply["order"] = self.rest(fields)
+        elif type == "order.cancel":
+            reply["order"] = {**self.orders.pop(fields["order_id"]), "status": "canceled"}
         elif type == "order.replace":
             old = self.orders.pop(fields["order_id"])
             reply["replaced"] = {**old, "status": "replaced"}
@@ -313,3 +315,24 @@ def test_an_agent_out_of_sellable_shares_gets_more_and_counts_its_inventory_from
     assert KeptFile(tmp_path / "agent_deposits.json").entries == {agent.name: "10000"}
     agent.position += 5000  # the deposit's event
     assert agent.inventory == 3
+
+
+def test_market_makers_quote_in_continuous_trading_leave_quotes_in_a_call_and_withdraw_after() -> (
+    None
+):
+    maker = MarketMaker("agent-mm-600000-1", info(), AgentSettings(levels=2), Counter())
+    link = Recorder(maker)
+    maker.link = link  # type: ignore[assignment]
+    maker.on_reference(D("8.50"), 1)
+
+    def phase(name: str, trading: bool, cancels: bool = True) -> list[str]:
+        link.sent.clear()
+        maker.market = MarketState(trading=trading, phase=name, cancels=cancels)
+        maker.on_reference(D("8.60"), 2)  # moved: a requote is due
+        asyncio.run(maker.act())
+        return [type for type, _ in link.sent]
+
+    assert phase("continuous", True) == ["order.new"] * 4
+    assert phase("closing_call", True, cancels=False) == []  # into the auction as they are
+    assert phase("opening_call", False) == []
+    assert phase("closed", False) == ["order.cancel"] * 4
