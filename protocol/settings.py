@@ -351,6 +351,53 @@ class BacktestSettings(_Section):
     )
 
 
+class AgentSettings(_Section):
+    """The liquidity agents (docs/agents.md): clients of the public API with users of their
+    own that make a market in the exchange-mode symbols, run as one supervised process.
+
+    Sizes are in round lots: 100 shares for cn_a and us_equity, for crypto the smallest
+    power-of-ten multiple of the lot worth 100 or more (the synthetic feed's volume unit).
+    Prices move in agent ticks: the symbol's tick, or `tick_bp` basis points of the price
+    where that is more (1.50 for a 1500.00 stock; the synthetic walk's step is about
+    `[market] volatility_bp`), so that every symbol quotes alike."""
+
+    enabled: bool = True  # start them when some symbol is in exchange mode
+    symbols: tuple[str, ...] = ()  # the exchange-mode symbols they trade; empty: all
+    seed: int = 20170101  # each agent's random numbers: same seed and inputs, same orders
+    cash: Decimal = Field(default=Decimal("10000000"), gt=0, le=10_000_000_000)  # each
+    shares: int = Field(default=100, ge=0)  # round lots deposited per agent, its symbol's
+    tick_bp: Decimal = Field(default=Decimal(10), ge=0, lt=1000)
+    # market makers, per symbol: `levels` post-only bids and asks a side, the first
+    # `spread_ticks` from the reference, `level_ticks` apart, `size` lots each; moved when
+    # the reference has moved more than `requote_ticks`, refilled when one fills; shifted
+    # against the inventory by up to `skew_ticks`; no bids (asks) once `inventory_limit`
+    # lots are bought (sold) since the deposit
+    market_makers: int = Field(default=2, ge=0, le=20)
+    levels: int = Field(default=5, ge=1, le=50)
+    spread_ticks: int = Field(default=1, ge=1, le=1000)
+    level_ticks: int = Field(default=1, ge=1, le=1000)
+    size: int = Field(default=1, ge=1, le=10_000)
+    requote_ticks: int = Field(default=2, ge=1, le=1000)
+    skew_ticks: int = Field(default=2, ge=0, le=1000)
+    inventory_limit: int = Field(default=20, ge=1, le=1_000_000)
+    # noise traders, per symbol: every `noise_interval` s on average, a market order or an
+    # IOC limit `noise_cross_ticks` through the reference, 1 to `noise_size` lots, buying
+    # less often the more it holds (at `inventory_limit` lots either way, one side only)
+    noise_traders: int = Field(default=2, ge=0, le=20)
+    noise_interval: float = Field(default=2.0, gt=0, le=3600)
+    noise_size: int = Field(default=2, ge=1, le=10_000)
+    noise_cross_ticks: int = Field(default=3, ge=0, le=1000)
+    # momentum traders, per symbol: every `momentum_interval` s, `momentum_size` lots at
+    # market in the direction the trades of the last `momentum_lookback` s moved, if by
+    # `momentum_ticks` or more, up to `momentum_limit` lots either way
+    momentum_traders: int = Field(default=1, ge=0, le=20)
+    momentum_interval: float = Field(default=2.0, gt=0, le=3600)
+    momentum_lookback: float = Field(default=10.0, gt=0, le=86_400)
+    momentum_ticks: int = Field(default=3, ge=1, le=1000)
+    momentum_size: int = Field(default=1, ge=1, le=10_000)
+    momentum_limit: int = Field(default=10, ge=1, le=1_000_000)
+
+
 class Settings(_Section):
     server: ServerSettings = ServerSettings()
     endpoints: EndpointSettings = EndpointSettings()
@@ -364,6 +411,7 @@ class Settings(_Section):
     demo: DemoSettings = DemoSettings()
     backtest: BacktestSettings = BacktestSettings()
     security: SecuritySettings = SecuritySettings()
+    agents: AgentSettings = AgentSettings()
 
     @model_validator(mode="after")
     def _plain_tcp_stays_on_this_host(self) -> Settings:

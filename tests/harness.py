@@ -53,6 +53,8 @@ def write_config(folder: Path, fill_mode: str = "instant", **sections: dict[str,
         "stats": {"snapshot_interval": 1.0},
         "ledger": {"sqlite_synchronous": "NORMAL"},
         "limits": {"request_timeout": 10.0},
+        # the liquidity agents trade in every exchange-mode book: on for the tests of them
+        "agents": {"enabled": False},
     }
     for name, values in sections.items():
         section = config.setdefault(name, {})

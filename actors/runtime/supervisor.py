@@ -1,6 +1,6 @@
-"""Starts the four processes, restarts any that dies, and stops them in flow order: the
-supervisor behind `run.py` and `run.py backtest`, and the locks that say whether a server
-holds a data dir.
+"""Starts the four processes (and the optional agents process), restarts any that dies,
+and stops them in flow order: the supervisor behind `run.py` and `run.py backtest`, and
+the locks that say whether a server holds a data dir.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from actors.agents.runner import traded_symbols
 from actors.runtime import process
 from actors.runtime.process import LEDGER_LOCK, exclusive_lock
 from protocol import settings as settings_module
@@ -34,7 +35,12 @@ CHILDREN = {
     "controller": "actors.controller.main",
     "gateway": "gateway.sessions",
 }
-STOP_ORDER = ("gateway", "controller", "matcher", "accountant")
+# Optional: a client of the public API that none of the four depends on, started beside
+# the accountant (whose host writes the admin token it signs in with) when its settings
+# ask for it: the liquidity agents, when some symbol is in exchange mode (docs/agents.md).
+OPTIONAL = {"agents": "actors.agents.main"}
+# The agents first: they cancel their quotes through the gateway on the way out.
+STOP_ORDER = ("agents", "gateway", "controller", "matcher", "accountant")
 SUPERVISOR_LOCK = "supervisor.lock"
 
 
@@ -112,7 +118,8 @@ class Child:
 
 
 class Supervisor:
-    """Starts the four processes, restarts any that dies, stops them all on SIGTERM/SIGINT."""
+    """Starts the four processes (and the agents), restarts any that dies, stops them all
+    on SIGTERM/SIGINT."""
 
     def __init__(self, settings: Settings, settings_path: Path) -> None:
         self.settings = settings
@@ -121,6 +128,8 @@ class Supervisor:
         self.children = {
             name: Child(name, module) for name, module in CHILDREN.items() if name in local
         }
+        if "accountant" in local and traded_symbols(settings):
+            self.children["agents"] = Child("agents", OPTIONAL["agents"])
         self.stopping = False
         self.status_path = settings.data_dir / "supervisor.json"
 
