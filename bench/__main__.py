@@ -2,7 +2,8 @@
 same run, in one table (issue 13's targets).
 
     .venv/bin/python -m bench                       # everything (some 10-15 minutes)
-    .venv/bin/python -m bench orders backtest       # some parts: orders, backtest, startup, memory
+    .venv/bin/python -m bench orders backtest       # some parts: orders, backtest, startup,
+                                                    # memory, exchange
     .venv/bin/python -m bench --json figures.json   # and every figure as JSON
 
 Parts:
@@ -18,6 +19,9 @@ Parts:
 - startup: run.py ready (HTTP and ZeroMQ answering) on an empty data dir, and on a ledger
   of --ledger-orders orders.
 - memory: each process's RSS after --memory-orders/10 and --memory-orders orders.
+- exchange: exchange-mode orders and cancels acknowledged per second against the bare
+  ExchangeBook on the same stream, and the depth level updates a subscriber gets
+  (bench/exchange.py).
 
 The machine is shared and noisy: compare ratios, run twice, read the load average.
 """
@@ -48,7 +52,7 @@ from bench.universe import write_universe
 from protocol import codec
 from tests.harness import ROOT, Server, write_config
 
-PARTS = ("orders", "backtest", "startup", "memory")
+PARTS = ("orders", "backtest", "startup", "memory", "exchange")
 BOT = "python examples/ma_cross.py"
 SAMPLE = ROOT / "examples" / "data" / "sample_daily.csv"
 
@@ -433,6 +437,29 @@ def part_memory(args: argparse.Namespace) -> list[Figure]:
     ]
 
 
+# EXCHANGE ------------------------------------------------------------------------------
+
+
+def part_exchange(args: argparse.Namespace) -> list[Figure]:
+    """Exchange-mode matching on the server against the bare book on the same stream
+    (bench/exchange.py), and the depth level updates a subscriber gets."""
+    from bench import exchange
+
+    ops = exchange.stream(2_000, args.exchange_ops, 16)
+    bare = exchange.bare_book(ops, 2_000)
+    served = exchange.server_run(ops, 2_000, 200)
+    return [
+        Figure(
+            "exchange mode: orders and cancels acked",
+            served["per_second"],
+            "/s",
+            bare["per_second"],
+            "bare ExchangeBook",
+        ),
+        Figure("exchange mode: depth level updates out", served["depth_levels_per_second"], "/s"),
+    ]
+
+
 # THE TABLE -----------------------------------------------------------------------------
 
 
@@ -450,6 +477,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--years", type=int, default=5)
     p.add_argument("--ledger-orders", type=int, default=1_000_000)
     p.add_argument("--memory-orders", type=int, default=1_000_000)
+    p.add_argument("--exchange-ops", type=int, default=20_000, help="exchange part's stream")
     p.add_argument("--json", type=Path, help="also write the figures to this file")
     args = p.parse_args(argv)
     parts = args.parts or list(PARTS)
@@ -468,6 +496,7 @@ def main(argv: list[str] | None = None) -> int:
         "backtest": part_backtest,
         "startup": part_startup,
         "memory": part_memory,
+        "exchange": part_exchange,
     }
     for part in parts:
         print(f"\n== {part}", flush=True)
