@@ -210,25 +210,41 @@ class ExchangeBook(Book):
                 break
             maker: Resting = next(iter(level.values()))
             if maker.user_id == taker.user_id:
-                if taker.stp in (CANCEL_OLDEST, CANCEL_BOTH):
-                    self.remove(maker.order_id)
-                    out.close(maker, "self_trade")
-                if taker.stp in (CANCEL_NEWEST, CANCEL_BOTH):
-                    out.close(taker, "self_trade")
+                if self._prevent_self_trade(taker, maker, out):
                     return True
                 continue
-            qty = min(taker.leaves_qty, maker.leaves_qty)
-            for order, liquidity in ((taker, TAKER), (maker, MAKER)):
-                order.leaves_qty -= qty
-                order.cum_qty += qty
-                out.events.append(Match(order.order_id, qty, price, order.cum_qty, liquidity))
-            out.prints.append(Print(price, qty, taker.side, taker.order_id, maker.order_id))
-            self.last = price
-            if maker.leaves_qty:
-                self._touched.add((maker.side, price))
-            else:
-                self.remove(maker.order_id)
+            self._trade(taker, maker, price, out)
         return False
+
+    def _prevent_self_trade(self, taker: Resting, maker: Resting, out: Outcome) -> bool:
+        """Cancel what the taker's `stp` says instead of a trade between two orders of one
+        user; returns whether the taker was canceled."""
+        if taker.stp in (CANCEL_OLDEST, CANCEL_BOTH):
+            self.remove(maker.order_id)
+            out.close(maker, "self_trade")
+        if taker.stp in (CANCEL_NEWEST, CANCEL_BOTH):
+            self.remove(taker.order_id)  # in the book in an auction; else nothing to do
+            out.close(taker, "self_trade")
+            return True
+        return False
+
+    def _trade(self, taker: Resting, maker: Resting, price: Decimal, out: Outcome) -> None:
+        """A print of the smaller of the two orders' leaves at `price`: the taker's match,
+        then the maker's; an order in the book leaves it once filled."""
+        qty = min(taker.leaves_qty, maker.leaves_qty)
+        for order, liquidity in ((taker, TAKER), (maker, MAKER)):
+            order.leaves_qty -= qty
+            order.cum_qty += qty
+            out.events.append(Match(order.order_id, qty, price, order.cum_qty, liquidity))
+        out.prints.append(Print(price, qty, taker.side, taker.order_id, maker.order_id))
+        self.last = price
+        for order in (taker, maker):
+            if order.order_id not in self._orders:
+                continue  # an incoming taker
+            if order.leaves_qty:
+                self._touched.add((order.side, order.price))
+            else:
+                self.remove(order.order_id)
 
     def _available(self, taker: Resting) -> tuple[Decimal, bool]:
         """What a FOK could fill now, and whether self-trade prevention would stop it."""
@@ -267,24 +283,9 @@ class ExchangeBook(Book):
             ask: Resting = next(iter(asks.values()))
             taker, maker = (bid, ask) if bid.seq > ask.seq else (ask, bid)
             if taker.user_id == maker.user_id:
-                if taker.stp in (CANCEL_OLDEST, CANCEL_BOTH):
-                    self.remove(maker.order_id)
-                    out.close(maker, "self_trade")
-                if taker.stp in (CANCEL_NEWEST, CANCEL_BOTH):
-                    self.remove(taker.order_id)
-                    out.close(taker, "self_trade")
-                continue
-            qty = min(taker.leaves_qty, maker.leaves_qty)
-            for order, liquidity in ((taker, TAKER), (maker, MAKER)):
-                order.leaves_qty -= qty
-                order.cum_qty += qty
-                out.events.append(Match(order.order_id, qty, price, order.cum_qty, liquidity))
-                if order.leaves_qty:
-                    self._touched.add((order.side, order.price))
-                else:
-                    self.remove(order.order_id)
-            out.prints.append(Print(price, qty, taker.side, taker.order_id, maker.order_id))
-            self.last = price
+                self._prevent_self_trade(taker, maker, out)
+            else:
+                self._trade(taker, maker, price, out)
         return out
 
     def auction_price(self, prev_close: Decimal | None, shanghai: bool) -> Decimal | None:
