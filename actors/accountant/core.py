@@ -119,10 +119,8 @@ class Core:
 
         Returns the order's view, packed, for a reply that goes out with the event.
         """
-        seq = self.user_seqs.get(user_id, 0) + 1
-        self.user_seqs[user_id] = seq
-        account = self.accounts.accounts[user_id]
-        cash, reserved = account.cash, account.reserved_cash
+        seq, body = self._event_body(user_id, kind, {})
+        cash = self.accounts.accounts[user_id].cash
         self.work.rows.append(
             operation_row(
                 order.ts_updated,
@@ -142,17 +140,6 @@ class Core:
         row = order_row(order)
         self.work.order_rows[order.id] = row
         view = codec.encode(order_view_of_row(order, row[1]))
-        body = {
-            "type": "event",
-            "event": kind,
-            "seq": seq,
-            "account": {
-                "cash": money(cash),
-                "reserved_cash": money(reserved),
-                "available_cash": money(cash - reserved),
-            },
-            "v": PROTOCOL_VERSION,
-        }
         values = {"order": view}
         if fill is not None:
             held = self.accounts.position(user_id, order.symbol).qty
@@ -166,25 +153,14 @@ class Core:
         process.activity("accountant", f"{kind} order={order.id} user={user_id} {order.status}")
         return view
 
-    def account_event(
-        self,
-        user_id: int,
-        kind: str,
-        now_ns: int,
-        detail: str,
-        values: dict[str, Message],
-        **entry: Any,
-    ) -> None:
-        """A private event about the account itself (no order), with its operation-log
-        row under the same seq; `values` are fields of the event beside `account`, `entry`
-        more fields of the row (symbol, qty, price)."""
+    def _event_body(
+        self, user_id: int, kind: str, values: dict[str, Message]
+    ) -> tuple[int, dict[str, Any]]:
+        """The user's next event seq, and the event with `values` and the account's cash."""
         seq = self.user_seqs.get(user_id, 0) + 1
         self.user_seqs[user_id] = seq
         account = self.accounts.accounts[user_id]
         cash, reserved = account.cash, account.reserved_cash
-        self.work.rows.append(
-            operation_row(now_ns, kind, user_id=user_id, seq=seq, cash=cash, detail=detail, **entry)
-        )
         body = {
             "type": "event",
             "event": kind,
@@ -197,6 +173,25 @@ class Core:
             },
             "v": PROTOCOL_VERSION,
         }
+        return seq, body
+
+    def account_event(
+        self,
+        user_id: int,
+        kind: str,
+        now_ns: int,
+        detail: str,
+        values: dict[str, Message],
+        **entry: Any,
+    ) -> None:
+        """A private event about the account itself (no order), with its operation-log
+        row under the same seq; `values` are fields of the event beside `account`, `entry`
+        more fields of the row (symbol, qty, price)."""
+        seq, body = self._event_body(user_id, kind, values)
+        cash = self.accounts.accounts[user_id].cash
+        self.work.rows.append(
+            operation_row(now_ns, kind, user_id=user_id, seq=seq, cash=cash, detail=detail, **entry)
+        )
         routed = {"type": "event", "user_id": user_id, "body": codec.encode(body)}
         self.work.outbound.append((topics.GATEWAY, None, routed))
         process.activity("accountant", f"{kind} user={user_id}")
