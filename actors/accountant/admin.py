@@ -8,7 +8,7 @@ import logging
 from decimal import Decimal
 from typing import Any
 
-from actors.accountant.accounts import Account, User
+from actors.accountant.accounts import Account, Accounts, User
 from actors.accountant.core import Core, Message
 from actors.accountant.deposits import DepositDesk, deposit_positions
 from actors.accountant.digest import ledger_parts, summary
@@ -99,34 +99,20 @@ class AdminDesk:
         self.core.reply(msg["request"], {"type": "state.digest", **summary(parts)})
 
     def on_rotate_token(self, msg: Message, caller: User) -> None:
-        user = self._token_owner(msg, caller)
+        user = addressed_user(self.accounts, msg, caller, "token")
         token = new_token()
         self._replace_token(user, hash_token(token), "token.rotated")
         reply = {"type": "token.rotated", "user_id": user.id, "name": user.name, "token": token}
         self.core.reply(msg, reply)
 
     def on_revoke_token(self, msg: Message, admin: User) -> None:
-        user = self._token_owner(msg, admin)
+        user = addressed_user(self.accounts, msg, admin, "token")
         if user.is_admin:
             raise RejectError(
                 ErrorCode.REQUEST_INVALID, "the admin token can be rotated, not revoked"
             )
         self._replace_token(user, revoked_hash(), "token.revoked")
         self.core.reply(msg, {"type": "token.revoked", "user_id": user.id, "name": user.name})
-
-    def _token_owner(self, msg: Message, caller: User) -> User:
-        """The user a token request is about: `user_id` (admin only), else the caller."""
-        user_id = msg.get("user_id")
-        if user_id is None or user_id == caller.id:
-            return caller
-        if not caller.is_admin:
-            raise RejectError(
-                ErrorCode.AUTH_NOT_ADMIN, "another user's token needs the admin token"
-            )
-        user = self.accounts.users.get(user_id)
-        if user is None:
-            raise RejectError(ErrorCode.REQUEST_NOT_FOUND, f"no user {user_id}")
-        return user
 
     def _replace_token(self, user: User, token_hash: str, kind: str) -> None:
         """Store the new hash and end the user's sessions at every gateway once it is
@@ -136,6 +122,24 @@ class AdminDesk:
         self.core.system_entry(kind, f"user {user.id} {user.name}")
         self.core.end_sessions(user, kind)
         log.info("%s id=%d name=%s", kind, user.id, user.name)
+
+
+def addressed_user(accounts: Accounts, msg: Message, caller: User, what: str) -> User:
+    """The user a request about a token or an account is for: `user_id` (admin only),
+    else the caller.
+
+    Raises:
+        RejectError: AUTH_NOT_ADMIN, REQUEST_NOT_FOUND.
+    """
+    user_id = msg.get("user_id")
+    if user_id is None or user_id == caller.id:
+        return caller
+    if not caller.is_admin:
+        raise RejectError(ErrorCode.AUTH_NOT_ADMIN, f"another user's {what} needs the admin token")
+    user = accounts.users.get(user_id)
+    if user is None:
+        raise RejectError(ErrorCode.REQUEST_NOT_FOUND, f"no user {user_id}")
+    return user
 
 
 def capital(value: Any) -> Decimal:

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from actors.accountant.accounts import Order, User
-from actors.accountant.admin import capital
+from actors.accountant.admin import addressed_user, capital
 from actors.accountant.core import Core, Message
 from actors.accountant.orders import OrderDesk
 from actors.accountant.rows import capital_row
@@ -55,7 +55,7 @@ class ResetDesk:
         self.user_handlers = {"account.reset": self.on_reset}
 
     def on_reset(self, msg: Message, caller: User) -> None:
-        user = self._account_owner(msg, caller)
+        user = addressed_user(self.accounts, msg, caller, "account")
         if user.id in self.pending:
             raise RejectError(
                 ErrorCode.REQUEST_RESET_PENDING, f"the account of user {user.id} is being reset"
@@ -64,20 +64,6 @@ class ResetDesk:
         amount = self.accounts.accounts[user.id].initial_cash if given is None else capital(given)
         self.pending[user.id] = PendingReset(msg, amount)
         self.advance(user.id)
-
-    def _account_owner(self, msg: Message, caller: User) -> User:
-        """The user whose account a reset is for: `user_id` (admin only), else the caller."""
-        user_id = msg.get("user_id")
-        if user_id is None or user_id == caller.id:
-            return caller
-        if not caller.is_admin:
-            raise RejectError(
-                ErrorCode.AUTH_NOT_ADMIN, "another user's account needs the admin token"
-            )
-        user = self.accounts.users.get(user_id)
-        if user is None:
-            raise RejectError(ErrorCode.REQUEST_NOT_FOUND, f"no user {user_id}")
-        return user
 
     def advance_all(self) -> None:
         """At the end of each burst: each pending reset cancels what it can, or happens."""
