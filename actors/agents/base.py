@@ -290,3 +290,31 @@ class Agent:
     async def act(self) -> None:
         """One look at the market: send what the kind decides."""
         raise NotImplementedError
+
+
+class TimedAgent(Agent):
+    """An agent that looks at the market at intervals (`gap` s apart), and trades (`trade`)
+    only while its market trades."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.next_at = time.monotonic() + self.gap()
+
+    def gap(self) -> float:
+        """Seconds to the next look."""
+        raise NotImplementedError
+
+    def tick(self) -> float:
+        return max(0.01, self.next_at - time.monotonic())
+
+    async def act(self) -> None:
+        now = time.monotonic()
+        if now < self.next_at:
+            return
+        self.next_at = now + self.gap()
+        if self.active:
+            await self.trade()
+
+    async def trade(self) -> None:
+        """What the kind sends at one look."""
+        raise NotImplementedError

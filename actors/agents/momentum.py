@@ -5,13 +5,12 @@ when they fell as much, within `momentum_limit` lots of its deposit either way.
 
 from __future__ import annotations
 
-import time
 from collections import deque
 from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any
 
-from actors.agents.base import Agent
+from actors.agents.base import TimedAgent
 from actors.agents.pricing import wire
 
 NS = 1_000_000_000
@@ -32,13 +31,15 @@ def momentum_signal(
     return -1 if move <= -threshold else 0
 
 
-class MomentumTrader(Agent):
+class MomentumTrader(TimedAgent):
     kind = "momentum"
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.trades: deque[tuple[int, Decimal]] = deque(maxlen=10_000)
-        self.next_at = time.monotonic() + self.params.momentum_interval
+
+    def gap(self) -> float:
+        return self.params.momentum_interval
 
     def on_trade(self, price: Decimal, qty: Decimal, ts: int) -> None:
         super().on_trade(price, qty, ts)
@@ -47,16 +48,7 @@ class MomentumTrader(Agent):
         while self.trades and self.trades[0][0] < horizon:
             self.trades.popleft()
 
-    def tick(self) -> float:
-        return max(0.01, self.next_at - time.monotonic())
-
-    async def act(self) -> None:
-        now = time.monotonic()
-        if now < self.next_at:
-            return
-        self.next_at = now + self.params.momentum_interval
-        if not self.active:
-            return
+    async def trade(self) -> None:
         assert self.reference is not None
         p = self.params
         threshold = p.momentum_ticks * self.info.step(self.reference, p.tick_bp)

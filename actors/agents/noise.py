@@ -4,11 +4,9 @@ size, leaning to the side that brings its inventory back. `pick_side` is the ari
 
 from __future__ import annotations
 
-import time
 from decimal import Decimal
-from typing import Any
 
-from actors.agents.base import Agent
+from actors.agents.base import TimedAgent
 from actors.agents.pricing import wire
 
 
@@ -19,26 +17,13 @@ def pick_side(draw: float, inventory: Decimal, limit: int) -> str:
     return "buy" if draw < 0.5 - 0.5 * lean else "sell"
 
 
-class NoiseTrader(Agent):
+class NoiseTrader(TimedAgent):
     kind = "noise"
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.next_at = time.monotonic() + self.gap()
 
     def gap(self) -> float:
         return self.rng.expovariate(1.0 / self.params.noise_interval)
 
-    def tick(self) -> float:
-        return max(0.01, self.next_at - time.monotonic())
-
-    async def act(self) -> None:
-        now = time.monotonic()
-        if now < self.next_at:
-            return
-        self.next_at = now + self.gap()
-        if not self.active:
-            return
+    async def trade(self) -> None:
         assert self.reference is not None
         p = self.params
         side = pick_side(self.rng.random(), self.inventory, p.inventory_limit)
