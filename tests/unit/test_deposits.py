@@ -32,6 +32,7 @@ from actors.market.rules import Market, OrderSpec
 from protocol.errors import ErrorCode, RejectError
 from protocol.messages import MAX_DEPOSIT_SYMBOLS as WIRE_MAX_DEPOSIT_SYMBOLS
 from protocol.settings import CnASettings, ProfileSettings, Settings, SymbolSettings
+from tests.unit.test_ledger import ledger_at
 
 PAIR = SymbolSettings(symbol="BTC-USDT", name="Bitcoin", prev_close=D("43000.00"), profile="crypto")
 SYMBOLS = {"symbols": [*Settings().market.symbols, PAIR]}  # the defaults and a crypto pair
@@ -292,15 +293,8 @@ def test_accounts_from_before_deposits_have_none_deposited_and_still_balance(
     tmp_path: Path,
 ) -> None:
     """Revision 0009 adds deposited_value, 0 for every account that was there."""
-    from alembic import command
-    from alembic.config import Config
-
-    engine = make_engine(f"sqlite:///{tmp_path / 'old.db'}")
-    cfg = Config()
-    cfg.set_main_option("script_location", str(Path("actors/accountant/migrations").resolve()))
-    with engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "0007")
+    with ledger_at(tmp_path, "0007") as (engine, _conn):
+        pass
     write_offline(engine, new_user_rows(1, "ann", "token", D("500.00"), False, 1)[1][:1])
     with engine.begin() as conn:
         conn.exec_driver_sql(

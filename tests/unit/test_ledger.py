@@ -3,10 +3,12 @@ SQLite files (actors/accountant/journal.py, projection.py, ledger.py)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from decimal import Decimal as D
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import Connection, Engine, select
 from sqlalchemy.orm import Session
 
 from actors.accountant.accounts import Account, Accounts, Order, User
@@ -123,30 +125,10 @@ def test_a_large_batch_goes_in_many_row_statements_and_arrives_whole(tmp_path: P
 
 def test_orders_from_before_order_types_become_gtc_limit_orders(tmp_path: Path) -> None:
     """A ledger written by the core release (revision 0001) upgrades in place."""
-    from alembic import command
-    from alembic.config import Config
     from sqlalchemy import text
 
-    engine = make_engine(f"sqlite:///{tmp_path / 'old.db'}")
-    cfg = Config()
-    cfg.set_main_option("script_location", str(Path("actors/accountant/migrations").resolve()))
-    with engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "0001")
-        conn.execute(
-            text(
-                "INSERT INTO users (id, name, token_hash, is_admin, ts_created)"
-                " VALUES (1, 'ann', 'h', 0, 0)"
-            )
-        )
-        conn.execute(
-            text(
-                "INSERT INTO orders (id, user_id, client_order_id, symbol, side, type, qty, price,"
-                " status, filled_qty, filled_value, commission, tax, reserved_cash, ts_created,"
-                " ts_updated) VALUES (7, 1, NULL, '600000', 'buy', 'limit', '100', '8.50', 'new',"
-                " '0', '0', '0', '0', '855.00', 1, 1)"
-            )
-        )
+    with ledger_at(tmp_path, "0001") as (engine, conn):
+        insert_ann_with_an_order(conn)
     migrate(engine)
     with engine.connect() as conn:
         row = conn.execute(
@@ -157,16 +139,9 @@ def test_orders_from_before_order_types_become_gtc_limit_orders(tmp_path: Path) 
 
 def test_accounts_from_before_resets_get_their_creation_capital_entry(tmp_path: Path) -> None:
     """Revision 0007 backfills the capital put in, so an upgraded ledger balances."""
-    from alembic import command
-    from alembic.config import Config
     from sqlalchemy import text
 
-    engine = make_engine(f"sqlite:///{tmp_path / 'old.db'}")
-    cfg = Config()
-    cfg.set_main_option("script_location", str(Path("actors/accountant/migrations").resolve()))
-    with engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "0006")
+    with ledger_at(tmp_path, "0006") as (engine, conn):
         for user_id, cash in ((1, "0"), (2, "12345.67")):
             conn.execute(
                 text(
@@ -255,30 +230,9 @@ def test_the_books_balance_across_a_reset_and_a_missing_entry_shows(tmp_path: Pa
 def test_orders_from_before_0008_are_not_post_only_and_cancel_the_newest(tmp_path: Path) -> None:
     """Revision 0008: an existing order gets post_only false and no stp, which its view
     shows as the default; a journal row from before the columns is projected so too."""
-    from alembic import command
-    from alembic.config import Config
-    from sqlalchemy import text
 
-    engine = make_engine(f"sqlite:///{tmp_path / 'old.db'}")
-    cfg = Config()
-    cfg.set_main_option("script_location", str(Path("actors/accountant/migrations").resolve()))
-    with engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "0007")
-        conn.execute(
-            text(
-                "INSERT INTO users (id, name, token_hash, is_admin, ts_created)"
-                " VALUES (1, 'ann', 'h', 0, 0)"
-            )
-        )
-        conn.execute(
-            text(
-                "INSERT INTO orders (id, user_id, client_order_id, symbol, side, type, qty, price,"
-                " status, filled_qty, filled_value, commission, tax, reserved_cash, ts_created,"
-                " ts_updated) VALUES (7, 1, NULL, '600000', 'buy', 'limit', '100', '8.50', 'new',"
-                " '0', '0', '0', '0', '855.00', 1, 1)"
-            )
-        )
+    with ledger_at(tmp_path, "0007") as (engine, conn):
+        insert_ann_with_an_order(conn)
     migrate(engine)
     accounts = Accounts(Market.from_settings(Settings()))
     accounts.add_user(User(1, "ann", "h", False), Account(1, D("10000.00"), D("10000.00")))
@@ -328,3 +282,39 @@ def test_an_open_orders_post_only_and_stp_come_back_after_a_restart(tmp_path: Pa
         1,
     )
     engine.dispose()
+
+
+@contextmanager
+def ledger_at(folder: Path, revision: str) -> Iterator[tuple[Engine, Connection]]:
+    """A ledger migrated only up to an earlier `revision`, and a connection in the same
+    transaction to write the rows of that time with."""
+    from alembic import command
+    from alembic.config import Config
+
+    engine = make_engine(f"sqlite:///{folder / 'old.db'}")
+    cfg = Config()
+    cfg.set_main_option("script_location", str(Path("actors/accountant/migrations").resolve()))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, revision)
+        yield engine, conn
+
+
+def insert_ann_with_an_order(conn: Connection) -> None:
+    """User 1, ann, with an open buy order 7 (100 600000 at 8.50), in the old columns."""
+    from sqlalchemy import text
+
+    conn.execute(
+        text(
+            "INSERT INTO users (id, name, token_hash, is_admin, ts_created)"
+            " VALUES (1, 'ann', 'h', 0, 0)"
+        )
+    )
+    conn.execute(
+        text(
+            "INSERT INTO orders (id, user_id, client_order_id, symbol, side, type, qty, price,"
+            " status, filled_qty, filled_value, commission, tax, reserved_cash, ts_created,"
+            " ts_updated) VALUES (7, 1, NULL, '600000', 'buy', 'limit', '100', '8.50', 'new',"
+            " '0', '0', '0', '0', '855.00', 1, 1)"
+        )
+    )
