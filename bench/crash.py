@@ -54,9 +54,6 @@ if __package__ in (None, ""):  # run as a script: bench/crash.py
 
 import httpx
 
-from actors.accountant.balance import imbalances
-from actors.accountant.journal import ledger_caught_up
-from actors.accountant.ledger import make_engine
 from protocol.client import TradeClient, TradeError
 from tests.harness import PROCESSES, Server
 
@@ -433,11 +430,7 @@ def run(
         seconds = time.monotonic() - started
         result = check(server, traders, restart)
         server.stop()
-        url = f"sqlite:///{server.data_dir / 'tradeserver.db'}"
-        engine = make_engine(url, "NORMAL")
-        ledger_caught_up(url, "NORMAL", engine)
-        result["problems"] += imbalances(engine)
-        engine.dispose()
+        result["problems"] += server.ledger_imbalances()
     answers: Counter[str] = Counter()
     for trader in traders:
         answers.update(trader.record.answers)

@@ -310,6 +310,21 @@ class Server:
         assert r.status_code == 200, r.text
         assert r.json()["state"] == state
 
+    def ledger_imbalances(self) -> list[str]:
+        """balance.imbalances on the ledger of this server, stopped: every way its books do
+        not balance (docs/reliability.md), empty when they do."""
+        from actors.accountant.balance import imbalances
+        from actors.accountant.journal import ledger_caught_up
+        from actors.accountant.ledger import make_engine
+
+        url = f"sqlite:///{self.data_dir / 'tradeserver.db'}"
+        engine = make_engine(url, "NORMAL")
+        try:
+            ledger_caught_up(url, "NORMAL", engine)
+            return imbalances(engine)
+        finally:
+            engine.dispose()
+
     def assert_no_crash(self) -> None:
         """No process restarted and no log holds a traceback or a critical line."""
         restarts = {name: c["restarts"] for name, c in self.status()["children"].items()}

@@ -16,7 +16,6 @@ import pytest
 from protocol.client import TradeClient
 from tests.conftest import fresh_name
 from tests.harness import Server
-from tests.integration.test_deposits import ledger_balances
 
 SYMBOLS = ("600000", "000001", "000725", "600519", "AAPL", "MSFT", "SPY")
 
@@ -38,7 +37,7 @@ def market(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         for name, text in srv.logs():
             assert "Traceback" not in text and "CRITICAL" not in text, f"{name}:\n{text[-4000:]}"
         srv.stop()
-        assert ledger_balances(srv) == []  # cash + fees and shares add up across users
+        assert srv.ledger_imbalances() == []  # cash + fees and shares add up across users
 
 
 def test_every_exchange_book_has_bids_and_asks(market: Server) -> None:

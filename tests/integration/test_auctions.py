@@ -15,7 +15,6 @@ import pytest
 
 from tests.conftest import fresh_name
 from tests.harness import Server
-from tests.integration.test_deposits import ledger_balances
 from tests.integration.test_market_rules import at
 
 DAY = "2024-01-03"  # a Wednesday the XSHG calendar trades
@@ -32,7 +31,7 @@ def calls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         yield srv
         srv.assert_no_crash()
         srv.stop()
-        assert ledger_balances(srv) == []
+        assert srv.ledger_imbalances() == []
 
 
 def move_clock(srv: Server, http: httpx.Client, hhmm: str) -> dict[str, Any]:

@@ -17,9 +17,6 @@ from typing import Any
 import httpx
 import pytest
 
-from actors.accountant.balance import imbalances
-from actors.accountant.journal import ledger_caught_up
-from actors.accountant.ledger import make_engine
 from protocol.client import TradeError
 from tests.conftest import fresh_name
 from tests.harness import Server
@@ -45,17 +42,6 @@ def user_id(server: Server, token: str) -> int:
 
 def last_price(server: Server, symbol: str) -> D:
     return D(str(server.client(server.demo_token).quote(symbol)["last"]))
-
-
-def ledger_balances(server: Server) -> list[str]:
-    """balance.imbalances on the ledger of a stopped server."""
-    url = f"sqlite:///{Path(server.settings['server']['data_dir']) / 'tradeserver.db'}"
-    engine = make_engine(url, "NORMAL")
-    try:
-        ledger_caught_up(url, "NORMAL", engine)
-        return imbalances(engine)
-    finally:
-        engine.dispose()
 
 
 def test_a_user_created_with_shares_over_http_holds_them_at_their_value_with_no_return(
@@ -340,7 +326,7 @@ def test_deposits_survive_kill_9_and_a_restart_and_the_ledger_balances(tmp_path:
         admin = server.client(server.admin_token)
         assert admin.digest()["digest"] == digest["digest"]
         server.stop()
-        assert ledger_balances(server) == []
+        assert server.ledger_imbalances() == []
 
         # no server running: the command line writes into the ledger itself
         name = fresh_name("off")
@@ -367,7 +353,7 @@ def test_deposits_survive_kill_9_and_a_restart_and_the_ledger_balances(tmp_path:
         )
         assert more.returncode == 0, more.stderr
         assert json.loads(more.stdout)["value"] == "690.00"  # 3 x 230.00
-        assert ledger_balances(server) == []
+        assert server.ledger_imbalances() == []
 
         server.start()
         late = server.client(made["token"])
@@ -414,4 +400,4 @@ def test_in_exchange_mode_a_user_created_with_shares_sells_them_to_another_user(
         assert D(account["cash"]) == D(1000) + D(sold["value"]) - fees
         assert [p["qty"] for p in buyer.positions()] == ["600"]
         server.stop()
-        assert ledger_balances(server) == []
+        assert server.ledger_imbalances() == []

@@ -14,7 +14,6 @@ import pytest
 from protocol.client import MarketData, TradeClient, TradeError
 from tests.conftest import fresh_name
 from tests.harness import Server
-from tests.integration.test_deposits import ledger_balances
 
 SHARES = "10000"
 
@@ -32,7 +31,7 @@ def exchange(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         yield srv
         srv.assert_no_crash()
         srv.stop()
-        assert ledger_balances(srv) == []  # cash + fees and shares add up across users
+        assert srv.ledger_imbalances() == []  # cash + fees and shares add up across users
 
 
 def trader(srv: Server, symbol: str, shares: str = SHARES) -> tuple[str, TradeClient]:

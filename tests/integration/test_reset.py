@@ -19,9 +19,6 @@ from typing import Any
 import httpx
 import pytest
 
-from actors.accountant.balance import imbalances
-from actors.accountant.journal import ledger_caught_up
-from actors.accountant.ledger import make_engine
 from protocol.client import TradeError
 from tests.conftest import fresh_name
 from tests.harness import Server
@@ -256,12 +253,7 @@ def test_a_reset_survives_kill_9_of_the_accountant_and_the_ledger_balances(
         assert [server.client(t).account()["epoch"] for t in tokens] == [2, 1]
         assert [server.client(t).account()["cash"] for t in tokens] == [a["cash"] for a in accounts]
         server.stop()
-        settings = server.settings
-        url = f"sqlite:///{Path(settings['server']['data_dir']) / 'tradeserver.db'}"
-        engine = make_engine(url, "NORMAL")
-        ledger_caught_up(url, "NORMAL", engine)
-        assert imbalances(engine) == []
-        engine.dispose()
+        assert server.ledger_imbalances() == []
 
 
 def test_user_reset_on_the_command_line_resets_by_name(server: Server) -> None:
