@@ -32,6 +32,7 @@ CANCEL_DETAILS = {
     "ioc": "the rest of an IOC order: an IOC does not rest",
     "no_liquidity": "the book had nothing more to fill it with: a market order does not rest",
     "market_closed": "its market does not trade now: market and IOC orders do not rest",
+    "post_only": "post_only: when trading resumed it would have taken liquidity",
 }
 # book.killed's `reason` (absent: fok): the refusal's code and words
 KILLS: dict[str, tuple[ErrorCode, str]] = {

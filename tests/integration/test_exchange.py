@@ -299,3 +299,25 @@ def test_depth_and_trades_reach_the_public_event_stream(exchange: Server) -> Non
     trade = seen[-1][1]
     assert (trade["last"], n(trade["volume"])) == ("612.34", 7)
     assert alice.wait_for("order.filled", ask["id"])["order"]["id"] == ask["id"]
+
+
+def test_a_book_crossed_while_stopped_uncrosses_and_a_post_only_taker_is_canceled(
+    exchange: Server,
+) -> None:
+    _, bob = trader(exchange, "SPY")
+    _, alice = trader(exchange, "SPY")
+    exchange.set_control("stopped")
+    try:
+        ask = rest(bob, "SPY", "sell", 10, "655.55")
+        bid = alice.place_order("SPY", "buy", 10, "655.60", time_in_force="gtc", post_only=True)
+        assert bid["status"] == "new"  # nothing trades while stopped: it rests, crossed
+        crossing = alice.place_order("SPY", "buy", 4, "655.60", time_in_force="gtc")
+    finally:
+        exchange.set_control("running")
+    # the newer front order takes from the older: the post-only bid would, so it goes
+    canceled = alice.wait_for("order.canceled", bid["id"])
+    assert canceled["order"]["cancel_reason"] == "post_only"
+    taken = alice.wait_for("order.filled", crossing["id"])
+    assert (taken["fill"]["price"], taken["fill"]["liquidity"]) == ("655.55", "taker")
+    assert n(bob.get_order(ask["id"])["filled_qty"]) == 4
+    bob.cancel_order(ask["id"])
