@@ -201,10 +201,15 @@ class Router:
         if self.trades(book):
             self.fill_new(book, order)
 
+    def paper_takes(self, book: Book, order: Resting) -> bool:
+        """Paper mode: whether `order` would fill at once, so taking liquidity (instant
+        mode fills everything at once; wait mode what the latest trade reaches)."""
+        return self.trades(book) and (self.instant or book.takes(order))
+
     def post_only(self, book: Book, order: Resting) -> None:
         """Paper mode: a post-only order that would fill at once (instant mode, or a limit
         the latest trade reaches) is refused; otherwise it rests, and is answered so."""
-        if self.trades(book) and (self.instant or book.takes(order)):
+        if self.paper_takes(book, order):
             self.answer("book.killed", order_id=order.order_id, reason="post_only")
             return
         book.add(order)
@@ -284,7 +289,7 @@ class Router:
             )
             self.emit_outcome(book, outcome)
             return
-        if new.post_only and self.trades(book) and (self.instant or book.takes(new)):
+        if new.post_only and self.paper_takes(book, new):
             self.refuse_post_only_replacement(old.order_id, new.order_id)
             return
         kept_place = book.replace(old.order_id, new)
